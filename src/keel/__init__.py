@@ -1,0 +1,55 @@
+"""keel: the shared floor of Python services.
+
+An async unit of work over SQLAlchemy 2, generic repositories, a message bus
+that dispatches events after commit, and the pieces around them.
+"""
+
+from __future__ import annotations
+
+from keel.cross_cutting.error import (
+    AuthorizationError,
+    CacheError,
+    ConcurrencyError,
+    ConfigurationError,
+    ConflictError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    DomainError,
+    InfrastructureError,
+    KeelError,
+    NotFoundError,
+    PublishError,
+    UnitOfWorkError,
+    ValidationError,
+)
+from keel.domain import AggregateRoot, Command, DomainEvent, Message
+from keel.infrastructure.repository import SqlAlchemyRepository
+from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
+from keel.service_layer.unit_of_work import AbstractUnitOfWork
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractUnitOfWork",
+    "AggregateRoot",
+    "AuthorizationError",
+    "CacheError",
+    "Command",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "ConflictError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "DomainError",
+    "DomainEvent",
+    "InfrastructureError",
+    "KeelError",
+    "Message",
+    "NotFoundError",
+    "PublishError",
+    "SqlAlchemyRepository",
+    "SqlAlchemyUnitOfWork",
+    "UnitOfWorkError",
+    "ValidationError",
+    "__version__",
+]

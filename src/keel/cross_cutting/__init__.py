@@ -1,0 +1,1 @@
+"""Cross-cutting concerns: errors, security, telemetry, cache."""

@@ -1,0 +1,46 @@
+"""keel's whole error hierarchy in one place.
+
+``KeelError`` → ``DomainError`` (raised by business code, defined in
+``keel.domain.errors`` so the domain needs nothing else) and
+``InfrastructureError`` (raised when a database, broker or cache misbehaves;
+defined here). Driver exceptions are translated into these at the
+infrastructure edge, so callers never catch a driver's types.
+"""
+
+from __future__ import annotations
+
+from keel.cross_cutting.error._infrastructure import (
+    CacheError,
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    InfrastructureError,
+    PublishError,
+)
+from keel.domain.errors import (
+    AuthorizationError,
+    ConcurrencyError,
+    ConflictError,
+    DomainError,
+    KeelError,
+    NotFoundError,
+    UnitOfWorkError,
+    ValidationError,
+)
+
+__all__ = [
+    "AuthorizationError",
+    "CacheError",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "ConflictError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "DomainError",
+    "InfrastructureError",
+    "KeelError",
+    "NotFoundError",
+    "PublishError",
+    "UnitOfWorkError",
+    "ValidationError",
+]

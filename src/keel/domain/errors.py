@@ -1,0 +1,121 @@
+"""The root of keel's error hierarchy and the errors the domain can raise.
+
+They live in the domain layer because aggregates and handlers raise them and
+the domain imports nothing else of keel; ``keel.cross_cutting.error`` adds the
+infrastructure errors and re-exports the whole hierarchy.
+
+Every error has a stable ``code`` (safe to match on, shown in ``str()``), a
+human ``message`` and structured ``details`` (safe to serialise into an API
+response: never a password or a raw driver message).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class KeelError(Exception):
+    """Base of every error keel raises on purpose."""
+
+    code: ClassVar[str] = "keel_error"
+
+    def __init__(self, message: str = "", /, **details: Any) -> None:
+        self.message = message or self.default_message()
+        self.details: dict[str, Any] = details
+        super().__init__(self.message)
+
+    @classmethod
+    def default_message(cls) -> str:
+        return cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, details={self.details!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data: ``code``, ``message`` and ``details``."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class UnitOfWorkError(KeelError):
+    """The unit of work was used out of order (re-entered, or used while closed)."""
+
+    code = "unit_of_work_error"
+
+
+class DomainError(KeelError):
+    """A business rule refused the operation."""
+
+    code = "domain_error"
+
+
+class NotFoundError(DomainError):
+    """The entity does not exist (or is soft-deleted)."""
+
+    code = "not_found"
+
+    def __init__(self, message: str = "", /, *, entity: str | None = None, id: Any = None, **details: Any) -> None:
+        self.entity = entity
+        self.id = id
+        if not message and entity is not None:
+            message = f"{entity} {id!r} not found"
+        super().__init__(message, entity=entity, id=_jsonable(id), **details)
+
+
+class ConcurrencyError(DomainError):
+    """Someone else changed the data first; reload and retry."""
+
+    code = "concurrency_conflict"
+
+    def __init__(
+        self,
+        message: str = "",
+        /,
+        *,
+        entity: str | None = None,
+        id: Any = None,
+        version: int | None = None,
+        **details: Any,
+    ) -> None:
+        self.entity = entity
+        self.id = id
+        self.version = version
+        if not message and entity is not None:
+            message = f"{entity} {id!r} was changed by someone else (held version {version})"
+        super().__init__(message, entity=entity, id=_jsonable(id), version=version, **details)
+
+
+class ConflictError(DomainError):
+    """The change conflicts with existing data (for example a unique key)."""
+
+    code = "conflict"
+
+
+class ValidationError(DomainError):
+    """The input is invalid.
+
+    ``errors`` is a list of ``{"loc": [...], "msg": ..., "type": ...}`` items,
+    the shape pydantic uses, so one handler can render both.
+    """
+
+    code = "validation_error"
+
+    def __init__(self, message: str = "", /, *, errors: list[dict[str, Any]] | None = None, **details: Any) -> None:
+        self.errors = errors or []
+        super().__init__(message, errors=self.errors, **details)
+
+
+class AuthorizationError(DomainError):
+    """The principal is not allowed to do this."""
+
+    code = "authorization_denied"
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return str(value)

@@ -1,0 +1,197 @@
+"""``SqlAlchemyUnitOfWork``: one ``AsyncSession`` and transaction per ``async with``.
+
+Declare repositories as class annotations; each ``async with`` builds them
+bound to its session::
+
+    class AppUnitOfWork(SqlAlchemyUnitOfWork):
+        products: ProductRepository
+
+    async with AppUnitOfWork(session_factory) as uow:
+        product = await uow.products.get("LAMP")
+        ...
+        await uow.commit()
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from keel.cross_cutting.error import ConcurrencyError, UnitOfWorkError
+from keel.domain.aggregate import AggregateRoot
+from keel.domain.messages import DomainEvent
+from keel.infrastructure.database.errors import translate_db_error
+from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+from keel.service_layer.unit_of_work import AbstractUnitOfWork
+
+_STALE_TABLE = re.compile(r"on table '([^']+)'")
+
+
+class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+    """Unit of work over an ``async_sessionmaker``.
+
+    Works with the factory from :func:`keel.infrastructure.database.create_session_factory`
+    or one built by hand (``expire_on_commit`` may be either value).
+    """
+
+    #: name -> repository class, found from the class annotations.
+    _repository_specs: ClassVar[dict[str, tuple[type[Any], type[Any] | None]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._repository_specs = {}  # resolved lazily: annotations may be forward references
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.session_factory = session_factory
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the open unit of work."""
+        if self._session is None:
+            raise UnitOfWorkError(f"{type(self).__name__} is not open (use `async with uow:`)")
+        return self._session
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a declared repository used
+        # outside `async with`.
+        if not name.startswith("_") and name in _repository_names(type(self)):
+            raise UnitOfWorkError(f"{type(self).__name__}.{name} exists only inside `async with uow:`")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # --- template-method hooks ----------------------------------------------
+
+    async def _begin(self) -> None:
+        # expire_on_commit=False whatever the factory says: an AsyncSession
+        # cannot lazy-load an expired attribute, so reading an aggregate after
+        # commit would fail with MissingGreenlet.
+        session = self.session_factory(expire_on_commit=False)
+        self._session = session
+        for name, (repo_cls, model) in _repository_specs(type(self)).items():
+            setattr(self, name, self._build_repository(repo_cls, model, session))
+
+    def _build_repository(self, repo_cls: type[Any], model: type[Any] | None, session: AsyncSession) -> Any:
+        """Build one declared repository for this unit of work's session."""
+        kwargs: dict[str, Any] = {"on_seen": self.mark_seen}
+        if model is not None:
+            kwargs["model"] = model
+        return repo_cls(session, **kwargs)
+
+    async def _commit(self, events: list[DomainEvent]) -> None:
+        session = self.session
+        held = _versioned_changes(session)
+        try:
+            await session.flush()
+            await self._before_commit(session, events)
+            await session.commit()
+        except StaleDataError as exc:
+            raise _concurrency_error(exc, held) from exc
+        except SQLAlchemyError as exc:
+            translated = translate_db_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    async def _before_commit(self, session: AsyncSession, events: list[DomainEvent]) -> None:
+        """Hook: write rows in the same transaction (the outbox does this)."""
+
+    async def _rollback(self) -> None:
+        await self.session.rollback()
+
+    async def _close(self) -> None:
+        session, self._session = self._session, None
+        for name in _repository_specs(type(self)):
+            self.__dict__.pop(name, None)
+        if session is not None:
+            await session.close()
+
+    def _candidates(self) -> Iterable[AggregateRoot]:
+        # Aggregates loaded by custom queries or relationships are in the
+        # session without passing through a repository: count them as seen.
+        found: dict[int, AggregateRoot] = dict(self._seen)
+        if self._session is not None:
+            for obj in list(self._session.identity_map.values()) + list(self._session.new):
+                if isinstance(obj, AggregateRoot):
+                    found.setdefault(id(obj), obj)
+        return found.values()
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[Any], type[Any] | None]]:
+    specs = cls.__dict__.get("_repository_specs")
+    if specs:
+        return specs  # type: ignore[no-any-return]
+    specs = {}
+    for name, hint in _annotations(cls).items():
+        origin = typing.get_origin(hint)
+        target = origin if isinstance(origin, type) else hint
+        if isinstance(target, type) and issubclass(target, SqlAlchemyRepository):
+            args = typing.get_args(hint)
+            model = args[0] if origin is not None and args and isinstance(args[0], type) else None
+            specs[name] = (target, model)
+    cls._repository_specs = specs
+    return specs
+
+
+def _repository_names(cls: type[SqlAlchemyUnitOfWork]) -> set[str]:
+    try:
+        return set(_repository_specs(cls))
+    except Exception:  # never let __getattr__ raise something surprising
+        return set()
+
+
+def _annotations(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:
+        # Classes defined inside functions can hold forward references
+        # get_type_hints cannot resolve; use what is already evaluated.
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(getattr(klass, "__annotations__", {}))
+        return merged
+
+
+def _versioned_changes(session: AsyncSession) -> list[tuple[str, str, Any, Any]]:
+    """(table, entity, identity, held version) for every versioned row about to change."""
+    held = []
+    for obj in list(session.dirty) + list(session.deleted):
+        mapper = inspect(obj).mapper
+        column = mapper.version_id_col
+        if column is None:
+            continue
+        prop = mapper.get_property_by_column(column)
+        state = inspect(obj)
+        version = state.attrs[prop.key].loaded_value
+        identity = state.identity[0] if state.identity and len(state.identity) == 1 else state.identity
+        tables = {t.name for t in mapper.tables}
+        for table in tables:
+            held.append((table, type(obj).__name__, identity, version))
+    return held
+
+
+def _concurrency_error(exc: StaleDataError, held: list[tuple[str, str, Any, Any]]) -> ConcurrencyError:
+    match = _STALE_TABLE.search(str(exc))
+    table = match.group(1) if match else None
+    candidates = [h for h in held if table is None or h[0] == table]
+    if len(candidates) == 1:
+        _, entity, identity, version = candidates[0]
+        return ConcurrencyError(entity=entity, id=identity, version=version)
+    if candidates:
+        entity = candidates[0][1]
+        return ConcurrencyError(
+            f"{entity} rows were changed by someone else",
+            entity=entity,
+            ids=[str(c[2]) for c in candidates],
+        )
+    return ConcurrencyError("a row was changed by someone else")

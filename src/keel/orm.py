@@ -1,0 +1,40 @@
+"""ORM building blocks for application models.
+
+.. code-block:: python
+
+    from keel.orm import Base, TimestampMixin, VersionMixin, SoftDeleteMixin
+"""
+
+from __future__ import annotations
+
+from keel.infrastructure.database.orm import (
+    NAMING_CONVENTION,
+    Base,
+    ModelTraits,
+    SoftDeleteMixin,
+    TimestampMixin,
+    VersionMixin,
+    keel_metadata,
+    map_imperatively,
+    model_traits,
+    soft_delete_column,
+    timestamp_columns,
+    version_column,
+)
+from keel.infrastructure.database.types import UTCDateTime
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "ModelTraits",
+    "SoftDeleteMixin",
+    "TimestampMixin",
+    "UTCDateTime",
+    "VersionMixin",
+    "keel_metadata",
+    "map_imperatively",
+    "model_traits",
+    "soft_delete_column",
+    "timestamp_columns",
+    "version_column",
+]

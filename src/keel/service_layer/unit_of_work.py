@@ -1,0 +1,130 @@
+"""The unit-of-work port: one atomic piece of work, events released on commit.
+
+This is Cosmic Python's ``AbstractUnitOfWork`` made async: ``async with`` opens
+it, ``commit()`` is a template method over ``_commit()``, leaving always rolls
+back whatever was not committed, and the events of the aggregates it has seen
+become available to :meth:`collect_new_events` only once their commit
+succeeded.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections import deque
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Self
+
+from keel.domain.aggregate import AggregateRoot
+from keel.domain.errors import UnitOfWorkError
+from keel.domain.messages import DomainEvent
+
+
+class AbstractUnitOfWork(abc.ABC):
+    """Base of every unit of work (SQLAlchemy, in-memory, event-sourced).
+
+    Not safe to share between concurrent tasks: take a fresh one per use
+    (the container and the message bus do).
+    """
+
+    def __init__(self) -> None:
+        self._open = False
+        self._seen: dict[int, AggregateRoot] = {}
+        self._new_events: deque[DomainEvent] = deque()
+
+    @property
+    def is_open(self) -> bool:
+        """True between ``__aenter__`` and ``__aexit__``."""
+        return self._open
+
+    async def __aenter__(self) -> Self:
+        if self._open:
+            raise UnitOfWorkError(
+                f"{type(self).__name__} is already open; a unit of work is entered by one task at a time"
+            )
+        self._seen = {}
+        await self._begin()
+        self._open = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Rolling back after a commit is harmless; doing it unconditionally
+        # means an exception, a return or a cancellation never leaks work.
+        # The close runs in its own task under shield so that cancelling the
+        # caller cannot skip it (the connection would go back to the pool
+        # mid-transaction otherwise).
+        try:
+            self._discard_pending_events()
+            cleanup = asyncio.ensure_future(self._close())
+            await asyncio.shield(cleanup)
+        finally:
+            self._open = False
+            self._seen = {}
+
+    async def commit(self) -> None:
+        """Make the work durable, then release the seen aggregates' events."""
+        self._require_open("commit")
+        events = self._pull_events()
+        await self._commit(events)
+        self._new_events.extend(events)
+
+    async def rollback(self) -> None:
+        """Undo the work done since the last commit; recorded events are dropped."""
+        self._require_open("rollback")
+        self._discard_pending_events()
+        await self._rollback()
+
+    def collect_new_events(self) -> Iterator[DomainEvent]:
+        """Yield (and forget) the events of committed work, oldest first."""
+        while self._new_events:
+            yield self._new_events.popleft()
+
+    def mark_seen(self, aggregate: object) -> None:
+        """Track ``aggregate`` so its events are collected on commit."""
+        if isinstance(aggregate, AggregateRoot):
+            self._seen[id(aggregate)] = aggregate
+
+    @property
+    def seen(self) -> list[AggregateRoot]:
+        """The aggregates this unit of work has handed out or been given."""
+        return list(self._candidates())
+
+    def _candidates(self) -> Iterable[AggregateRoot]:
+        """Aggregates whose events belong to this unit of work; subclasses add more."""
+        return self._seen.values()
+
+    def _pull_events(self) -> list[DomainEvent]:
+        events: list[DomainEvent] = []
+        for aggregate in self._candidates():
+            events.extend(aggregate.pull_events())
+        return events
+
+    def _discard_pending_events(self) -> None:
+        for aggregate in self._candidates():
+            aggregate.clear_events()
+
+    def _require_open(self, action: str) -> None:
+        if not self._open:
+            raise UnitOfWorkError(f"cannot {action}: {type(self).__name__} is not open (use `async with uow:`)")
+
+    @abc.abstractmethod
+    async def _begin(self) -> None:
+        """Start the work (open a session, build repositories)."""
+
+    @abc.abstractmethod
+    async def _commit(self, events: list[DomainEvent]) -> None:
+        """Persist the work atomically; ``events`` may be written alongside (outbox)."""
+
+    @abc.abstractmethod
+    async def _rollback(self) -> None:
+        """Undo uncommitted work."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Roll back anything uncommitted and release resources."""

@@ -1,0 +1,248 @@
+"""The SQLAlchemy unit of work on every backend: commit, rollback, events, locking."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keel import ConcurrencyError, NotFoundError, UnitOfWorkError
+from tests.models import Account, Allocated, AppUnitOfWork, Counter, Product
+
+
+async def test_commit_persists_and_releases_events(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Committed work is visible to a new unit of work and its events are collected."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        uow.products.add(Product(sku="LAMP", stock=10))
+        await uow.commit()
+    async with uow:
+        product = await uow.products.get("LAMP")
+        product.allocate(3)
+        assert list(uow.collect_new_events()) == []
+        await uow.commit()
+    events = list(uow.collect_new_events())
+    assert [(type(e), e.sku, e.qty) for e in events] == [(Allocated, "LAMP", 3)]
+    async with uow:
+        assert (await uow.products.get("LAMP")).stock == 7
+
+
+async def test_leaving_without_commit_rolls_back(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Work not committed is discarded, and so are its events."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        uow.products.add(Product(sku="LAMP", stock=10))
+        await uow.commit()
+    async with uow:
+        product = await uow.products.get("LAMP")
+        product.allocate(3)
+        uow.products.add(Product(sku="DESK", stock=1))
+    assert list(uow.collect_new_events()) == []
+    async with uow:
+        assert (await uow.products.get("LAMP")).stock == 10
+        assert await uow.products.get_or_none("DESK") is None
+
+
+async def test_an_exception_rolls_back_and_propagates(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """An error inside the block rolls back and is not swallowed."""
+    uow = AppUnitOfWork(session_factory)
+    with pytest.raises(RuntimeError, match="boom"):
+        async with uow:
+            uow.products.add(Product(sku="LAMP", stock=10))
+            raise RuntimeError("boom")
+    async with uow:
+        assert await uow.products.count() == 0
+
+
+async def test_explicit_rollback_drops_events(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """rollback() undoes the work and no event of it is ever collected."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        uow.products.add(Product(sku="LAMP", stock=10))
+        await uow.commit()
+    async with uow:
+        (await uow.products.get("LAMP")).allocate(1)
+        await uow.rollback()
+        await uow.commit()
+    assert list(uow.collect_new_events()) == []
+
+
+async def test_stale_detached_copy_fails_on_commit(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Saving a copy loaded before someone else's change raises ConcurrencyError with the held version."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        uow.products.add(Product(sku="LAMP", stock=10))
+        await uow.commit()
+    async with uow:
+        stale = await uow.products.get("LAMP")
+    assert stale.version == 1
+    async with uow:
+        fresh = await uow.products.get("LAMP")
+        fresh.allocate(1)
+        await uow.commit()
+        assert fresh.version == 2
+    stale.stock = 0
+    async with uow:
+        uow.products.add(stale)
+        with pytest.raises(ConcurrencyError) as caught:
+            await uow.commit()
+    assert caught.value.entity == "Product"
+    assert caught.value.id == "LAMP"
+    assert caught.value.version == 1
+    async with uow:
+        assert (await uow.products.get("LAMP")).stock == 9
+
+
+async def test_version_starts_at_one_and_rises_per_flushed_change(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """version is 1 after insert and +1 per committed change; timestamps are aware UTC."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        product = uow.products.add(Product(sku="LAMP", stock=10))
+        await uow.commit()
+    assert product.version == 1
+    created = product.created_at
+    async with uow:
+        product = await uow.products.get("LAMP")
+        assert product.created_at.utcoffset() is not None
+        assert product.created_at.tzinfo is not None
+        assert product.created_at.utcoffset().total_seconds() == 0
+        product.stock = 5
+        await uow.commit()
+        product.stock = 4
+        await uow.commit()
+    assert product.version == 3
+    assert product.updated_at >= created
+    async with uow:
+        reloaded = await uow.products.get("LAMP")
+        assert reloaded.version == 3
+        assert reloaded.created_at == created
+
+
+async def test_imperatively_mapped_class_gets_locking_and_timestamps(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """A pure domain class behaves like a declarative model: version, timestamps, stale copies."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        uow.accounts.add(Account("A-1", 100))
+        await uow.commit()
+    async with uow:
+        stale = await uow.accounts.get("A-1")
+    async with uow:
+        account = await uow.accounts.get("A-1")
+        assert account.version == 1  # type: ignore[attr-defined]
+        assert account.created_at.utcoffset().total_seconds() == 0  # type: ignore[attr-defined]
+        before = account.updated_at  # type: ignore[attr-defined]
+        account.deposit(5)
+        await uow.commit()
+        assert account.version == 2  # type: ignore[attr-defined]
+        assert account.updated_at > before  # type: ignore[attr-defined]
+    stale.deposit(1000)
+    async with uow:
+        uow.accounts.add(stale)
+        with pytest.raises(ConcurrencyError) as caught:
+            await uow.commit()
+    assert caught.value.entity == "Account"
+    assert caught.value.version == 1
+
+
+async def test_reentering_an_open_unit_of_work_is_an_error(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """One instance, one `async with` at a time."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        with pytest.raises(UnitOfWorkError):
+            async with uow:
+                pass  # pragma: no cover
+
+
+async def test_repositories_exist_only_inside_the_block(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Using a declared repository outside `async with` is a clear keel error."""
+    uow = AppUnitOfWork(session_factory)
+    with pytest.raises(UnitOfWorkError, match="inside `async with uow:`"):
+        _ = uow.products
+    with pytest.raises(UnitOfWorkError):
+        await uow.commit()
+
+
+async def test_missing_entity_is_a_typed_not_found(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """get() of an absent id raises NotFoundError naming the entity and id."""
+    async with AppUnitOfWork(session_factory) as uow:
+        with pytest.raises(NotFoundError) as caught:
+            await uow.products.get("NOPE")
+    assert caught.value.code == "not_found"
+    assert caught.value.details == {"entity": "Product", "id": "NOPE"}
+
+
+async def test_cancellation_still_closes_the_session(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Cancelling the task inside the block rolls back and releases the connection."""
+    uow = AppUnitOfWork(session_factory)
+    started = asyncio.Event()
+
+    async def work() -> None:
+        async with uow:
+            uow.products.add(Product(sku="LAMP", stock=1))
+            await uow.session.flush()
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(work())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not uow.is_open
+    async with AppUnitOfWork(session_factory) as other:
+        assert await other.products.count() == 0
+
+
+async def test_hand_built_session_factory_works(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """A factory with SQLAlchemy's defaults (expire_on_commit=True) still lets you read after commit."""
+    hand_built = async_sessionmaker(session_factory.kw["bind"])
+    uow = AppUnitOfWork(hand_built)
+    async with uow:
+        product = uow.products.add(Product(sku="LAMP", stock=2))
+        await uow.commit()
+        assert product.stock == 2
+        rows = (await uow.session.execute(select(Product.sku))).scalars().all()
+    assert rows == ["LAMP"]
+
+
+@pytest.mark.slow
+async def test_no_lost_updates_under_concurrency(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """20 tasks x 10 increments with retry on ConcurrencyError end at exactly 200, with real conflicts."""
+    async with AppUnitOfWork(session_factory) as uow:
+        uow.counters.add(Counter(id=1, value=0))
+        await uow.commit()
+
+    conflicts = 0
+    ready = 0
+    all_ready = asyncio.Event()
+
+    async def worker() -> None:
+        nonlocal conflicts, ready
+        ready += 1
+        if ready == 20:
+            all_ready.set()
+        await all_ready.wait()
+        for _ in range(10):
+            while True:
+                try:
+                    async with AppUnitOfWork(session_factory) as uow:
+                        counter = await uow.counters.get(1)
+                        counter.value += 1
+                        await asyncio.sleep(0)  # let the other tasks read the same version
+                        await uow.commit()
+                    break
+                except ConcurrencyError:
+                    conflicts += 1
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    async with AppUnitOfWork(session_factory) as uow:
+        counter = await uow.counters.get(1)
+    assert counter.value == 200
+    assert counter.version == 201
+    assert conflicts > 0
