@@ -24,7 +24,7 @@ class Allocated(DomainEvent):
 
 
 class Product(Base, AggregateRoot, VersionMixin, TimestampMixin, SoftDeleteMixin):
-    __tablename__ = "products"
+    __tablename__ = "core_products"
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     stock: Mapped[int]
 
@@ -34,7 +34,7 @@ class Product(Base, AggregateRoot, VersionMixin, TimestampMixin, SoftDeleteMixin
 
 
 class Counter(Base, AggregateRoot, VersionMixin, TimestampMixin):
-    __tablename__ = "counters"
+    __tablename__ = "core_counters"
     id: Mapped[int] = mapped_column(primary_key=True)
     value: Mapped[int] = mapped_column(default=0)
 
@@ -55,7 +55,7 @@ class Account(AggregateRoot):
 
 
 accounts = Table(
-    "accounts",
+    "core_accounts",
     Base.metadata,
     Column("ref", String(64), primary_key=True),
     Column("balance", Integer, nullable=False),
