@@ -8,11 +8,13 @@ real environment variables win over both files.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pydantic
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -23,21 +25,27 @@ NESTED_DELIMITER = "__"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./keel.db"
 
 
+#: Bare backend names (as PaaS providers hand them out) mapped to the async driver keel uses.
+ASYNC_DRIVERS = {"postgres": "postgresql+asyncpg", "postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
 def _parse_url(value: Any) -> URL:
-    if isinstance(value, URL):
-        return value
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     try:
-        return make_url(str(value))
-    except ArgumentError as exc:
-        # Never echo the value: it may hold a password.
-        raise ValueError("not a database URL (expected e.g. postgresql+asyncpg://user@host/db)") from exc
+        url = value if isinstance(value, URL) else make_url(str(value))
+    except (ArgumentError, ValueError):
+        # Never echo the value (nor the parser's message, which quotes it): it may hold a password.
+        raise ValueError("not a database URL (expected e.g. postgresql+asyncpg://user@host/db)") from None
+    driver = ASYNC_DRIVERS.get(url.drivername)
+    return url.set(drivername=driver) if driver else url
 
 
-#: A SQLAlchemy URL; its ``repr``/serialisation hide the password.
+#: A SQLAlchemy URL; its ``repr``/serialisation hide the password. ``NoDecode``:
+#: pydantic-settings would otherwise take the URL (a named tuple) for JSON.
 DatabaseUrl = Annotated[
     URL,
+    NoDecode,
     BeforeValidator(_parse_url),
     PlainSerializer(lambda url: url.render_as_string(hide_password=True), return_type=str),
 ]
@@ -48,22 +56,37 @@ class DatabaseSettings(BaseModel):
 
     model_config = pydantic.ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    url: DatabaseUrl = Field(default_factory=lambda: make_url(DEFAULT_DATABASE_URL))
-    #: Overrides the URL's password; keep it out of the URL in production
-    #: (``KEEL_DATABASE__PASSWORD`` or a secret file).
-    password: SecretStr | None = None
-    pool_size: int = Field(10, ge=1)
-    max_connections: int = Field(100, ge=1)
-    pool_timeout: float = Field(30.0, gt=0)
-    pool_recycle: int = Field(1800, ge=-1)
-    pool_pre_ping: bool = True
-    connect_timeout: float = Field(10.0, gt=0)
-    #: Per-statement limit in seconds on PostgreSQL (``statement_timeout``); 0 disables it.
-    statement_timeout: float = Field(30.0, ge=0)
-    #: How long SQLite waits for a competing writer before giving up.
-    sqlite_busy_timeout: float = Field(5.0, gt=0)
-    application_name: str = "keel"
-    echo: bool = False
+    url: DatabaseUrl = Field(
+        default_factory=lambda: make_url(DEFAULT_DATABASE_URL),
+        description="SQLAlchemy URL; bare `postgresql://` and `sqlite://` get their async driver.",
+    )
+    password: SecretStr | None = Field(
+        None, description="Overrides the URL's password, so the URL itself can be logged or shared."
+    )
+    pool_size: int = Field(10, ge=1, description="Connections kept open (PostgreSQL).")
+    max_connections: int = Field(100, ge=1, description="Upper bound of open connections, pool included (PostgreSQL).")
+    pool_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a free connection before failing.")
+    pool_recycle: int = Field(1800, ge=-1, description="Seconds after which a connection is replaced; -1 never.")
+    pool_pre_ping: bool = Field(
+        True, description="Test a connection on checkout, so one the server dropped is replaced, not used."
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds allowed to open a connection (PostgreSQL).")
+    statement_timeout: float = Field(
+        30.0, ge=0, description="Seconds a statement may run before the server cancels it (PostgreSQL); 0 disables."
+    )
+    sqlite_busy_timeout: float = Field(
+        5.0, gt=0, description="Seconds SQLite waits for a competing writer before giving up."
+    )
+    application_name: str = Field(
+        "keel", description="Shown in `pg_stat_activity`, so operators can tell services apart (PostgreSQL)."
+    )
+    echo: bool = Field(False, description="Log every SQL statement (development only).")
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            raise configuration_error(exc, prefix=("database",)) from None
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> DatabaseSettings:
@@ -94,7 +117,10 @@ class KeelSettings(BaseSettings):
         extra="ignore",
     )
 
-    env: str = "development"
+    env: str = Field(
+        "development",
+        description="Deployment name; `KEEL_ENV` in the process env also selects `.env.<env>`.",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
     def __init__(self, **values: Any) -> None:
@@ -113,10 +139,14 @@ def env_var(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in loc)
 
 
-def configuration_error(exc: pydantic.ValidationError) -> ConfigurationError:
-    """Name every offending variable; never echo values (they may be secrets)."""
+def configuration_error(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> ConfigurationError:
+    """Name every offending variable; never echo values (they may be secrets).
+
+    ``prefix`` is where the failing model sits in :class:`KeelSettings`
+    (``("database",)`` for a :class:`DatabaseSettings` built on its own).
+    """
     problems = [
-        {"variable": env_var(tuple(err["loc"])), "msg": err["msg"], "type": err["type"]}
+        {"variable": env_var((*prefix, *err["loc"])), "msg": err["msg"], "type": err["type"]}
         for err in exc.errors(include_url=False, include_input=False)
     ]
     summary = "; ".join(f"{p['variable']}: {p['msg']}" for p in problems)
@@ -128,3 +158,75 @@ def configuration_error(exc: pydantic.ValidationError) -> ConfigurationError:
 def load_settings(**overrides: Any) -> KeelSettings:
     """Read :class:`KeelSettings` from the environment (overrides win)."""
     return KeelSettings(**overrides)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingReference:
+    """One setting as documented: its variable, type, default and meaning."""
+
+    variable: str
+    type: str
+    default: str
+    description: str
+
+
+def settings_reference(model: type[BaseModel] = KeelSettings, prefix: tuple[str, ...] = ()) -> list[SettingReference]:
+    """Every leaf setting of ``model`` with its environment variable, in declaration order.
+
+    ``docs/configuration.md`` is generated from this (see :func:`settings_table`),
+    so the page cannot drift from the code; applications can document their own
+    subclass of :class:`KeelSettings` the same way.
+    """
+    found: list[SettingReference] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(settings_reference(annotation, (*prefix, name)))
+            continue
+        found.append(
+            SettingReference(
+                variable=env_var((*prefix, name)),
+                type=_type_name(annotation),
+                default=_default_text(field.get_default(call_default_factory=True)),
+                description=field.description or "",
+            )
+        )
+    return found
+
+
+def settings_table(model: type[BaseModel] = KeelSettings) -> str:
+    """:func:`settings_reference` as a Markdown table."""
+    rows = ["| Variable | Type | Default | Meaning |", "|---|---|---|---|"]
+    rows += [
+        f"| `{s.variable}` | {s.type} | `{s.default}` | {_escape_cell(s.description)} |"
+        for s in settings_reference(model)
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def _escape_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return " \\| ".join(repr(arg) for arg in get_args(annotation))
+    if origin is Union or origin is UnionType:
+        names = [_type_name(arg) for arg in get_args(annotation) if arg is not type(None)]
+        return " \\| ".join(names) + (" (optional)" if type(None) in get_args(annotation) else "")
+    if annotation is SecretStr:
+        return "secret"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, URL):
+        return value.render_as_string(hide_password=True)
+    if isinstance(value, SecretStr):
+        return "(secret)"
+    return str(value)
