@@ -21,6 +21,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def __repr__(self) -> str:
+        # Autogenerate writes this into migrations: keep it the public spelling.
+        return "UTCDateTime()"
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
