@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from keel.config import DatabaseSettings, KeelSettings
+from keel.infrastructure.database.errors import connect_error
 
 
 def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **overrides: Any) -> AsyncEngine:
@@ -44,6 +46,7 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
             kwargs["connect_args"] = {"timeout": db.connect_timeout, "server_settings": server_settings}
     kwargs.update(overrides)
     engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "do_connect", _connect)
     if db.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -70,6 +73,16 @@ def _database_settings(settings: KeelSettings | DatabaseSettings | None) -> Data
 
 def _is_memory_sqlite(database: str | None) -> bool:
     return not database or database == ":memory:" or database.startswith("file::memory:")
+
+
+def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+    # A refused or timed-out connect surfaces as a bare OSError from under
+    # SQLAlchemy (and a bad login as a driver error): either way callers get
+    # DatabaseUnavailableError, wherever the first query happened to run.
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        raise connect_error(exc) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
