@@ -9,6 +9,26 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from keel.cross_cutting.error import ValidationError
+
+
+def require_aware(value: Any, field: str | None = None, entity: str | None = None) -> datetime:
+    """``value`` if it is a timezone-aware datetime; :class:`keel.ValidationError` otherwise.
+
+    The error names ``entity.field`` when known but never quotes the value.
+    """
+    where = ".".join(part for part in (entity, field) if part) or "value"
+    if not isinstance(value, datetime):
+        problem, kind = f"expected a datetime, got {type(value).__name__}", "datetime_type"
+    elif value.tzinfo is None or value.utcoffset() is None:
+        problem, kind = "a naive datetime; keel stores timezone-aware datetimes only", "timezone_aware"
+    else:
+        return value
+    raise ValidationError(
+        f"{where} is {problem}" if kind == "timezone_aware" else f"{where}: {problem}",
+        errors=[{"loc": [field] if field else [], "msg": problem, "type": kind}],
+    )
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python.
@@ -28,8 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: keel stores timezone-aware datetimes only")
+        value = require_aware(value)
         value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
