@@ -25,6 +25,7 @@ from keel.cross_cutting.error import (
 from keel.domain import AggregateRoot, Command, DomainEvent, Message
 from keel.infrastructure.repository import SqlAlchemyRepository
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
+from keel.service_layer import BusConfigurationError, HandlerRegistry, MessageBus
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "AbstractUnitOfWork",
     "AggregateRoot",
     "AuthorizationError",
+    "BusConfigurationError",
     "CacheError",
     "Command",
     "ConcurrencyError",
@@ -42,9 +44,11 @@ __all__ = [
     "DatabaseUnavailableError",
     "DomainError",
     "DomainEvent",
+    "HandlerRegistry",
     "InfrastructureError",
     "KeelError",
     "Message",
+    "MessageBus",
     "NotFoundError",
     "PublishError",
     "SqlAlchemyRepository",

@@ -1,7 +1,18 @@
-"""The service layer: unit-of-work port and message bus. Imports only the domain."""
+"""The service layer: unit-of-work port, message bus and handler registry. Imports only the domain."""
 
 from __future__ import annotations
 
+from keel.service_layer.errors import BusConfigurationError
+from keel.service_layer.messagebus import BusStats, MessageBus
+from keel.service_layer.registry import HandlerRegistry
+from keel.service_layer.retry import RetryPolicy
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
-__all__ = ["AbstractUnitOfWork"]
+__all__ = [
+    "AbstractUnitOfWork",
+    "BusConfigurationError",
+    "BusStats",
+    "HandlerRegistry",
+    "MessageBus",
+    "RetryPolicy",
+]
