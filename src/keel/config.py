@@ -106,6 +106,22 @@ class DatabaseSettings(BaseModel):
         return self.url.get_backend_name() == "sqlite"
 
 
+class BusSettings(BaseModel):
+    """How the message bus retries handlers that hit a transient error."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(
+        10, ge=1, description="Attempts per command (first try included) on a concurrency conflict or dropped connection."
+    )
+    backoff_initial: float = Field(0.01, ge=0, description="Seconds to wait before the first retry; doubles per retry.")
+    backoff_max: float = Field(1.0, ge=0, description="Upper bound of the doubling wait, in seconds.")
+    jitter: float = Field(0.05, ge=0, description="Up to this many random seconds added to every wait.")
+    event_handler_attempts: int = Field(
+        3, ge=1, description="Attempts per event handler on the same errors; its failures are then logged and counted."
+    )
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -122,6 +138,7 @@ class KeelSettings(BaseSettings):
         description="Deployment name; `KEEL_ENV` in the process env also selects `.env.<env>`.",
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
