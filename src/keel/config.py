@@ -106,6 +106,33 @@ class DatabaseSettings(BaseModel):
         return self.url.get_backend_name() == "sqlite"
 
 
+#: Signs pagination cursors when nothing else is configured. Public, so anyone
+#: can forge cursors with it: production must set KEEL_REPOSITORY__CURSOR_SECRET
+#: (keel refuses this value when KEEL_ENV=production).
+DEV_CURSOR_SECRET = "keel-development-cursor-secret-change-me"
+
+
+class RepositorySettings(BaseModel):
+    """Pagination limits and the key that signs keyset cursors."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    max_page_size: int = Field(1000, ge=1, description="Largest page a repository serves; larger sizes are refused.")
+    default_page_size: int = Field(50, ge=1, description="Page size when the caller gives none.")
+    cursor_secret: SecretStr = Field(
+        SecretStr(DEV_CURSOR_SECRET),
+        description="HMAC key for pagination cursors. The default is public: set a random value in production.",
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> RepositorySettings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError(f"default_page_size ({self.default_page_size}) exceeds max_page_size")
+        if not self.cursor_secret.get_secret_value():
+            raise ValueError("cursor_secret must not be empty")
+        return self
+
+
 class BusSettings(BaseModel):
     """How the message bus retries handlers that hit a transient error."""
 
@@ -139,6 +166,7 @@ class KeelSettings(BaseSettings):
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
+    repository: RepositorySettings = Field(default_factory=RepositorySettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:

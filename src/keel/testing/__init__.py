@@ -1,5 +1,22 @@
-"""Test support for applications built on keel: in-memory twins and pytest fixtures."""
+"""Test support for applications built on keel: in-memory twins and pytest fixtures.
+
+:class:`InMemoryRepository` and :class:`InMemoryUnitOfWork` have the surface
+and semantics of the SQLAlchemy ones (pages, cursors, soft delete, seen
+aggregates, commit/rollback, events after commit) without a database, for
+fast unit tests of handlers and services.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from keel.testing.repository import InMemoryRepository, in_memory_twin
+from keel.testing.store import InMemoryStore, Workspace
+from keel.testing.unit_of_work import InMemoryUnitOfWork, in_memory_unit_of_work
+
+__all__ = [
+    "InMemoryRepository",
+    "InMemoryStore",
+    "InMemoryUnitOfWork",
+    "Workspace",
+    "in_memory_twin",
+    "in_memory_unit_of_work",
+]

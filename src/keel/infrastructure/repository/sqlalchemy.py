@@ -8,21 +8,41 @@ Subclass it with the model as the type argument and add query methods::
 
 Every entity it returns or adds is reported to the unit of work (``seen``),
 so events the entity records are collected on commit.
+
+Tuning knobs are class attributes, so a subclass or the container can set
+them without a constructor argument (the unit of work builds repositories
+as ``Repo(session, on_seen=..., model=...)``): :attr:`max_page_size`,
+:attr:`default_page_size` and :attr:`cursor_secret` (None: the process-wide
+default set by :func:`keel.infrastructure.repository.configure_repositories`).
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar, get_args, get_origin
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from sqlalchemy import ColumnElement, Select, exists, func, inspect, select, tuple_
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConfigurationError, NotFoundError, ValidationError
+from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.orm import ModelTraits, model_traits
-from keel.infrastructure.repository._sorting import OrderByArg, column_attribute, resolve_order_by
+from keel.infrastructure.repository._checks import (
+    check_page,
+    check_size,
+    check_update_values,
+    coerce_identity,
+    error,
+    validate_limit,
+)
+from keel.infrastructure.repository._keyset import keyset_condition, plan_cursor_page
+from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by, sort_keys
+from keel.infrastructure.repository.cursor import SecretLike, default_cursor_secret, secret_bytes
+from keel.infrastructure.repository.filters import Condition, build_conditions
+from keel.infrastructure.repository.pages import CursorPage, Page
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 
 T = TypeVar("T")
 
@@ -38,6 +58,12 @@ class SqlAlchemyRepository(Generic[T]):
 
     #: The mapped class; taken from the generic argument of the subclass.
     model: type[Any]
+    #: Largest page ``paginate``/``paginate_by_cursor`` serve; larger sizes are refused.
+    max_page_size: ClassVar[int] = 1000
+    #: Page size when the caller gives none.
+    default_page_size: ClassVar[int] = 50
+    #: Key that signs cursors; None uses the process-wide default.
+    cursor_secret: ClassVar[SecretLike | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -61,8 +87,6 @@ class SqlAlchemyRepository(Generic[T]):
         self.session = session
         self._on_seen = on_seen or _ignore
 
-    # --- traits --------------------------------------------------------------
-
     @property
     def traits(self) -> ModelTraits:
         """Primary key and keel columns of :attr:`model`."""
@@ -77,15 +101,38 @@ class SqlAlchemyRepository(Generic[T]):
         self._on_seen(entity)
         return entity
 
-    def add_many(self, entities: Iterable[T]) -> list[T]:
-        """Add many entities; the flush batches their INSERTs."""
-        added = list(entities)
+    def add_many(self, entities: Iterable[T]) -> builtins.list[T]:
+        """Add many entities; the flush sends them as batched multi-row INSERTs."""
+        added = builtins.list(entities)
         for entity in added:
             self._check_type(entity)
         self.session.add_all(added)
         for entity in added:
             self._on_seen(entity)
         return added
+
+    async def delete(self, entity: T) -> None:
+        """Soft-delete (set ``deleted_at``) when the model supports it, else delete the row.
+
+        A soft delete is an ordinary change: on flush ``version`` rises and
+        ``updated_at`` moves, and a stale copy raises ``ConcurrencyError``.
+        """
+        self._check_type(entity)
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None:
+            await self.hard_delete(entity)
+            return
+        self._on_seen(entity)
+        if getattr(entity, deleted_at) is None:
+            setattr(entity, deleted_at, utcnow())
+
+    async def restore(self, entity: T) -> T:
+        """Undo a soft delete (load it with ``get(id, include_deleted=True)``)."""
+        self._check_type(entity)
+        deleted_at = self._require_soft_delete("restore")
+        self._on_seen(entity)
+        setattr(entity, deleted_at, None)
+        return entity
 
     async def hard_delete(self, entity: T) -> None:
         """Delete the row for good (version-checked when the model has a version)."""
@@ -94,10 +141,51 @@ class SqlAlchemyRepository(Generic[T]):
         with translating(entity=self.traits.entity):
             await self.session.delete(entity)
 
+    async def update_many(
+        self,
+        *where: Condition,
+        values: Mapping[str, Any],
+        include_deleted: bool = False,
+        **equals: Any,
+    ) -> int:
+        """One ``UPDATE ... WHERE``: set ``values`` on every matching row; returns the row count.
+
+        ``version`` rises by one and ``updated_at`` moves on every row it
+        touches, so later version-checked saves of copies loaded before it
+        fail as they should. It does not check versions itself (there is no
+        held version for rows never loaded): use the unit of work for
+        read-check-write changes. Soft-deleted rows are skipped unless
+        ``include_deleted=True``.
+        """
+        check_update_values(self.model, self.traits, values)
+        conditions = build_conditions(self.model, where, equals)
+        stmt = (
+            update(self.model)
+            .where(*conditions, *self._soft_delete_scope(include_deleted))
+            .values(**values, **self._change_marks())
+        )
+        return await self._execute_dml(stmt)
+
+    async def delete_many(self, *where: Condition, **equals: Any) -> int:
+        """Delete every matching row in one statement; returns the row count.
+
+        Soft (an ``UPDATE`` setting ``deleted_at``, ``version`` and
+        ``updated_at`` of rows not yet deleted) when the model supports it,
+        a ``DELETE`` otherwise. No per-row version check, as with
+        :meth:`update_many`.
+        """
+        conditions = build_conditions(self.model, where, equals)
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None:
+            return await self._execute_dml(delete(self.model).where(*conditions))
+        now = utcnow()
+        stmt = update(self.model).where(*conditions, *self._soft_delete_scope(False))
+        return await self._execute_dml(stmt.values({deleted_at: now, **self._change_marks(now)}))
+
     # --- reads ---------------------------------------------------------------
 
     async def get(self, id: Any, *, include_deleted: bool = False) -> T:
-        """The entity with primary key ``id``; :class:`NotFoundError` if absent."""
+        """The entity with primary key ``id``; :class:`NotFoundError` if absent or soft-deleted."""
         entity = await self.get_or_none(id, include_deleted=include_deleted)
         if entity is None:
             raise NotFoundError(entity=self.traits.entity, id=id)
@@ -105,17 +193,18 @@ class SqlAlchemyRepository(Generic[T]):
 
     async def get_or_none(self, id: Any, *, include_deleted: bool = False) -> T | None:
         """The entity with primary key ``id``, or None."""
-        key = self._coerce_identity(id)
+        key = coerce_identity(self.model, id)
+        options = {INCLUDE_DELETED: True} if include_deleted else None
         with translating(entity=self.traits.entity):
-            entity: T | None = await self.session.get(self.model, key)
+            entity: T | None = await self.session.get(self.model, key, execution_options=options or {})
         if entity is None or (not include_deleted and self._is_deleted(entity)):
             return None
         self._on_seen(entity)
         return entity
 
-    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> list[T]:
+    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
         """The entities with these primary keys, in the order asked; missing ones are skipped."""
-        keys = [self._coerce_identity(i) for i in ids]
+        keys = [coerce_identity(self.model, i) for i in ids]
         if not keys:
             return []
         pk_columns = [getattr(self.model, name) for name in self.traits.primary_key]
@@ -123,13 +212,13 @@ class SqlAlchemyRepository(Generic[T]):
             condition = pk_columns[0].in_([k[0] for k in keys])
         else:
             condition = tuple_(*pk_columns).in_(keys)
-        found = await self._scalars(self.select(include_deleted=include_deleted).where(condition))
+        found = await self._scalars(self.select(condition, include_deleted=include_deleted))
         by_key = {self._identity_of(entity): entity for entity in found}
         return [by_key[k] for k in dict.fromkeys(keys) if k in by_key]
 
     async def list(
         self,
-        *where: ColumnElement[bool],
+        *where: Condition,
         order_by: OrderByArg = None,
         limit: int | None = None,
         offset: int | None = None,
@@ -137,75 +226,149 @@ class SqlAlchemyRepository(Generic[T]):
         only_deleted: bool = False,
         **equals: Any,
     ) -> builtins.list[T]:
-        """Entities matching every condition (SQLAlchemy expressions and ``field=value``)."""
+        """Entities matching every condition (SQLAlchemy expressions, filters, ``field=value``)."""
+        validate_limit(limit, offset)
         stmt = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
         stmt = stmt.order_by(*resolve_order_by(self.model, order_by))
         if limit is not None:
-            if limit < 0:
-                raise ValidationError("limit must be >= 0", errors=[_err("limit", "must be >= 0")])
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
         return await self._scalars(stmt)
 
     async def count(
-        self,
-        *where: ColumnElement[bool],
-        include_deleted: bool = False,
-        only_deleted: bool = False,
-        **equals: Any,
+        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
     ) -> int:
-        """How many entities match."""
-        inner = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
-        stmt = select(func.count()).select_from(inner.order_by(None).subquery())
-        with translating(entity=self.traits.entity):
-            return int((await self.session.execute(stmt)).scalar_one())
+        """How many entities match (one ``COUNT`` query)."""
+        return await self._count(
+            self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        )
 
     async def exists(
-        self,
-        *where: ColumnElement[bool],
-        include_deleted: bool = False,
-        only_deleted: bool = False,
-        **equals: Any,
+        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
     ) -> bool:
         """Whether any entity matches."""
         inner = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        stmt = select(exists(inner)).execution_options(**inner.get_execution_options())
         with translating(entity=self.traits.entity):
-            return bool((await self.session.execute(select(exists(inner)))).scalar())
+            return bool((await self.session.execute(stmt)).scalar())
+
+    async def paginate(
+        self,
+        *where: Condition,
+        page: int = 1,
+        size: int | None = None,
+        order_by: OrderByArg = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> Page[T]:
+        """One offset page: ``LIMIT``/``OFFSET`` plus one ``COUNT`` for the total.
+
+        The primary key is appended to the ordering so pages never overlap.
+        A deep page costs every row before it; prefer
+        :meth:`paginate_by_cursor` for feeds and exports.
+        """
+        page = check_page(page)
+        size = check_size(size, default=self.default_page_size, maximum=self.max_page_size)
+        stmt = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        order = resolve_order_by(self.model, order_by, tie_breaker=True)
+        total = await self._count(stmt)
+        offset = (page - 1) * size
+        items: builtins.list[T] = []
+        if offset < total:
+            items = await self._scalars(stmt.order_by(*order).offset(offset).limit(size))
+        return Page(items, total, page, size)
+
+    async def paginate_by_cursor(
+        self,
+        *where: Condition,
+        cursor: str | None = None,
+        size: int | None = None,
+        order_by: OrderByArg = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> CursorPage[T]:
+        """One keyset page: ``WHERE (sort keys) > (boundary) ORDER BY ... LIMIT size + 1``.
+
+        ``order_by`` takes names (``"-created_at"``) or mapped attributes;
+        the primary key is the final tie-breaker. Pass a page's
+        ``next_cursor`` or ``previous_cursor`` back with the same ordering and
+        filters; a cursor that was tampered with, signed with another key or
+        made for another query is a :class:`ValidationError`. Page N costs
+        what page 1 costs when an index matches the ordering.
+        """
+        size = check_size(size, default=self.default_page_size, maximum=self.max_page_size)
+        keys = sort_keys(self.model, order_by)
+        conditions = build_conditions(self.model, where, equals)
+        plan = plan_cursor_page(
+            self.model,
+            keys=keys,
+            conditions=conditions,
+            mode=_mode(include_deleted, only_deleted),
+            cursor=cursor,
+            size=size,
+            secret=self._cursor_secret(),
+        )
+        stmt = self.select(*conditions, include_deleted=include_deleted, only_deleted=only_deleted)
+        if plan.boundary is not None:
+            stmt = stmt.where(keyset_condition(self.model, plan.read_keys, plan.boundary))
+        stmt = stmt.order_by(*(k.clause(self.model) for k in plan.read_keys)).limit(plan.fetch)
+        rows = await self._fetch(stmt)
+        result = plan.page(rows, lambda row: tuple(getattr(row, k.name) for k in keys))
+        for entity in result.items:
+            self._on_seen(entity)
+        return result
 
     # --- building blocks for subclasses -------------------------------------
 
     def select(
         self,
-        *where: ColumnElement[bool],
+        *where: Condition,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
     ) -> Select[T]:
-        """``SELECT model`` with the soft-delete rule and the given conditions applied."""
+        """``SELECT model`` with the conditions and the soft-delete rule applied.
+
+        Live rows only by default (through the session-wide soft-delete
+        criteria, which also reach relationship loads); ``include_deleted``
+        and ``only_deleted`` set the ``include_deleted`` execution option.
+        """
         stmt: Select[T] = select(self.model)
         deleted_at = self.traits.deleted_at
-        if deleted_at is not None:
-            column = getattr(self.model, deleted_at)
+        if deleted_at is not None and (include_deleted or only_deleted):
+            stmt = stmt.execution_options(**{INCLUDE_DELETED: True})
             if only_deleted:
-                stmt = stmt.where(column.is_not(None))
-            elif not include_deleted:
-                stmt = stmt.where(column.is_(None))
-        for name, value in equals.items():
-            attribute = column_attribute(self.model, name)
-            stmt = stmt.where(attribute.is_(None) if value is None else attribute == value)
-        if where:
-            stmt = stmt.where(*where)
+                stmt = stmt.where(getattr(self.model, deleted_at).is_not(None))
+        conditions = build_conditions(self.model, where, equals)
+        if conditions:
+            stmt = stmt.where(*conditions)
         return stmt
 
     async def _scalars(self, stmt: Select[T]) -> builtins.list[T]:
         """Run ``stmt`` and mark every returned entity as seen."""
-        with translating(entity=self.traits.entity):
-            result = await self.session.scalars(stmt)
-            entities = builtins.list(result.unique().all())
+        entities = await self._fetch(stmt)
         for entity in entities:
             self._on_seen(entity)
         return entities
+
+    async def _fetch(self, stmt: Select[T]) -> builtins.list[T]:
+        with translating(entity=self.traits.entity):
+            result = await self.session.scalars(stmt)
+            return builtins.list(result.unique().all())
+
+    async def _count(self, stmt: Select[Any]) -> int:
+        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        counted = counted.execution_options(**stmt.get_execution_options())
+        with translating(entity=self.traits.entity):
+            return int((await self.session.execute(counted)).scalar_one())
+
+    async def _execute_dml(self, stmt: Any) -> int:
+        with translating(entity=self.traits.entity):
+            result = await self.session.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def _track(self, entity: T) -> T:
         """Mark an entity loaded by custom code as seen; returns it."""
@@ -214,15 +377,42 @@ class SqlAlchemyRepository(Generic[T]):
 
     # --- helpers -------------------------------------------------------------
 
+    def _cursor_secret(self) -> bytes:
+        return default_cursor_secret() if self.cursor_secret is None else secret_bytes(self.cursor_secret)
+
+    def _change_marks(self, now: Any = None) -> dict[str, Any]:
+        """``version + 1`` and ``updated_at = now`` for set-based changes."""
+        marks: dict[str, Any] = {}
+        if self.traits.version is not None:
+            marks[self.traits.version] = getattr(self.model, self.traits.version) + 1
+        if self.traits.updated_at is not None:
+            marks[self.traits.updated_at] = now or utcnow()
+        return marks
+
+    def _soft_delete_scope(self, include_deleted: bool) -> builtins.list[ColumnElement[bool]]:
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None or include_deleted:
+            return []
+        return [getattr(self.model, deleted_at).is_(None)]
+
     def _is_deleted(self, entity: T) -> bool:
         deleted_at = self.traits.deleted_at
         return deleted_at is not None and getattr(entity, deleted_at) is not None
+
+    def _require_soft_delete(self, action: str) -> str:
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None:
+            raise ValidationError(
+                f"{self.traits.entity} has no soft delete; cannot {action}",
+                errors=[error("entity", "model has no deleted_at column")],
+            )
+        return deleted_at
 
     def _check_type(self, entity: object) -> None:
         if not isinstance(entity, self.model):
             raise ValidationError(
                 f"{type(self).__name__} stores {self.model.__name__}, not {type(entity).__name__}",
-                errors=[_err("entity", f"expected {self.model.__name__}")],
+                errors=[error("entity", f"expected {self.model.__name__}", "type_error")],
             )
 
     def _identity_of(self, entity: T) -> tuple[Any, ...]:
@@ -230,15 +420,7 @@ class SqlAlchemyRepository(Generic[T]):
 
     def _coerce_identity(self, id: Any) -> tuple[Any, ...]:
         """Check a primary key value against the key's column types."""
-        mapper = inspect(self.model)
-        values = id if isinstance(id, tuple) else (id,)
-        columns = list(mapper.primary_key)
-        if len(values) != len(columns):
-            raise ValidationError(
-                f"{self.traits.entity} has a {len(columns)}-column primary key",
-                errors=[_err("id", f"expected {len(columns)} values")],
-            )
-        return tuple(_coerce(column, value, self.traits.entity) for column, value in zip(columns, values, strict=True))
+        return coerce_identity(self.model, id)
 
 
 def model_from_generic(cls: type) -> type[Any] | None:
@@ -252,30 +434,8 @@ def model_from_generic(cls: type) -> type[Any] | None:
     return None
 
 
-def _coerce(column: Any, value: Any, entity: str) -> Any:
-    try:
-        expected = column.type.python_type
-    except NotImplementedError:
-        return value
-    if value is None:
-        raise ValidationError(f"{entity} id must not be None", errors=[_err("id", "must not be None")])
-    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
-        return value
-    if expected is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    if expected is str and isinstance(value, int | float):
-        return str(value)
-    try:
-        return expected(value)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"{entity} id {value!r} is not a valid {expected.__name__}",
-            errors=[_err("id", f"expected {expected.__name__}")],
-        ) from None
-
-
-def _err(field: str, msg: str) -> dict[str, Any]:
-    return {"loc": [field], "msg": msg, "type": "value_error"}
+def _mode(include_deleted: bool, only_deleted: bool) -> str:
+    return "only_deleted" if only_deleted else "include_deleted" if include_deleted else "live"
 
 
 __all__: Sequence[str] = ["SqlAlchemyRepository", "model_from_generic"]

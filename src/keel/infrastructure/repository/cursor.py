@@ -1,0 +1,227 @@
+"""Opaque, signed keyset cursors.
+
+A cursor carries the sort values of the row a page ended (or began) on,
+the direction to read in, and a fingerprint of the ordering and filter it
+was made for. It is compact JSON, base64url-encoded, followed by an
+HMAC-SHA256 tag over the JSON under the configured secret.
+
+Why the standard library's :mod:`hmac` and not a token library (itsdangerous,
+a JWT package): the cursor needs exactly one primitive, a keyed MAC checked
+in constant time, and no expiry, key rotation or claims; ``hmac`` +
+``hashlib`` are that primitive, audited and always installed. A cursor is
+signed, not encrypted: its sort values are readable by whoever holds it, which
+is fine for values the page already shows (do not sort by secret columns).
+
+Anything wrong with a cursor (tampering, another key, another ordering or
+filter, a truncated string) is a :class:`ValidationError` with the type
+``invalid_cursor``, never a database error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import inspect
+
+from keel.config import DEV_CURSOR_SECRET
+from keel.cross_cutting.error import ConfigurationError, ValidationError
+from keel.infrastructure.repository._sorting import SortKey
+
+#: Longer input is refused before any decoding work.
+MAX_CURSOR_LENGTH = 4096
+_TAG_BYTES = 32
+_DOMAIN = b"keel.cursor.v1"
+
+_logger = logging.getLogger("keel.repository")
+_secret: bytes = DEV_CURSOR_SECRET.encode()
+
+SecretLike = str | bytes | SecretStr
+
+
+def secret_bytes(secret: SecretLike) -> bytes:
+    """The raw secret behind a str, bytes or pydantic ``SecretStr``."""
+    if isinstance(secret, SecretStr):
+        secret = secret.get_secret_value()
+    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if not raw:
+        raise ConfigurationError("the cursor secret must not be empty")
+    return raw
+
+
+def set_default_cursor_secret(secret: SecretLike, *, production: bool = False) -> None:
+    """Set the secret repositories sign cursors with when their class sets none.
+
+    With ``production=True`` the development default is refused outright.
+    """
+    global _secret
+    raw = secret_bytes(secret)
+    if raw == DEV_CURSOR_SECRET.encode():
+        if production:
+            raise ConfigurationError(
+                "KEEL_REPOSITORY__CURSOR_SECRET is the development default; set a random secret in production",
+                variables=["KEEL_REPOSITORY__CURSOR_SECRET"],
+            )
+        _logger.warning("cursors are signed with the development secret; set KEEL_REPOSITORY__CURSOR_SECRET")
+    _secret = raw
+
+
+def default_cursor_secret() -> bytes:
+    return _secret
+
+
+# --- the token --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CursorState:
+    """What a cursor says: the boundary row's sort values and the way to read."""
+
+    values: tuple[Any, ...]
+    backward: bool
+    fingerprint: str
+
+
+def _mac(secret: bytes, payload: bytes) -> bytes:
+    key = hmac.new(secret, _DOMAIN, hashlib.sha256).digest()
+    return hmac.new(key, payload, hashlib.sha256).digest()
+
+
+def encode_cursor(state: CursorState, secret: bytes) -> str:
+    body = {"v": [_encode_value(v) for v in state.values], "b": int(state.backward), "f": state.fingerprint}
+    payload = json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    return base64.urlsafe_b64encode(payload + _mac(secret, payload)).rstrip(b"=").decode("ascii")
+
+
+def invalid_cursor(msg: str) -> ValidationError:
+    return ValidationError(f"invalid cursor: {msg}", errors=[{"loc": ["cursor"], "msg": msg, "type": "invalid_cursor"}])
+
+
+def decode_cursor(
+    token: object, secret: bytes, *, fingerprint: str, keys: Sequence[SortKey], model: type[Any]
+) -> CursorState:
+    """Verify and read ``token``; a :class:`ValidationError` for anything amiss."""
+    if not isinstance(token, str) or not token or len(token) > MAX_CURSOR_LENGTH:
+        raise invalid_cursor("not a cursor")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid_cursor("not a cursor") from None
+    payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    if len(raw) <= _TAG_BYTES or not hmac.compare_digest(tag, _mac(secret, payload)):
+        raise invalid_cursor("signature mismatch (tampered, or signed with another key)")
+    try:
+        body = json.loads(payload)
+        values, backward, found = body["v"], body["b"], body["f"]
+    except (ValueError, KeyError, TypeError):
+        raise invalid_cursor("malformed") from None
+    if found != fingerprint:
+        raise invalid_cursor("made for another ordering or filter")
+    if not isinstance(values, list) or len(values) != len(keys) or backward not in (0, 1):
+        raise invalid_cursor("malformed")
+    mapper = inspect(model)
+    decoded = tuple(
+        _decode_value(v, mapper.column_attrs[k.name].columns[0].type) for v, k in zip(values, keys, strict=True)
+    )
+    return CursorState(decoded, bool(backward), fingerprint)
+
+
+# --- values --------------------------------------------------------------------------
+
+
+def _encode_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$f": repr(value)}
+    if isinstance(value, enum.Enum):
+        return {"$e": value.name}
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, date):
+        return {"$d": value.isoformat()}
+    if isinstance(value, time):
+        return {"$t": value.isoformat()}
+    if isinstance(value, timedelta):
+        return {"$td": value.total_seconds()}
+    if isinstance(value, Decimal):
+        return {"$dec": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {"$u": str(value)}
+    if isinstance(value, bytes):
+        return {"$b": base64.urlsafe_b64encode(value).decode()}
+    raise ConfigurationError(f"cannot put a {type(value).__name__} sort value into a cursor")
+
+
+_DECODERS: dict[str, Any] = {
+    "$f": float,
+    "$dt": datetime.fromisoformat,
+    "$d": date.fromisoformat,
+    "$t": time.fromisoformat,
+    "$td": lambda s: timedelta(seconds=s),
+    "$dec": Decimal,
+    "$u": uuid.UUID,
+    "$b": base64.urlsafe_b64decode,
+}
+
+
+def _decode_value(value: Any, column_type: Any) -> Any:
+    try:
+        if isinstance(value, dict) and len(value) == 1:
+            ((tag, raw),) = value.items()
+            if tag == "$e":
+                return column_type.python_type[raw]
+            return _DECODERS[tag](raw)
+        if value is None or isinstance(value, bool | int | str | float):
+            return value
+    except (KeyError, ValueError, TypeError, InvalidOperation, NotImplementedError, binascii.Error):
+        pass
+    raise invalid_cursor("malformed")
+
+
+# --- fingerprints ----------------------------------------------------------------------
+
+
+def fingerprint(model: type[Any], keys: Sequence[SortKey], conditions: Sequence[Any], mode: str) -> str:
+    """A short digest of everything that decides a page's rows and order.
+
+    Conditions are compiled (never executed) to SQL text with their bound
+    values; their order does not matter, as AND does not care.
+    """
+    parts = sorted(_condition_text(c) for c in conditions)
+    text = json.dumps([f"{model.__module__}.{model.__qualname__}", [k.token for k in keys], mode, parts], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _condition_text(condition: Any) -> str:
+    compiled = condition.compile(compile_kwargs={"render_postcompile": True})
+    params = sorted((str(k), repr(v)) for k, v in compiled.params.items())
+    return f"{compiled}|{params}"
+
+
+__all__ = [
+    "DEV_CURSOR_SECRET",
+    "MAX_CURSOR_LENGTH",
+    "CursorState",
+    "SecretLike",
+    "decode_cursor",
+    "default_cursor_secret",
+    "encode_cursor",
+    "fingerprint",
+    "invalid_cursor",
+    "secret_bytes",
+    "set_default_cursor_secret",
+]

@@ -1,0 +1,328 @@
+"""Declarative filters: conditions an HTTP layer can build from query parameters.
+
+A filter names a field and a value; it is checked against the model's
+mapped columns (an unknown field is a :class:`ValidationError`) and its
+value is converted to the column's Python type with pydantic's lax rules
+(``"5"`` becomes ``5`` for an integer column, ``"2024-05-01"`` a date), so
+bad input is a ``ValidationError`` naming the field, never a database error.
+Values are always bound parameters; LIKE filters escape ``%`` and ``_``::
+
+    await repo.list(Eq("status", "open"), Range("price", ge=10, lt=20), Like("name", "50%"))
+
+:func:`filters_from_query` turns ``?status=open&price__gte=10&name__contains=lamp``
+into such filters, limited to the fields you allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ClassVar, Literal
+
+import pydantic
+from sqlalchemy import ColumnElement, and_, inspect
+from sqlalchemy.orm import InstrumentedAttribute
+
+from keel.cross_cutting.error import ValidationError
+from keel.infrastructure.repository._sorting import column_attribute
+
+LikeMode = Literal["contains", "startswith", "endswith", "exact"]
+_ESCAPE = "\\"
+
+
+class Filter:
+    """Base of the declarative filters: a field plus a condition on it."""
+
+    field: str
+    operator: ClassVar[str]
+
+    def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
+        """The SQL condition for ``model`` (values bound, never inlined)."""
+        raise NotImplementedError
+
+    def _attribute(self, model: type[Any]) -> InstrumentedAttribute[Any]:
+        return column_attribute(model, self.field, loc="filter")
+
+    def _coerce(self, model: type[Any], value: Any) -> Any:
+        return coerce_value(model, self.field, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Eq(Filter):
+    """``field = value`` (``field IS NULL`` when value is None)."""
+
+    field: str
+    value: Any
+    operator: ClassVar[str] = "eq"
+
+    def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
+        attribute = self._attribute(model)
+        if self.value is None:
+            return attribute.is_(None)
+        condition: ColumnElement[bool] = attribute == self._coerce(model, self.value)
+        return condition
+
+
+@dataclass(frozen=True, slots=True)
+class Ne(Filter):
+    """``field <> value``; rows where the field is NULL match too, as "not equal" suggests."""
+
+    field: str
+    value: Any
+    operator: ClassVar[str] = "ne"
+
+    def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
+        attribute = self._attribute(model)
+        if self.value is None:
+            return attribute.is_not(None)
+        return attribute.is_distinct_from(self._coerce(model, self.value))
+
+
+@dataclass(frozen=True, slots=True)
+class In(Filter):
+    """``field IN (values)``; ``negate=True`` for ``NOT IN`` (NULLs never match either)."""
+
+    field: str
+    values: Sequence[Any]
+    negate: bool = False
+    operator: ClassVar[str] = "in"
+
+    def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
+        attribute = self._attribute(model)
+        if isinstance(self.values, str | bytes):
+            raise _invalid(self.field, "expected a list of values")
+        values = [self._coerce(model, v) for v in self.values]
+        return attribute.not_in(values) if self.negate else attribute.in_(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Range(Filter):
+    """Bounds on ``field``: any of ``gt``, ``ge``, ``lt``, ``le``."""
+
+    field: str
+    gt: Any = None
+    ge: Any = None
+    lt: Any = None
+    le: Any = None
+    operator: ClassVar[str] = "range"
+
+    def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
+        attribute = self._attribute(model)
+        bounds = [(self.gt, attribute.__gt__), (self.ge, attribute.__ge__), (self.lt, attribute.__lt__)]
+        bounds.append((self.le, attribute.__le__))
+        parts = [compare(self._coerce(model, value)) for value, compare in bounds if value is not None]
+        if not parts:
+            raise _invalid(self.field, "a range needs at least one of gt, ge, lt, le")
+        return and_(*parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Like(Filter):
+    """Text search; ``value`` is literal text (its ``%`` and ``_`` are escaped)."""
+
+    field: str
+    value: str
+    mode: LikeMode = "contains"
+    case_sensitive: bool = True
+    operator: ClassVar[str] = "like"
+
+    def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
+        attribute = self._attribute(model)
+        if not isinstance(self.value, str):
+            raise _invalid(self.field, "expected text")
+        if _python_type(model, self.field) is not str:
+            raise _invalid(self.field, "LIKE filters apply to text fields only")
+        escaped = escape_like(self.value)
+        pattern = {
+            "contains": f"%{escaped}%",
+            "startswith": f"{escaped}%",
+            "endswith": f"%{escaped}",
+            "exact": escaped,
+        }.get(self.mode)
+        if pattern is None:
+            raise _invalid(self.field, f"unknown LIKE mode {self.mode!r}")
+        if self.case_sensitive:
+            return attribute.like(pattern, escape=_ESCAPE)
+        return attribute.ilike(pattern, escape=_ESCAPE)
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull(Filter):
+    """``field IS NULL`` (or ``IS NOT NULL`` with ``is_null=False``)."""
+
+    field: str
+    is_null: bool = True
+    operator: ClassVar[str] = "isnull"
+
+    def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
+        attribute = self._attribute(model)
+        return attribute.is_(None) if self.is_null else attribute.is_not(None)
+
+
+def escape_like(text: str) -> str:
+    """``text`` with LIKE's wildcards (and the escape character) escaped."""
+    return text.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
+
+
+# --- values ----------------------------------------------------------------------
+
+
+def _python_type(model: type[Any], name: str) -> type[Any] | None:
+    prop = inspect(model).column_attrs[name]
+    try:
+        python_type: type[Any] = prop.columns[0].type.python_type
+    except NotImplementedError:
+        return None
+    return python_type
+
+
+@lru_cache(maxsize=256)
+def _adapter(python_type: Any) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(python_type)
+
+
+def coerce_value(model: type[Any], name: str, value: Any) -> Any:
+    """``value`` converted to the column's Python type, or a ValidationError."""
+    column_attribute(model, name, loc="filter")
+    if value is None:
+        return None
+    python_type: Any = _python_type(model, name)
+    if python_type is None:
+        return value
+    try:
+        return _adapter(python_type).validate_python(value)
+    except (pydantic.ValidationError, TypeError) as exc:
+        raise _invalid(name, f"expected {python_type.__name__}") from exc
+    except pydantic.PydanticSchemaGenerationError:
+        return value
+
+
+def _invalid(name: str, msg: str) -> ValidationError:
+    return ValidationError(
+        f"invalid filter on {name!r}: {msg}",
+        errors=[{"loc": ["filter", name], "msg": msg, "type": "value_error"}],
+        field=name,
+    )
+
+
+# --- building conditions ------------------------------------------------------------
+
+
+Condition = ColumnElement[bool] | Filter
+
+
+def build_conditions(model: type[Any], where: Iterable[Condition], equals: Mapping[str, Any]) -> list[Any]:
+    """SQL conditions from expressions, filter objects and ``field=value`` keywords."""
+    conditions: list[Any] = []
+    for item in where:
+        if isinstance(item, Filter):
+            conditions.append(item.to_expression(model))
+        elif isinstance(item, ColumnElement) or hasattr(item, "__clause_element__"):
+            conditions.append(item)
+        else:
+            raise ValidationError(
+                f"not a condition: {type(item).__name__}",
+                errors=[{"loc": ["filter"], "msg": "expected a SQL expression or a filter", "type": "type_error"}],
+            )
+    for name, value in equals.items():
+        conditions.append(Eq(name, value).to_expression(model))
+    return conditions
+
+
+# --- from query parameters --------------------------------------------------------------
+
+_SUFFIXES: dict[str, str] = {
+    "": "eq",
+    "eq": "eq",
+    "ne": "ne",
+    "in": "in",
+    "not_in": "not_in",
+    "gt": "gt",
+    "gte": "ge",
+    "ge": "ge",
+    "lt": "lt",
+    "lte": "le",
+    "le": "le",
+    "contains": "contains",
+    "icontains": "icontains",
+    "startswith": "startswith",
+    "endswith": "endswith",
+    "isnull": "isnull",
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def filters_from_query(
+    model: type[Any],
+    params: Mapping[str, Any],
+    *,
+    allowed: Iterable[str] | None = None,
+    ignore: Iterable[str] = ("page", "size", "cursor", "order_by", "sort"),
+) -> list[Filter]:
+    """Filters from query parameters such as ``price__gte=10`` or ``sku__in=a,b``.
+
+    Suffixes: none/``eq``, ``ne``, ``in``, ``not_in`` (comma-separated),
+    ``gt``, ``gte``, ``lt``, ``lte``, ``contains``, ``icontains``,
+    ``startswith``, ``endswith``, ``isnull`` (``true``/``false``). A list
+    value (a repeated parameter) means ``in``. Fields outside ``allowed``
+    (default: every mapped column) are a ValidationError, so a client learns
+    it misspelt a parameter instead of silently getting everything.
+    """
+    allowed_names = set(allowed) if allowed is not None else set(inspect(model).column_attrs.keys())
+    skipped = set(ignore)
+    filters: list[Filter] = []
+    for raw_name, raw_value in params.items():
+        if raw_name in skipped:
+            continue
+        name, _, suffix = raw_name.partition("__")
+        operator = _SUFFIXES.get(suffix)
+        if operator is None or name not in allowed_names:
+            raise ValidationError(
+                f"unknown filter {raw_name[:100]!r}",
+                errors=[{"loc": ["query", raw_name[:100]], "msg": "unknown filter", "type": "unknown_field"}],
+                allowed=sorted(allowed_names),
+            )
+        column_attribute(model, name, loc="filter")
+        filters.append(_from_param(name, operator, raw_value))
+    return filters
+
+
+def _from_param(name: str, operator: str, raw: Any) -> Filter:
+    if isinstance(raw, list | tuple) and operator == "eq":
+        return In(name, list(raw))
+    value = raw[-1] if isinstance(raw, list | tuple) else raw
+    if operator in ("in", "not_in"):
+        values = value.split(",") if isinstance(value, str) else list(value)
+        return In(name, values, negate=operator == "not_in")
+    if operator == "isnull":
+        text = str(value).strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise _invalid(name, "isnull takes true or false")
+        return IsNull(name, text in _TRUE)
+    if operator in ("contains", "icontains", "startswith", "endswith"):
+        mode: LikeMode = "contains" if operator == "icontains" else operator  # type: ignore[assignment]
+        return Like(name, str(value), mode=mode, case_sensitive=operator != "icontains")
+    if operator in ("gt", "ge", "lt", "le"):
+        return Range(name, **{operator: value})
+    if operator == "ne":
+        return Ne(name, value)
+    return Eq(name, value)
+
+
+__all__ = [
+    "Condition",
+    "Eq",
+    "Filter",
+    "In",
+    "IsNull",
+    "Like",
+    "LikeMode",
+    "Ne",
+    "Range",
+    "build_conditions",
+    "coerce_value",
+    "escape_like",
+    "filters_from_query",
+]

@@ -1,0 +1,372 @@
+"""``InMemoryRepository[T]``: the SQL repository's twin for fast unit tests.
+
+Same methods, same arguments, same errors: filters are the same SQLAlchemy
+expressions and filter objects (evaluated in Python), sorting puts NULLs
+where the SQL repository does, soft-deleted rows are hidden the same way, and
+every entity returned or added is reported as *seen*. Entities are copies
+owned by the unit of work that handed them out; nothing reaches the store
+before ``commit()``.
+
+A repository subclass written against the public surface works on both::
+
+    class ProductRepository(SqlAlchemyRepository[Product]):
+        async def low_stock(self) -> list[Product]:
+            return await self.list(Product.stock < 5)
+
+    class FakeUnitOfWork(InMemoryUnitOfWork):
+        products: ProductRepository      # built as an in-memory twin
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar, get_args, get_origin
+
+from sqlalchemy import Select, select
+
+from keel.cross_cutting.error import ConfigurationError, NotFoundError, ValidationError
+from keel.domain.messages import utcnow
+from keel.infrastructure.database.orm import ModelTraits, model_traits
+from keel.infrastructure.repository import CursorPage, Page
+from keel.infrastructure.repository._checks import check_update_values, coerce_identity, validate_limit
+from keel.infrastructure.repository._sorting import OrderByArg
+from keel.infrastructure.repository.filters import Condition, build_conditions
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
+from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+from keel.testing._evaluate import compile_where, matches
+from keel.testing._paging import cursor_page, offset_page, sort_rows
+from keel.testing.store import InMemoryStore, Workspace, identity_of, mapper_of
+
+T = TypeVar("T")
+
+SeenCallback = Callable[[object], None]
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+class InMemoryRepository(Generic[T]):
+    """Repository over a :class:`Workspace`; ``InMemoryRepository[Product]()`` works standalone."""
+
+    model: type[Any]
+    # max_page_size, default_page_size and cursor_secret: set them on a
+    # subclass like on SqlAlchemyRepository; unset, that class's values apply.
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            args = get_args(base)
+            origin = get_origin(base)
+            if isinstance(origin, type) and args and isinstance(args[0], type) and hasattr(origin, "model"):
+                cls.model = args[0]
+
+    def __init__(
+        self,
+        workspace: Workspace | None = None,
+        *,
+        on_seen: SeenCallback | None = None,
+        model: type[T] | None = None,
+    ) -> None:
+        if model is not None:
+            self.model = model
+        if getattr(self, "model", None) is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} has no model: use InMemoryRepository[Model] or pass model="
+            )
+        mapper_of(self.model)
+        self.workspace = workspace if workspace is not None else Workspace(InMemoryStore())
+        self._on_seen = on_seen or _ignore
+
+    @property
+    def traits(self) -> ModelTraits:
+        return model_traits(self.model)
+
+    @property
+    def store(self) -> InMemoryStore:
+        return self.workspace.store
+
+    # --- writes --------------------------------------------------------------
+
+    def add(self, entity: T) -> T:
+        """Add a new entity (stored on commit)."""
+        self._check_type(entity)
+        self.workspace.add(self.model, entity)
+        self._on_seen(entity)
+        return entity
+
+    def add_many(self, entities: Iterable[T]) -> builtins.list[T]:
+        """Add many entities."""
+        added = builtins.list(entities)
+        for entity in added:
+            self._check_type(entity)
+        for entity in added:
+            self.add(entity)
+        return added
+
+    async def delete(self, entity: T) -> None:
+        """Soft-delete (set ``deleted_at``) when the model supports it, else delete for good."""
+        self._check_type(entity)
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None:
+            await self.hard_delete(entity)
+            return
+        self._on_seen(entity)
+        if getattr(entity, deleted_at) is None:
+            setattr(entity, deleted_at, utcnow())
+
+    async def restore(self, entity: T) -> T:
+        """Undo a soft delete."""
+        self._check_type(entity)
+        deleted_at = self._require_soft_delete("restore")
+        self._on_seen(entity)
+        setattr(entity, deleted_at, None)
+        return entity
+
+    async def hard_delete(self, entity: T) -> None:
+        """Delete the row for good (version-checked on commit)."""
+        self._check_type(entity)
+        self._on_seen(entity)
+        self.workspace.remove(self.model, entity)
+
+    async def update_many(
+        self,
+        *where: Condition,
+        values: Mapping[str, Any],
+        include_deleted: bool = False,
+        **equals: Any,
+    ) -> int:
+        """Set ``values`` on every matching row; returns how many rows changed."""
+        check_update_values(self.model, self.traits, values)
+        rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=False)
+        for row in rows:
+            entity = self.workspace.load(self.model, identity_of(self.model, row))
+            for name, value in values.items():
+                setattr(entity, name, value)
+        return len(rows)
+
+    async def delete_many(self, *where: Condition, **equals: Any) -> int:
+        """Delete every matching row (soft when the model supports it); returns the count."""
+        rows = self._matching(where, equals, include_deleted=False, only_deleted=False)
+        now = utcnow()
+        for row in rows:
+            entity = self.workspace.load(self.model, identity_of(self.model, row))
+            if self.traits.deleted_at is not None:
+                setattr(entity, self.traits.deleted_at, now)
+            else:
+                self.workspace.remove(self.model, entity)
+        return len(rows)
+
+    # --- reads ---------------------------------------------------------------
+
+    async def get(self, id: Any, *, include_deleted: bool = False) -> T:
+        """The entity with primary key ``id``; :class:`NotFoundError` if absent."""
+        entity = await self.get_or_none(id, include_deleted=include_deleted)
+        if entity is None:
+            raise NotFoundError(entity=self.traits.entity, id=id)
+        return entity
+
+    async def get_or_none(self, id: Any, *, include_deleted: bool = False) -> T | None:
+        """The entity with primary key ``id``, or None."""
+        key = coerce_identity(self.model, id)
+        entity: T | None = self.workspace.load(self.model, key)
+        if entity is None or (not include_deleted and self._is_deleted(entity)):
+            return None
+        self._on_seen(entity)
+        return entity
+
+    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
+        """The entities with these primary keys, in the order asked; missing ones are skipped."""
+        found = []
+        for key in dict.fromkeys(coerce_identity(self.model, i) for i in ids):
+            entity = self.workspace.load(self.model, key)
+            if entity is not None and (include_deleted or not self._is_deleted(entity)):
+                self._on_seen(entity)
+                found.append(entity)
+        return found
+
+    async def list(
+        self,
+        *where: Condition,
+        order_by: OrderByArg = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> builtins.list[T]:
+        """Entities matching every condition (SQLAlchemy expressions, filters, ``field=value``)."""
+        validate_limit(limit, offset)
+        rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted)
+        rows = sort_rows(self.model, rows, order_by, tie_breaker=False)
+        start = offset or 0
+        rows = rows[start:] if limit is None else rows[start : start + limit]
+        return self._hand_out(rows)
+
+    async def count(
+        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+    ) -> int:
+        """How many entities match."""
+        return len(self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted))
+
+    async def exists(
+        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+    ) -> bool:
+        """Whether any entity matches."""
+        return bool(self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted))
+
+    async def paginate(
+        self,
+        *where: Condition,
+        page: int = 1,
+        size: int | None = None,
+        order_by: OrderByArg = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> Page[T]:
+        """One offset page, the primary key breaking ties."""
+        rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted)
+        result = offset_page(self, rows, page=page, size=size, order_by=order_by)
+        return Page(self._hand_out(result.items), result.total, result.page, result.size)
+
+    async def paginate_by_cursor(
+        self,
+        *where: Condition,
+        cursor: str | None = None,
+        size: int | None = None,
+        order_by: OrderByArg = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> CursorPage[T]:
+        """One keyset page; see :meth:`keel.SqlAlchemyRepository.paginate_by_cursor`."""
+        conditions = build_conditions(self.model, where, equals)
+        rows = self._filter(conditions, include_deleted=include_deleted, only_deleted=only_deleted)
+        result = cursor_page(
+            self,
+            rows,
+            conditions,
+            cursor=cursor,
+            size=size,
+            order_by=order_by,
+            mode=_mode(include_deleted, only_deleted),
+        )
+        return CursorPage(self._hand_out(result.items), result.size, result.next_cursor, result.previous_cursor)
+
+    # --- building blocks for subclasses -------------------------------------
+
+    def select(
+        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+    ) -> Select[T]:
+        """The statement :meth:`keel.SqlAlchemyRepository.select` would build.
+
+        Run it with :meth:`_scalars`: its WHERE clause, ORDER BY (mapped
+        columns), LIMIT and OFFSET are applied in Python, so custom query
+        methods written with ``self.select(...)`` work on the twin too.
+        """
+        stmt: Select[T] = select(self.model)
+        deleted_at = self.traits.deleted_at
+        if deleted_at is not None and (include_deleted or only_deleted):
+            stmt = stmt.execution_options(**{INCLUDE_DELETED: True})
+            if only_deleted:
+                stmt = stmt.where(getattr(self.model, deleted_at).is_not(None))
+        conditions = build_conditions(self.model, where, equals)
+        return stmt.where(*conditions) if conditions else stmt
+
+    async def _scalars(self, stmt: Select[T]) -> builtins.list[T]:
+        """Run a ``select(model)`` statement against the workspace; entities are seen."""
+        where = [stmt.whereclause] if stmt.whereclause is not None else []
+        include_deleted = bool(stmt.get_execution_options().get(INCLUDE_DELETED, False))
+        rows = self._filter(where, include_deleted=include_deleted, only_deleted=False)
+        order = builtins.list(getattr(stmt, "_order_by_clauses", ()))
+        rows = sort_rows(self.model, rows, order, tie_breaker=False)
+        offset = getattr(stmt, "_offset", None) or 0
+        limit = getattr(stmt, "_limit", None)
+        rows = rows[offset:] if limit is None else rows[offset : offset + limit]
+        return self._hand_out(rows)
+
+    def _track(self, entity: T) -> T:
+        """Mark an entity loaded by custom code as seen; returns it."""
+        self._on_seen(entity)
+        return entity
+
+    # --- helpers -------------------------------------------------------------
+
+    def _matching(
+        self, where: Iterable[Condition], equals: Mapping[str, Any], *, include_deleted: bool, only_deleted: bool
+    ) -> builtins.list[Any]:
+        conditions = build_conditions(self.model, where, equals)
+        return self._filter(conditions, include_deleted=include_deleted, only_deleted=only_deleted)
+
+    def _filter(
+        self, conditions: builtins.list[Any], *, include_deleted: bool, only_deleted: bool
+    ) -> builtins.list[Any]:
+        evaluators = [compile_where(self.model, c) for c in conditions]
+        deleted_at = self.traits.deleted_at
+        rows = []
+        for key in self.workspace.keys(self.model):
+            row = self.workspace.peek(self.model, key)
+            if row is None:
+                continue
+            if deleted_at is not None:
+                deleted = getattr(row, deleted_at) is not None
+                if (only_deleted and not deleted) or (not only_deleted and not include_deleted and deleted):
+                    continue
+            if all(matches(e, row) for e in evaluators):
+                rows.append(row)
+        return rows
+
+    def _hand_out(self, rows: Iterable[Any]) -> builtins.list[T]:
+        entities = []
+        for row in rows:
+            entity = self.workspace.load(self.model, identity_of(self.model, row))
+            self._on_seen(entity)
+            entities.append(entity)
+        return entities
+
+    def _is_deleted(self, entity: object) -> bool:
+        deleted_at = self.traits.deleted_at
+        return deleted_at is not None and getattr(entity, deleted_at) is not None
+
+    def _require_soft_delete(self, action: str) -> str:
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None:
+            raise ValidationError(
+                f"{self.traits.entity} has no soft delete; cannot {action}",
+                errors=[{"loc": ["entity"], "msg": "model has no deleted_at column", "type": "value_error"}],
+            )
+        return deleted_at
+
+    def _check_type(self, entity: object) -> None:
+        if not isinstance(entity, self.model):
+            raise ValidationError(
+                f"{type(self).__name__} stores {self.model.__name__}, not {type(entity).__name__}",
+                errors=[{"loc": ["entity"], "msg": f"expected {self.model.__name__}", "type": "type_error"}],
+            )
+
+
+@functools.cache
+def in_memory_twin(repository: type[Any]) -> type[Any]:
+    """The in-memory class standing in for ``repository``.
+
+    An ``InMemoryRepository`` is its own twin. For a ``SqlAlchemyRepository``
+    subclass, a class that takes the storage methods from
+    ``InMemoryRepository`` and the custom query methods from the subclass.
+    """
+    if issubclass(repository, InMemoryRepository):
+        return repository
+    if not issubclass(repository, SqlAlchemyRepository):
+        raise ConfigurationError(f"{repository.__name__} is not a repository class")
+    if repository is SqlAlchemyRepository:
+        return InMemoryRepository
+    return type(f"InMemory{repository.__name__}", (InMemoryRepository, repository), {"__module__": __name__})
+
+
+def _mode(include_deleted: bool, only_deleted: bool) -> str:
+    return "only_deleted" if only_deleted else "include_deleted" if include_deleted else "live"
+
+
+__all__ = ["InMemoryRepository", "in_memory_twin"]

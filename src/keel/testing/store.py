@@ -1,0 +1,333 @@
+"""The in-memory "database" behind :class:`InMemoryUnitOfWork`.
+
+:class:`InMemoryStore` holds committed rows as private copies, so nothing a
+test does to an entity it holds changes the store until a unit of work
+commits it, just as with a real database. A :class:`Workspace` is one unit
+of work's transaction: it hands out copies (one per row, an identity map),
+sees its own uncommitted changes, and on commit applies them atomically,
+with the same optimistic version check, ``version`` bump and timestamps as
+the SQLAlchemy unit of work.
+
+Share one store between several unit-of-work instances (a message bus's
+``uow_factory``) to give them the same data.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import Mapper
+
+from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, ConflictError
+from keel.domain.messages import utcnow
+from keel.infrastructure.database.orm import ModelTraits, model_traits
+
+Key = tuple[Any, ...]
+RowId = tuple[type[Any], Key]
+
+#: Set on entities a workspace handed out or committed: the version they
+#: were read at. Lets a copy from an earlier unit of work be re-added and
+#: saved with a version check, like a detached instance in SQLAlchemy.
+_READ_AT = "_keel_in_memory_read_at"
+_MISSING = object()
+
+
+def mapper_of(model: type[Any]) -> Mapper[Any]:
+    """The mapper of ``model``; a clear error when the class is not mapped yet."""
+    try:
+        mapper: Mapper[Any] = inspect(model)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"{getattr(model, '__name__', model)} is not mapped: the in-memory repository reads the same "
+            "column metadata as the SQL one, so import the module that maps it (declarative models, or "
+            "your map_imperatively/start_mappers call) before using it"
+        ) from exc
+    return mapper
+
+
+def identity_of(model: type[Any], entity: object) -> Key:
+    return tuple(getattr(entity, name) for name in model_traits(model).primary_key)
+
+
+def state_of(entity: object, depth: int = 0) -> Any:
+    """A comparable snapshot of an entity's columns and, recursively, its relationships."""
+    try:
+        mapper: Mapper[Any] = inspect(type(entity))
+    except Exception:
+        return copy.deepcopy(entity)
+    columns = tuple((key, copy.deepcopy(entity.__dict__.get(key))) for key in [p.key for p in mapper.column_attrs])
+    if depth > 8:
+        return columns
+    related: list[tuple[str, Any]] = []
+    for rel in mapper.relationships:
+        value = entity.__dict__.get(rel.key)
+        if value is None:
+            related.append((rel.key, None))
+        elif isinstance(value, list | tuple):
+            related.append((rel.key, tuple(state_of(v, depth + 1) for v in value)))
+        elif isinstance(value, set | frozenset):
+            related.append((rel.key, tuple(sorted((state_of(v, depth + 1) for v in value), key=repr))))
+        else:
+            related.append((rel.key, state_of(value, depth + 1)))
+    return columns, tuple(related)
+
+
+@dataclass(slots=True)
+class _Baseline:
+    version: Any
+    state: Any
+
+
+class InMemoryStore:
+    """Committed rows of every model, keyed by primary key, in insertion order."""
+
+    def __init__(self) -> None:
+        self._tables: dict[type[Any], dict[Key, Any]] = {}
+        self._sequences: dict[type[Any], Iterator[int]] = {}
+        #: How many unit-of-work commits reached this store.
+        self.commits = 0
+
+    def table(self, model: type[Any]) -> dict[Key, Any]:
+        """The committed rows of ``model`` (private copies: read, never mutate)."""
+        return self._tables.setdefault(model, {})
+
+    def all(self, model: type[Any]) -> list[Any]:
+        """Copies of every committed row of ``model``, soft-deleted ones included."""
+        return [copy.deepcopy(row) for row in self.table(model).values()]
+
+    def add(self, *entities: Any) -> None:
+        """Seed committed rows directly (test setup), with defaults applied."""
+        workspace = Workspace(self)
+        for entity in entities:
+            workspace.add(type(entity), entity)
+        workspace.commit()
+
+    def clear(self) -> None:
+        self._tables.clear()
+
+    def next_id(self, model: type[Any]) -> int:
+        """The next value of ``model``'s integer key: never reused, never rolled back."""
+        sequence = self._sequences.get(model)
+        if sequence is None:
+            start = max((k[0] for k in self.table(model) if isinstance(k[0], int)), default=0) + 1
+            sequence = self._sequences[model] = itertools.count(start)
+        return next(sequence)
+
+
+class Workspace:
+    """One unit of work's view of a store: an identity map plus pending changes."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.identity: dict[RowId, Any] = {}
+        self._baselines: dict[RowId, _Baseline] = {}
+        self._removed: dict[RowId, Any] = {}
+
+    def reset(self) -> None:
+        """Forget everything uncommitted (a rollback)."""
+        self.identity.clear()
+        self._baselines.clear()
+        self._removed.clear()
+
+    # --- reading ---------------------------------------------------------------
+
+    def keys(self, model: type[Any]) -> list[Key]:
+        """Every live key of ``model`` in this workspace, committed rows first."""
+        table = self.store.table(model)
+        keys = [k for k in table if (model, k) not in self._removed]
+        keys.extend(k for (m, k) in self.identity if m is model and k not in table)
+        return keys
+
+    def peek(self, model: type[Any], key: Key) -> Any:
+        """The row as this workspace sees it, without copying it (None if absent)."""
+        row_id = (model, key)
+        if row_id in self._removed:
+            return None
+        found = self.identity.get(row_id)
+        return found if found is not None else self.store.table(model).get(key)
+
+    def load(self, model: type[Any], key: Key) -> Any:
+        """The workspace's own copy of the row (one per key), or None."""
+        row_id = (model, key)
+        if row_id in self._removed:
+            return None
+        found = self.identity.get(row_id)
+        if found is not None:
+            return found
+        committed = self.store.table(model).get(key)
+        if committed is None:
+            return None
+        entity = copy.deepcopy(committed)
+        version = _version(model, entity)
+        entity.__dict__[_READ_AT] = version
+        self.identity[row_id] = entity
+        self._baselines[row_id] = _Baseline(version, state_of(entity))
+        return entity
+
+    # --- writing ---------------------------------------------------------------
+
+    def add(self, model: type[Any], entity: Any) -> None:
+        traits = model_traits(model)
+        mapper = mapper_of(model)
+        pk = list(mapper.primary_key)
+        if len(pk) == 1 and getattr(entity, traits.primary_key[0], None) is None and _autoincrements(pk[0]):
+            setattr(entity, traits.primary_key[0], self.store.next_id(model))
+        key = identity_of(model, entity)
+        if any(part is None for part in key):
+            raise ConflictError(f"{traits.entity} needs a primary key", entity=traits.entity)
+        row_id = (model, key)
+        current = self.identity.get(row_id)
+        if current is entity:
+            return
+        if current is not None:
+            raise ConflictError(f"{traits.entity} {key!r} is already in this unit of work", entity=traits.entity)
+        self._removed.pop(row_id, None)
+        self.identity[row_id] = entity
+
+    def remove(self, model: type[Any], entity: Any) -> None:
+        row_id = (model, identity_of(model, entity))
+        self.identity.pop(row_id, None)
+        self._removed[row_id] = entity
+
+    def commit(self) -> None:
+        """Apply every change atomically, or raise and apply nothing."""
+        now = utcnow()
+        writes: list[tuple[RowId, Any, bool]] = []
+        deletes: list[RowId] = []
+        for row_id, entity in self._removed.items():
+            model, key = row_id
+            committed = self.store.table(model).get(key)
+            held = entity.__dict__.get(_READ_AT, _MISSING)
+            baseline = self._baselines.get(row_id)
+            if baseline is not None:
+                held = baseline.version
+            if committed is not None and held is not _MISSING:
+                self._check_version(model, key, committed, held)
+            deletes.append(row_id)
+        for row_id, entity in self.identity.items():
+            model, key = row_id
+            committed = self.store.table(model).get(key)
+            baseline = self._baselines.get(row_id)
+            if baseline is None:
+                held = entity.__dict__.get(_READ_AT, _MISSING)
+                if committed is None:
+                    writes.append((row_id, entity, True))
+                    continue
+                if held is _MISSING:
+                    entity_name = model_traits(model).entity
+                    raise ConflictError(
+                        f"{entity_name} {key[0] if len(key) == 1 else key!r} already exists", entity=entity_name
+                    )
+                self._check_version(model, key, committed, held)
+                writes.append((row_id, entity, False))
+                continue
+            if state_of(entity) == baseline.state:
+                continue
+            if committed is None:
+                raise ConcurrencyError(entity=model_traits(model).entity, id=_id(key), version=baseline.version)
+            self._check_version(model, key, committed, baseline.version)
+            writes.append((row_id, entity, False))
+        for row_id in deletes:
+            self.store.table(row_id[0]).pop(row_id[1], None)
+        for row_id, entity, is_new in writes:
+            model, key = row_id
+            if is_new:
+                _apply_insert_defaults(model, entity)
+            elif _columns_changed(model, entity, self._baselines.get(row_id), self.store.table(model).get(key)):
+                _apply_update_defaults(model, entity, now)
+            stored = copy.deepcopy(entity)
+            stored.__dict__.pop(_READ_AT, None)
+            self.store.table(model)[key] = stored
+            version = _version(model, entity)
+            entity.__dict__[_READ_AT] = version
+            self._baselines[row_id] = _Baseline(version, state_of(entity))
+        self._removed.clear()
+        self.store.commits += 1
+
+    def _check_version(self, model: type[Any], key: Key, committed: Any, held: Any) -> None:
+        traits = model_traits(model)
+        if traits.version is None:
+            return
+        if getattr(committed, traits.version) != held:
+            raise ConcurrencyError(entity=traits.entity, id=_id(key), version=held)
+
+
+def _id(key: Key) -> Any:
+    return key[0] if len(key) == 1 else key
+
+
+def _version(model: type[Any], entity: object) -> Any:
+    traits: ModelTraits = model_traits(model)
+    return getattr(entity, traits.version) if traits.version else None
+
+
+def _autoincrement_type(column: Any) -> bool:
+    try:
+        return column.type.python_type is int
+    except NotImplementedError:
+        return False
+
+
+def _autoincrements(column: Any) -> bool:
+    return column.autoincrement in (True, "auto") and _autoincrement_type(column) and not column.foreign_keys
+
+
+def _call_default(default: Any) -> Any:
+    if default is None:
+        return _MISSING
+    if getattr(default, "is_scalar", False):
+        return copy.copy(default.arg)
+    if getattr(default, "is_callable", False):
+        return default.arg(None)
+    return _MISSING
+
+
+def _apply_insert_defaults(model: type[Any], entity: Any) -> None:
+    """Column defaults for attributes left unset, as the INSERT would apply them."""
+    traits = model_traits(model)
+    for prop in mapper_of(model).column_attrs:
+        if entity.__dict__.get(prop.key) is not None:
+            continue
+        if prop.key == traits.version:
+            setattr(entity, prop.key, 1)
+            continue
+        value = _call_default(prop.columns[0].default)
+        if value is not _MISSING:
+            setattr(entity, prop.key, value)
+
+
+def _columns_changed(model: type[Any], entity: Any, baseline: _Baseline | None, committed: Any) -> bool:
+    keys = mapper_of(model).column_attrs.keys()
+    if baseline is not None:
+        return bool(state_of(entity)[0] != baseline.state[0])
+    return committed is None or any(entity.__dict__.get(k) != committed.__dict__.get(k) for k in keys)
+
+
+def _apply_update_defaults(model: type[Any], entity: Any, now: Any) -> None:
+    """``version + 1`` and ``onupdate`` columns, as the UPDATE would apply them."""
+    traits = model_traits(model)
+    if traits.version is not None:
+        setattr(entity, traits.version, (getattr(entity, traits.version) or 0) + 1)
+    for prop in mapper_of(model).column_attrs:
+        if prop.key == traits.updated_at:
+            setattr(entity, prop.key, now)
+            continue
+        onupdate = _call_default(prop.columns[0].onupdate)
+        if onupdate is not _MISSING:
+            setattr(entity, prop.key, onupdate)
+
+
+def live_rows(workspace: Workspace, model: type[Any]) -> Iterable[tuple[Key, Any]]:
+    """(key, row) for every live row of ``model`` as the workspace sees it."""
+    for key in workspace.keys(model):
+        row = workspace.peek(model, key)
+        if row is not None:
+            yield key, row
+
+
+__all__ = ["InMemoryStore", "Workspace", "identity_of", "live_rows", "mapper_of", "state_of"]

@@ -1,0 +1,158 @@
+"""``InMemoryUnitOfWork``: the SQLAlchemy unit of work's twin for unit tests.
+
+Declare repositories as class annotations, exactly as on
+:class:`keel.SqlAlchemyUnitOfWork`; ``InMemoryRepository[Model]`` and your
+``SqlAlchemyRepository`` subclasses both work (the latter become in-memory
+twins that keep their custom query methods)::
+
+    class FakeUnitOfWork(InMemoryUnitOfWork):
+        products: InMemoryRepository[Product]
+
+    uow = FakeUnitOfWork()
+    async with uow:
+        uow.products.add(Product(sku="LAMP", stock=10))
+        await uow.commit()
+    assert uow.commits == 1
+
+Data lives in an :class:`InMemoryStore`: the instance's own by default, so it
+outlives each ``async with``; pass one store to several instances (a message
+bus's ``uow_factory``) to share data between them. Commit and rollback behave
+as on the database: uncommitted changes are invisible elsewhere and vanish on
+rollback, a stale version raises ``ConcurrencyError`` on commit, and events of
+seen aggregates are released by ``collect_new_events()`` after the commit.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from keel.cross_cutting.error import UnitOfWorkError
+from keel.domain.aggregate import AggregateRoot
+from keel.domain.messages import DomainEvent
+from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+from keel.service_layer.unit_of_work import AbstractUnitOfWork
+from keel.testing.repository import InMemoryRepository, in_memory_twin
+from keel.testing.store import InMemoryStore, Workspace
+
+RepositorySpec = tuple[type[Any], type[Any] | None]
+
+
+class InMemoryUnitOfWork(AbstractUnitOfWork):
+    """Unit of work over an :class:`InMemoryStore`; see the module docstring."""
+
+    _repository_specs: ClassVar[dict[str, RepositorySpec] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._repository_specs = None  # resolved lazily: annotations may be forward references
+
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        super().__init__()
+        #: The data this unit of work reads and commits to.
+        self.store = store if store is not None else InMemoryStore()
+        #: True once this instance has committed (Cosmic Python's FakeUnitOfWork flag).
+        self.committed = False
+        #: Successful commits and explicit rollbacks made through this instance.
+        self.commits = 0
+        self.rollbacks = 0
+        #: Every event released by this instance's commits, oldest first (kept after collection).
+        self.committed_events: list[DomainEvent] = []
+        self._workspace: Workspace | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        """The open transaction's view of the store."""
+        if self._workspace is None:
+            raise UnitOfWorkError(f"{type(self).__name__} is not open (use `async with uow:`)")
+        return self._workspace
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a declared repository used
+        # outside `async with`.
+        if not name.startswith("_") and name in _specs(type(self)):
+            raise UnitOfWorkError(f"{type(self).__name__}.{name} exists only inside `async with uow:`")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    async def _begin(self) -> None:
+        workspace = self._workspace = Workspace(self.store)
+        for name, (repo_cls, model) in _specs(type(self)).items():
+            kwargs: dict[str, Any] = {"on_seen": self.mark_seen}
+            if model is not None:
+                kwargs["model"] = model
+            setattr(self, name, repo_cls(workspace, **kwargs))
+
+    async def _commit(self, events: list[DomainEvent]) -> None:
+        self.workspace.commit()
+        self.committed = True
+        self.commits += 1
+        self.committed_events.extend(events)
+
+    async def _rollback(self) -> None:
+        self.rollbacks += 1
+        self.workspace.reset()
+
+    async def _close(self) -> None:
+        for name in _specs(type(self)):
+            self.__dict__.pop(name, None)
+        self._workspace = None
+
+    def _candidates(self) -> Iterable[AggregateRoot]:
+        found: dict[int, AggregateRoot] = dict(self._seen)
+        if self._workspace is not None:
+            for entity in self._workspace.identity.values():
+                if isinstance(entity, AggregateRoot):
+                    found.setdefault(id(entity), entity)
+        return found.values()
+
+
+def in_memory_unit_of_work(unit_of_work: type[Any]) -> type[InMemoryUnitOfWork]:
+    """An :class:`InMemoryUnitOfWork` class with the repositories ``unit_of_work`` declares."""
+    hints = {name: repo for name, (repo, _) in _find_specs(unit_of_work).items()}
+    specs = _find_specs(unit_of_work)
+    cls: type[InMemoryUnitOfWork] = type(
+        f"InMemory{unit_of_work.__name__}", (InMemoryUnitOfWork,), {"__annotations__": hints}
+    )
+    cls._repository_specs = {name: (_twin(repo), model) for name, (repo, model) in specs.items()}
+    return cls
+
+
+def _specs(cls: type[InMemoryUnitOfWork]) -> dict[str, RepositorySpec]:
+    specs = cls.__dict__.get("_repository_specs")
+    if specs is None:
+        specs = {name: (_twin(repo), model) for name, (repo, model) in _find_specs(cls).items()}
+        cls._repository_specs = specs
+    return specs
+
+
+def _twin(repository: Any) -> type[Any]:
+    return in_memory_twin(repository)
+
+
+def _find_specs(cls: type) -> dict[str, RepositorySpec]:
+    """Repository annotations of ``cls``: name -> (repository class, model or None)."""
+    specs: dict[str, RepositorySpec] = {}
+    for name, hint in _annotations(cls).items():
+        origin = typing.get_origin(hint)
+        target = origin if isinstance(origin, type) else hint
+        if isinstance(target, type) and issubclass(target, InMemoryRepository | SqlAlchemyRepository):
+            args = typing.get_args(hint)
+            model = args[0] if origin is not None and args and isinstance(args[0], type) else None
+            specs[name] = (target, model)
+    return specs
+
+
+def _annotations(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:
+        # Classes defined inside functions can hold forward references
+        # get_type_hints cannot resolve; use what is already evaluated.
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(getattr(klass, "__annotations__", {}))
+        return merged
+
+
+__all__ = ["InMemoryUnitOfWork", "in_memory_unit_of_work"]
