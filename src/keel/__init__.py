@@ -23,7 +23,19 @@ from keel.cross_cutting.error import (
     ValidationError,
 )
 from keel.domain import AggregateRoot, Command, DomainEvent, Message
-from keel.infrastructure.repository import SqlAlchemyRepository
+from keel.infrastructure.repository import (
+    CursorPage,
+    Eq,
+    Filter,
+    In,
+    IsNull,
+    Like,
+    Ne,
+    Page,
+    Range,
+    SqlAlchemyRepository,
+    filters_from_query,
+)
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import BusConfigurationError, HandlerRegistry, MessageBus
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
@@ -40,20 +52,30 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictError",
+    "CursorPage",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DomainError",
     "DomainEvent",
+    "Eq",
+    "Filter",
     "HandlerRegistry",
+    "In",
     "InfrastructureError",
+    "IsNull",
     "KeelError",
+    "Like",
     "Message",
     "MessageBus",
+    "Ne",
     "NotFoundError",
+    "Page",
     "PublishError",
+    "Range",
     "SqlAlchemyRepository",
     "SqlAlchemyUnitOfWork",
     "UnitOfWorkError",
     "ValidationError",
     "__version__",
+    "filters_from_query",
 ]
