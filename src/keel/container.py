@@ -1,3 +1,263 @@
-"""The dependency-injector container that wires keel (filled in by the message-bus work)."""
+"""``KeelContainer``: the dependency-injector container that wires keel.
+
+.. code-block:: python
+
+    class AllocationContainer(KeelContainer):
+        settings = providers.Singleton(AllocationSettings)
+        unit_of_work_class = providers.Object(AllocationUnitOfWork)
+        handlers = providers.Object(allocation_handlers)        # a HandlerRegistry
+        notifications = providers.Singleton(EmailNotifications)
+        handler_dependencies = providers.Dict(notifications=notifications)
+
+    async with running(AllocationContainer()) as container:   # init_resources / shutdown_resources
+        await container.bus().handle(Allocate(orderid="o1", sku="LAMP", qty=1))
+
+Providers redefined in a subclass replace the inherited ones everywhere:
+the inherited providers that used them are re-pointed at the subclass's
+(dependency-injector alone leaves them on the base's). Tests override an
+instance's providers as usual: ``container.engine.override(providers.Object(engine))``.
+"""
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from keel.config import KeelSettings
+from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, DatabaseUnavailableError
+from keel.infrastructure.database import create_engine, create_session_factory
+from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
+from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
+
+#: What the bus retries when built by the container: the errors
+#: :func:`keel.infrastructure.database.is_transient` accepts.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConcurrencyError, DatabaseUnavailableError)
+
+C = TypeVar("C", bound=containers.Container)
+
+
+# --- provider functions ----------------------------------------------------------------
+
+
+def open_engine(settings: KeelSettings) -> Iterator[AsyncEngine]:
+    """The engine resource: built from settings when resources start."""
+    yield create_engine(settings)
+
+
+async def dispose_engine_at_shutdown(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """Close the engine's pooled connections when resources shut down.
+
+    A separate resource because disposal is async and dependency-injector
+    would otherwise make every provider that depends on the engine return
+    awaitables.
+    """
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def build_unit_of_work(
+    unit_of_work_class: type[SqlAlchemyUnitOfWork], session_factory: async_sessionmaker[AsyncSession]
+) -> SqlAlchemyUnitOfWork:
+    """A fresh unit of work of the configured class."""
+    return unit_of_work_class(session_factory)
+
+
+def command_retry_policy(settings: KeelSettings) -> RetryPolicy:
+    """The bus's command retries, from ``KEEL_BUS__*``."""
+    bus = settings.bus
+    return RetryPolicy(
+        max_attempts=bus.max_attempts,
+        initial_backoff=bus.backoff_initial,
+        max_backoff=bus.backoff_max,
+        jitter=bus.jitter,
+        retry_on=TRANSIENT_ERRORS,
+    )
+
+
+def event_retry_policy(settings: KeelSettings) -> RetryPolicy:
+    """The bus's per-event-handler retries, from ``KEEL_BUS__*``."""
+    bus = settings.bus
+    return RetryPolicy(
+        max_attempts=bus.event_handler_attempts,
+        initial_backoff=bus.backoff_initial,
+        max_backoff=bus.backoff_max,
+        jitter=bus.jitter,
+        retry_on=TRANSIENT_ERRORS,
+    )
+
+
+def backend_of(settings: KeelSettings, section: str, default: str) -> str:
+    """``settings.<section>.backend``, or ``default`` while that section does not exist yet."""
+    return str(getattr(getattr(settings, section, None), "backend", default))
+
+
+def not_built(component: str, section: str, default: str) -> Any:
+    """A provider function for a component whose backends arrive with a later release."""
+
+    def provide(settings: KeelSettings) -> Any:
+        backend = backend_of(settings, section, default)
+        raise ConfigurationError(
+            f"no {component} backend {backend!r} is available in this version of keel; "
+            f"override the container's `{section}` provider with your own",
+            variables=[f"KEEL_{section.upper()}__BACKEND"],
+        )
+
+    provide.__name__ = provide.__qualname__ = f"{section}_backend"
+    return provide
+
+
+# --- the container ----------------------------------------------------------------------
+
+
+class KeelContainer(containers.DeclarativeContainer):
+    """Settings, engine, session factory, units of work and the message bus.
+
+    Extension points to redefine in a subclass (or override on an instance):
+    ``settings``, ``unit_of_work_class``, ``handlers`` (a
+    :class:`keel.HandlerRegistry`), ``command_handlers``, ``event_handlers``,
+    ``handler_dependencies``, ``commands``, and the ``event_bus``, ``cache`` and
+    ``event_store`` backends.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        rewire_subclass(cls)
+
+    settings = providers.Singleton(KeelSettings)
+
+    engine = providers.Resource(open_engine, settings)
+    engine_lifecycle = providers.Resource(dispose_engine_at_shutdown, engine)
+    session_factory = providers.Singleton(create_session_factory, engine)
+
+    unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
+    #: A factory: every call is a new unit of work (the bus calls it per message).
+    unit_of_work = providers.Factory(build_unit_of_work, unit_of_work_class, session_factory)
+
+    handlers: providers.Object[HandlerRegistry | None] = providers.Object(None)
+    command_handlers = providers.Dict()
+    event_handlers = providers.Dict()
+    handler_dependencies = providers.Dict()
+    commands = providers.List()
+    command_retry = providers.Singleton(command_retry_policy, settings)
+    event_retry = providers.Singleton(event_retry_policy, settings)
+    bus = providers.Singleton(
+        MessageBus,
+        unit_of_work.provider,
+        command_handlers=command_handlers,
+        event_handlers=event_handlers,
+        dependencies=handler_dependencies,
+        registry=handlers,
+        commands=commands,
+        command_retry=command_retry,
+        event_retry=event_retry,
+    )
+
+    event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)
+    cache = providers.Singleton(not_built("cache", "cache", "memory"), settings)
+    event_store = providers.Singleton(not_built("event store", "event_store", "sqlalchemy"), settings)
+
+
+@asynccontextmanager
+async def running(container: C) -> AsyncIterator[C]:
+    """Initialise the container's resources, yield it, shut them down (even on error).
+
+    For scripts, tests and a FastAPI ``lifespan``.
+    """
+    await _settle(container.init_resources())
+    try:
+        yield container
+    finally:
+        await _settle(container.shutdown_resources())
+
+
+async def _settle(result: Any) -> None:
+    # init_resources/shutdown_resources return an awaitable only when some
+    # resource is async; accept both.
+    if inspect.isawaitable(result):
+        await result
+
+
+# --- subclass rewiring -------------------------------------------------------------------
+
+
+def rewire_subclass(cls: type[containers.DeclarativeContainer]) -> None:
+    """Make a subclass's redefined providers replace the inherited ones everywhere.
+
+    Without this, ``class App(KeelContainer): settings = ...`` would leave the
+    inherited ``engine`` reading ``KeelContainer.settings``. The inherited
+    providers are copied with references to replaced providers re-pointed at
+    the subclass's; providers declared in the subclass body that use
+    ``KeelContainer.<name>`` are re-pointed at the subclass's copy too.
+    (``containers.copy`` does the first half but re-copies the subclass's own
+    providers, splitting them from the copies that reference them.)
+    """
+    own: dict[str, Any] = dict(cls.cls_providers)
+    memo: dict[int, Any] = {id(provider): provider for provider in own.values()}
+    for name, provider in own.items():
+        for base in cls.__mro__[1:]:
+            replaced = _providers_of(base).get(name)
+            if replaced is not None:
+                memo[id(replaced)] = provider
+    inherited = {name: provider for name, provider in cls.providers.items() if name not in own}
+    copies = providers.deepcopy(inherited, memo)
+    for name, provider in copies.items():
+        setattr(cls, name, provider)
+    replacements = {key: value for key, value in memo.items() if isinstance(value, providers.Provider)}
+    seen: set[int] = set()
+    for provider in own.values():
+        _retarget(provider, replacements, seen)
+
+
+def _providers_of(klass: type) -> dict[str, Any]:
+    found = klass.__dict__.get("providers")
+    return found if isinstance(found, dict) else {}
+
+
+def _swap(value: Any, replacements: dict[int, Any], seen: set[int]) -> Any:
+    if isinstance(value, providers.Delegate):
+        target = replacements.get(id(value.provides))
+        return providers.Delegate(target) if target is not None else value
+    if isinstance(value, providers.Provider):
+        replacement = replacements.get(id(value))
+        if replacement is not None and replacement is not value:
+            return replacement
+        _retarget(value, replacements, seen)
+    return value
+
+
+def _retarget(provider: Any, replacements: dict[int, Any], seen: set[int]) -> None:
+    """Re-point ``provider``'s injections (args, kwargs, attributes), recursively, in place."""
+    if id(provider) in seen:
+        return
+    seen.add(id(provider))
+    if hasattr(provider, "set_args"):
+        args = provider.args
+        new_args = tuple(_swap(arg, replacements, seen) for arg in args)
+        if any(new is not old for new, old in zip(new_args, args, strict=True)):
+            provider.set_args(*new_args)
+    for attribute, setter in (("kwargs", "set_kwargs"), ("attributes", "set_attributes")):
+        if hasattr(provider, setter):
+            values = getattr(provider, attribute)
+            new_values = {key: _swap(value, replacements, seen) for key, value in values.items()}
+            if any(new_values[key] is not values[key] for key in values):
+                if isinstance(provider, providers.Dict):
+                    provider.set_kwargs(new_values)  # its keys may be classes, not names
+                else:
+                    getattr(provider, setter)(**new_values)
+
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "KeelContainer",
+    "command_retry_policy",
+    "event_retry_policy",
+    "rewire_subclass",
+    "running",
+]

@@ -1,0 +1,202 @@
+"""KeelContainer: wiring, resources, subclassing and overriding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from sqlalchemy import text
+
+from keel import (
+    BusConfigurationError,
+    Command,
+    ConcurrencyError,
+    ConfigurationError,
+    DatabaseUnavailableError,
+    HandlerRegistry,
+    SqlAlchemyUnitOfWork,
+)
+from keel.config import KeelSettings
+from keel.container import KeelContainer, running
+from keel.infrastructure.database import create_engine
+
+
+class Ping(Command):
+    n: int
+
+
+class PingUnitOfWork(SqlAlchemyUnitOfWork):
+    pass
+
+
+registry = HandlerRegistry()
+
+
+@registry.register
+async def ping(cmd: Ping, uow: PingUnitOfWork, greeting: str) -> str:
+    async with uow:
+        answer = (await uow.session.execute(text("SELECT :n"), {"n": cmd.n})).scalar_one()
+    return f"{greeting} {answer} via {type(uow).__name__}"
+
+
+def settings_for(path: Path, **bus: Any) -> KeelSettings:
+    return KeelSettings(database={"url": f"sqlite+aiosqlite:///{path}"}, bus=bus)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "container.db"
+
+
+class PingContainer(KeelContainer):
+    unit_of_work_class = providers.Object(PingUnitOfWork)
+    handlers = providers.Object(registry)
+    greeting = providers.Object("pong")
+    handler_dependencies = providers.Dict(greeting=greeting)
+    # A provider of the application's that uses one of keel's: it must get this class's.
+    uses_session_factory = providers.Callable(lambda factory: factory, KeelContainer.session_factory)
+
+
+def ping_container(db_path: Path, **bus: Any) -> Any:
+    container = PingContainer()
+    container.settings.override(providers.Object(settings_for(db_path, **bus)))
+    return container
+
+
+async def test_the_bus_handles_commands_with_the_subclasss_wiring(db_path: Path) -> None:
+    """Handlers, dependencies and the unit-of-work class come from the subclass's providers."""
+    async with running(ping_container(db_path)) as container:
+        assert await container.bus().handle(Ping(n=7)) == "pong 7 via PingUnitOfWork"
+
+
+async def test_settings_come_from_the_environment_by_default(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without overrides the container reads KEEL_* variables."""
+    monkeypatch.setenv("KEEL_DATABASE__URL", f"sqlite+aiosqlite:///{db_path}")
+    monkeypatch.setenv("KEEL_BUS__MAX_ATTEMPTS", "4")
+    async with running(KeelContainer()) as container:
+        assert container.engine().url.database == str(db_path)
+        assert container.command_retry().max_attempts == 4
+
+
+async def test_shutdown_disposes_the_engine(db_path: Path) -> None:
+    """shutdown_resources closes the pooled connections; init_resources builds a new engine."""
+    container = ping_container(db_path)
+    await container.init_resources()
+    engine = container.engine()
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    assert engine.pool.checkedin() == 1
+    await container.shutdown_resources()
+    assert engine.pool.checkedin() == 0
+    await container.init_resources()
+    assert container.engine() is not engine
+    await container.shutdown_resources()
+
+
+async def test_running_shuts_down_even_when_the_body_fails(db_path: Path) -> None:
+    """The context manager disposes the engine on the way out of an error."""
+    container = ping_container(db_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        async with running(container):
+            engine = container.engine()
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            raise RuntimeError("boom")
+    assert engine.pool.checkedin() == 0
+
+
+async def test_every_unit_of_work_is_new_and_shares_the_session_factory(db_path: Path) -> None:
+    """unit_of_work is a factory of the configured class over the one session factory."""
+    async with running(ping_container(db_path)) as container:
+        first, second = container.unit_of_work(), container.unit_of_work()
+        assert type(first) is PingUnitOfWork
+        assert first is not second
+        assert first.session_factory is second.session_factory is container.session_factory()
+        assert container.uses_session_factory() is container.session_factory()
+
+
+async def test_retry_policies_come_from_bus_settings_and_retry_transient_errors(db_path: Path) -> None:
+    """KEEL_BUS__* shape the policies; both retry conflicts and dropped connections."""
+    container = ping_container(db_path, max_attempts=7, backoff_initial=0.5, event_handler_attempts=2)
+    async with running(container):
+        bus = container.bus()
+        assert bus.command_retry.max_attempts == 7
+        assert bus.command_retry.initial_backoff == 0.5
+        assert bus.event_retry.max_attempts == 2
+        assert bus.command_retry.retry_on == (ConcurrencyError, DatabaseUnavailableError)
+
+
+async def test_an_instance_override_replaces_a_provider_everywhere(db_path: Path, tmp_path: Path) -> None:
+    """Tests override the engine (or anything) on the instance; dependants follow."""
+    own_engine = create_engine(settings_for(tmp_path / "other.db"))
+    container = ping_container(db_path)
+    container.engine.override(providers.Object(own_engine))
+    async with running(container):
+        assert container.session_factory().kw["bind"] is own_engine
+        assert await container.bus().handle(Ping(n=1)) == "pong 1 via PingUnitOfWork"
+    container.engine.reset_last_overriding()
+    await own_engine.dispose()
+
+
+async def test_overriding_a_dependency_before_the_bus_is_built(db_path: Path) -> None:
+    """The bus is a singleton: override what it injects before first use (or reset it)."""
+    container = ping_container(db_path)
+    with container.greeting.override("hi"):
+        async with running(container):
+            assert await container.bus().handle(Ping(n=2)) == "hi 2 via PingUnitOfWork"
+            container.bus.reset()
+
+
+def test_a_subclass_redefinition_reaches_inherited_providers() -> None:
+    """Redefining settings in a subclass changes the engine it builds; the base stays as it was."""
+
+    class Custom(KeelContainer):
+        settings = providers.Singleton(KeelSettings, database={"url": "sqlite+aiosqlite:///custom.db"})
+
+    class Deeper(Custom):
+        unit_of_work_class = providers.Object(PingUnitOfWork)
+
+    assert Custom.engine.args[0] is Custom.settings
+    assert Deeper.engine.args[0] is Deeper.settings
+    assert Deeper.unit_of_work.args[0] is Deeper.unit_of_work_class
+    assert KeelContainer.engine.args[0] is KeelContainer.settings
+    assert KeelContainer.unit_of_work_class() is SqlAlchemyUnitOfWork
+    container = Deeper()
+    assert container.engine.args[0] is container.settings
+
+
+async def test_a_missing_handler_dependency_fails_when_the_bus_is_built(db_path: Path) -> None:
+    """The container surfaces the bus's bootstrap error, naming the parameter."""
+    container = ping_container(db_path)
+    container.handler_dependencies.override(providers.Dict())
+    async with running(container):
+        with pytest.raises(BusConfigurationError, match="'greeting'"):
+            container.bus()
+
+
+async def test_required_commands_are_checked_through_the_container(db_path: Path) -> None:
+    """`commands` lists command types (or modules) that need a handler."""
+
+    class Orphan(Command):
+        pass
+
+    container = ping_container(db_path)
+    container.commands.override(providers.List(Orphan))
+    async with running(container):
+        with pytest.raises(BusConfigurationError, match="no handler for command Orphan"):
+            container.bus()
+
+
+@pytest.mark.parametrize("name", ["event_bus", "cache", "event_store"])
+def test_backends_not_built_yet_say_so_and_can_be_overridden(name: str, db_path: Path) -> None:
+    """The placeholder providers raise a ConfigurationError naming the setting; an override replaces them."""
+    container = ping_container(db_path)
+    provider = getattr(container, name)
+    with pytest.raises(ConfigurationError) as caught:
+        provider()
+    assert caught.value.details["variables"] == [f"KEEL_{name.upper()}__BACKEND"]
+    sentinel = object()
+    with provider.override(providers.Object(sentinel)):
+        assert provider() is sentinel
