@@ -141,10 +141,10 @@ class InMemoryRepository(Generic[T]):
         """Set ``values`` on every matching row; returns how many rows changed."""
         check_update_values(self.model, self.traits, values)
         rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=False)
+        now = utcnow()
         for row in rows:
             entity = self.workspace.load(self.model, identity_of(self.model, row))
-            for name, value in values.items():
-                setattr(entity, name, value)
+            self.workspace.apply_set(self.model, entity, dict(values), now)
         return len(rows)
 
     async def delete_many(self, *where: Condition, **equals: Any) -> int:
@@ -154,7 +154,7 @@ class InMemoryRepository(Generic[T]):
         for row in rows:
             entity = self.workspace.load(self.model, identity_of(self.model, row))
             if self.traits.deleted_at is not None:
-                setattr(entity, self.traits.deleted_at, now)
+                self.workspace.apply_set(self.model, entity, {self.traits.deleted_at: now}, now)
             else:
                 self.workspace.remove(self.model, entity)
         return len(rows)

@@ -79,8 +79,12 @@ def state_of(entity: object, depth: int = 0) -> Any:
 
 @dataclass(slots=True)
 class _Baseline:
+    #: The committed version this workspace read (what the version check expects).
     version: Any
+    #: The state last written within this workspace (at load, or by a set-based change).
     state: Any
+    #: A set-based change was applied: the row must be written on commit.
+    flushed: bool = False
 
 
 class InMemoryStore:
@@ -189,6 +193,19 @@ class Workspace:
         self._removed.pop(row_id, None)
         self.identity[row_id] = entity
 
+    def apply_set(self, model: type[Any], entity: Any, values: dict[str, Any], now: Any) -> None:
+        """A set-based change, applied at once as the SQL statement would be."""
+        row_id = (model, identity_of(model, entity))
+        if row_id not in self._baselines:
+            _apply_insert_defaults(model, entity)  # autoflush would have inserted it first
+        for name, value in values.items():
+            setattr(entity, name, value)
+        _apply_update_defaults(model, entity, now)
+        baseline = self._baselines.get(row_id)
+        if baseline is not None:
+            baseline.state = state_of(entity)
+            baseline.flushed = True
+
     def remove(self, model: type[Any], entity: Any) -> None:
         row_id = (model, identity_of(model, entity))
         self.identity.pop(row_id, None)
@@ -226,7 +243,7 @@ class Workspace:
                 self._check_version(model, key, committed, held)
                 writes.append((row_id, entity, False))
                 continue
-            if state_of(entity) == baseline.state:
+            if state_of(entity) == baseline.state and not baseline.flushed:
                 continue
             if committed is None:
                 raise ConcurrencyError(entity=model_traits(model).entity, id=_id(key), version=baseline.version)
@@ -239,6 +256,7 @@ class Workspace:
             if is_new:
                 _apply_insert_defaults(model, entity)
             elif _columns_changed(model, entity, self._baselines.get(row_id), self.store.table(model).get(key)):
+                # Changed since the last write in this workspace: one more UPDATE.
                 _apply_update_defaults(model, entity, now)
             stored = copy.deepcopy(entity)
             stored.__dict__.pop(_READ_AT, None)

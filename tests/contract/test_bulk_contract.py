@@ -1,0 +1,115 @@
+"""Contract: add_many, update_many and delete_many."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keel import ValidationError
+from tests.contract.models import Item, Plain
+
+NewUow = Callable[[], Any]
+
+
+@pytest.fixture
+async def ids(new_uow: NewUow) -> list[int]:
+    """Four items; "d" is soft-deleted."""
+    async with new_uow() as uow:
+        items = uow.items.add_many(Item(name=n, category="x" if n < "c" else "y", rank=1) for n in "abcd")
+        await uow.commit()
+    async with new_uow() as uow:
+        await uow.items.delete(await uow.items.get(items[3].id))
+        await uow.commit()
+    return [int(i.id) for i in items]
+
+
+async def test_add_many_stores_every_entity(new_uow: NewUow) -> None:
+    """add_many returns the entities, all stored on commit with keys and versions."""
+    async with new_uow() as uow:
+        added = uow.items.add_many(Item(name=f"n{i}") for i in range(25))
+        await uow.commit()
+    assert len({i.id for i in added}) == 25
+    assert {i.version for i in added} == {1}
+    async with new_uow() as uow:
+        assert await uow.items.count() == 25
+
+
+async def test_update_many_changes_matching_live_rows_and_bumps_versions(new_uow: NewUow, ids: list[int]) -> None:
+    """One statement updates every match, skips soft-deleted rows, raises version and updated_at."""
+    async with new_uow() as uow:
+        before = {i.id: i.updated_at for i in await uow.items.list(include_deleted=True)}
+    async with new_uow() as uow:
+        changed = await uow.items.update_many(Item.category == "y", values={"rank": 9})
+        await uow.commit()
+    assert changed == 1
+    async with new_uow() as uow:
+        rows = {i.name: i for i in await uow.items.list(include_deleted=True)}
+    assert (rows["c"].rank, rows["c"].version) == (9, 2)
+    assert rows["c"].updated_at > before[rows["c"].id]
+    assert (rows["d"].rank, rows["d"].version) == (1, 2)  # deleted: untouched since its delete
+    assert (rows["a"].rank, rows["a"].version) == (1, 1)
+
+
+async def test_update_many_can_include_deleted_rows(new_uow: NewUow, ids: list[int]) -> None:
+    """include_deleted=True reaches soft-deleted rows too."""
+    async with new_uow() as uow:
+        assert await uow.items.update_many(category="y", values={"rank": 5}, include_deleted=True) == 2
+        await uow.commit()
+    async with new_uow() as uow:
+        assert [i.rank for i in await uow.items.list(category="y", include_deleted=True)] == [5, 5]
+
+
+async def test_update_many_is_rolled_back_with_its_unit_of_work(new_uow: NewUow, ids: list[int]) -> None:
+    """Set-based changes belong to the transaction: no commit, no change."""
+    async with new_uow() as uow:
+        await uow.items.update_many(values={"rank": 7})
+        assert [i.rank for i in await uow.items.list()] == [7, 7, 7]
+    async with new_uow() as uow:
+        assert [i.rank for i in await uow.items.list()] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("values", [{}, {"version": 5}, {"deleted_at": None}, {"id": 3}, {"nope": 1}])
+async def test_update_many_refuses_keel_managed_and_unknown_columns(new_uow: NewUow, values: dict[str, Any]) -> None:
+    """version, timestamps, deleted_at, the key and unknown names are refused."""
+    async with new_uow() as uow:
+        with pytest.raises(ValidationError):
+            await uow.items.update_many(values=values)
+
+
+async def test_delete_many_soft_deletes_matching_live_rows(new_uow: NewUow, ids: list[int]) -> None:
+    """delete_many on a soft-delete model sets deleted_at on live matches and counts them."""
+    async with new_uow() as uow:
+        assert await uow.items.delete_many(category="y") == 1
+        await uow.commit()
+    async with new_uow() as uow:
+        assert [i.name for i in await uow.items.list()] == ["a", "b"]
+        gone = await uow.items.get(ids[2], include_deleted=True)
+    assert gone.deleted_at is not None
+    assert gone.version == 2
+
+
+async def test_delete_many_removes_rows_of_models_without_soft_delete(new_uow: NewUow) -> None:
+    """Without deleted_at, delete_many is a DELETE."""
+    async with new_uow() as uow:
+        uow.plain.add_many([Plain(code="a", qty=1), Plain(code="b", qty=2), Plain(code="c", qty=2)])
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.plain.delete_many(Plain.qty == 2) == 2
+        await uow.commit()
+    async with new_uow() as uow:
+        assert [p.code for p in await uow.plain.list()] == ["a"]
+
+
+async def test_entities_already_loaded_see_set_based_changes(new_uow: NewUow, ids: list[int]) -> None:
+    """An entity held in the unit of work reflects update_many's values and version."""
+    async with new_uow() as uow:
+        held = await uow.items.get(ids[0])
+        await uow.items.update_many(Item.id == ids[0], values={"rank": 4})
+        assert (held.rank, held.version) == (4, 2)
+        held.name = "changed"
+        await uow.commit()
+    async with new_uow() as uow:
+        item = await uow.items.get(ids[0])
+    assert (item.name, item.rank, item.version) == ("changed", 4, 3)
