@@ -128,6 +128,8 @@ def _items(order_by: OrderByArg) -> list[object]:
 def sort_keys(model: type[Any], order_by: OrderByArg, *, tie_breaker: bool = True) -> list[SortKey]:
     """Resolve ``order_by`` into sort keys, the primary key appended as tie-breaker.
 
+    The tie-breaker takes the direction of the last sort key.
+
     Only names and mapped attributes are accepted: keyset pagination and the
     in-memory twin need to know the column behind every sort key.
     """
@@ -143,35 +145,50 @@ def sort_keys(model: type[Any], order_by: OrderByArg, *, tie_breaker: bool = Tru
         if all(k.name != key.name for k in keys):
             keys.append(key)
     if tie_breaker:
-        for column in mapper.primary_key:
-            name = mapper.get_property_by_column(column).key
-            if all(k.name != name for k in keys):
-                keys.append(SortKey(name, False, False))
+        keys.extend(_tie_breakers(mapper, keys))
     return keys
+
+
+def _tie_breakers(mapper: Mapper[Any], keys: list[SortKey]) -> list[SortKey]:
+    """The primary key columns the ordering lacks, in the direction of its last key.
+
+    Following the last key's direction keeps ``-created_at`` a one-direction
+    ordering, ``(created_at DESC, id DESC)``, which a plain ``(created_at, id)``
+    index serves by scanning backward.
+    """
+    descending = keys[-1].descending if keys else False
+    names = {k.name for k in keys}
+    extra = []
+    for column in mapper.primary_key:
+        name = mapper.get_property_by_column(column).key
+        if name not in names:
+            extra.append(SortKey(name, descending, False))
+    return extra
 
 
 def resolve_order_by(model: type[Any], order_by: OrderByArg, *, tie_breaker: bool = False) -> list[ColumnElement[Any]]:
     """Turn ``"name"``, ``"-name"``, attributes and expressions into ORDER BY clauses.
 
-    ``tie_breaker=True`` appends the primary key columns the ordering lacks.
+    ``tie_breaker=True`` appends the primary key columns the ordering lacks
+    (see :func:`sort_keys`).
 
     Names and mapped attributes get keel's NULL placement; any other SQL
     expression is passed through as given (it was written in code, not
     received from a user).
     """
     clauses: list[ColumnElement[Any]] = []
-    named: set[str] = set()
+    named: list[SortKey] = []
     for item in _items(order_by):
         key = _as_sort_key(model, item)
         if key is not None:
             clauses.append(key.clause(model))
-            named.add(key.name)
+            named.append(key)
         elif isinstance(item, ColumnElement):
             clauses.append(item)
         else:
             raise _unknown(model, str(item)[:100])
     if tie_breaker:
-        clauses.extend(k.clause(model) for k in sort_keys(model, None) if k.name not in named)
+        clauses.extend(k.clause(model) for k in _tie_breakers(inspect(model), named))
     return clauses
 
 

@@ -1,0 +1,125 @@
+"""What the SQL repository sends: round trips, statement shapes, errors translated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tests.contract.models import ContractUnitOfWork, Item, Plain
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Collect the SQL text of every statement the engine executes meanwhile."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+def selects(sql: list[str]) -> list[str]:
+    return [s for s in sql if s.startswith("SELECT")]
+
+
+async def seed(factory: Factory, count: int) -> None:
+    async with ContractUnitOfWork(factory) as uow:
+        uow.items.add_many(Item(name=f"n{i:04}", rank=i % 7 or None) for i in range(count))
+        await uow.commit()
+
+
+async def test_add_many_inserts_in_batches_not_row_by_row(engine: AsyncEngine, session_factory: Factory) -> None:
+    """2,500 entities with client-side keys go out as a few multi-row INSERTs (insertmanyvalues)."""
+    async with ContractUnitOfWork(session_factory) as uow:
+        uow.plain.add_many(Plain(code=f"c{i}", qty=i) for i in range(2500))
+        with statements(engine) as sql:
+            await uow.commit()
+    # Without RETURNING to read back, the driver's executemany takes every row in one call.
+    inserts = [s for s in sql if s.startswith("INSERT")]
+    assert len(inserts) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_add_many_batches_server_generated_keys_on_postgresql(
+    engine: AsyncEngine, session_factory: Factory
+) -> None:
+    """On PostgreSQL even SERIAL keys come back from batched INSERT ... RETURNING, in order."""
+    with statements(engine) as sql:
+        await seed(session_factory, 2500)
+    inserts = [s for s in sql if s.startswith("INSERT")]
+    assert 1 <= len(inserts) <= 5
+
+
+async def test_offset_page_costs_one_count_and_one_select(engine: AsyncEngine, session_factory: Factory) -> None:
+    """paginate: a COUNT (no window function) and the page query, nothing else."""
+    await seed(session_factory, 30)
+    async with ContractUnitOfWork(session_factory) as uow:
+        with statements(engine) as sql:
+            page = await uow.items.paginate(page=2, size=10, order_by="-rank")
+    assert page.total == 30
+    queries = selects(sql)
+    assert len(queries) == 2
+    assert "count(*)" in queries[0].lower()
+    assert "over" not in " ".join(queries).lower()
+    assert "OFFSET" in queries[1]
+
+
+async def test_cursor_page_is_one_select_without_offset(engine: AsyncEngine, session_factory: Factory) -> None:
+    """paginate_by_cursor: one keyset query, no COUNT and no OFFSET, even deep in the set."""
+    await seed(session_factory, 30)
+    async with ContractUnitOfWork(session_factory) as uow:
+        page = await uow.items.paginate_by_cursor(size=10, order_by="name")
+        page = await uow.items.paginate_by_cursor(size=10, order_by="name", cursor=page.next_cursor)
+        with statements(engine) as sql:
+            await uow.items.paginate_by_cursor(size=10, order_by="name", cursor=page.next_cursor)
+    (query,) = selects(sql)
+    # SQLite's dialect always renders "LIMIT ? OFFSET ?"; the offset it sends is then 0.
+    assert "OFFSET" not in query.replace("LIMIT ? OFFSET ?", "LIMIT ?")
+    assert "count(" not in query.lower()
+    assert "LIMIT" in query
+
+
+async def test_not_null_orderings_use_a_row_value_comparison(engine: AsyncEngine, session_factory: Factory) -> None:
+    """With NOT NULL keys in one direction the keyset predicate is (a, b) > (x, y): index-friendly."""
+    await seed(session_factory, 5)
+    async with ContractUnitOfWork(session_factory) as uow:
+        page = await uow.items.paginate_by_cursor(size=2, order_by="-created_at")
+        with statements(engine) as sql:
+            await uow.items.paginate_by_cursor(size=2, order_by="-created_at", cursor=page.next_cursor)
+    (query,) = selects(sql)
+    assert "(repo_items.created_at, repo_items.id) <" in query
+
+
+async def test_nullable_sort_keys_spell_out_null_placement(engine: AsyncEngine, session_factory: Factory) -> None:
+    """ORDER BY on a nullable column says NULLS LAST/FIRST, so SQLite and PostgreSQL agree."""
+    async with ContractUnitOfWork(session_factory) as uow:
+        with statements(engine) as sql:
+            await uow.items.list(order_by=["rank", "-category"])
+    (query,) = selects(sql)
+    assert "rank ASC NULLS LAST" in query
+    assert "category DESC NULLS FIRST" in query
+
+
+async def test_update_many_is_one_statement(engine: AsyncEngine, session_factory: Factory) -> None:
+    """update_many sends a single UPDATE ... WHERE for any number of rows."""
+    await seed(session_factory, 40)
+    async with ContractUnitOfWork(session_factory) as uow:
+        with statements(engine) as sql:
+            assert await uow.items.update_many(Item.rank.is_(None), values={"category": "none"}) == 6
+        await uow.commit()
+    updates = [s for s in sql if s.startswith("UPDATE")]
+    assert len(updates) == 1
+    assert "version=(repo_items.version + " in updates[0].replace(" = ", "=")
