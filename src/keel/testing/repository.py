@@ -49,7 +49,12 @@ def _ignore(_: object) -> None:
 
 
 class InMemoryRepository(Generic[T]):
-    """Repository over a :class:`Workspace`; ``InMemoryRepository[Product]()`` works standalone."""
+    """Repository over a :class:`Workspace`.
+
+    Standalone, ``InMemoryRepository(model=Product)`` (or a subclass of
+    ``InMemoryRepository[Product]``) gets a private store; changes are
+    visible to it at once, as inside one open unit of work.
+    """
 
     model: type[Any]
     # max_page_size, default_page_size and cursor_secret: set them on a
@@ -60,7 +65,12 @@ class InMemoryRepository(Generic[T]):
         for base in getattr(cls, "__orig_bases__", ()):
             args = get_args(base)
             origin = get_origin(base)
-            if isinstance(origin, type) and args and isinstance(args[0], type) and hasattr(origin, "model"):
+            if (
+                isinstance(origin, type)
+                and issubclass(origin, InMemoryRepository)
+                and args
+                and isinstance(args[0], type)
+            ):
                 cls.model = args[0]
 
     def __init__(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -169,12 +170,16 @@ def escape_like(text: str) -> str:
 
 
 def _python_type(model: type[Any], name: str) -> type[Any] | None:
-    prop = inspect(model).column_attrs[name]
-    try:
-        python_type: type[Any] = prop.columns[0].type.python_type
-    except NotImplementedError:
-        return None
-    return python_type
+    column_type = inspect(model).column_attrs[name].columns[0].type
+    # A TypeDecorator may not declare its Python type; its impl's is the one.
+    for candidate in (column_type, getattr(column_type, "impl_instance", None)):
+        try:
+            python_type: type[Any] = candidate.python_type
+        except (NotImplementedError, AttributeError):
+            continue
+        if python_type is not object:
+            return python_type
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -191,11 +196,15 @@ def coerce_value(model: type[Any], name: str, value: Any) -> Any:
     if python_type is None:
         return value
     try:
-        return _adapter(python_type).validate_python(value)
+        converted = _adapter(python_type).validate_python(value)
     except (pydantic.ValidationError, TypeError) as exc:
         raise _invalid(name, f"expected {python_type.__name__}") from exc
     except pydantic.PydanticSchemaGenerationError:
         return value
+    if isinstance(converted, datetime) and converted.utcoffset() is None:
+        # keel stores aware UTC datetimes only; guessing a zone for a naive one would shift results.
+        raise _invalid(name, "expected a datetime with a UTC offset (e.g. 2024-05-01T00:00:00Z)")
+    return converted
 
 
 def _invalid(name: str, msg: str) -> ValidationError:
