@@ -172,7 +172,8 @@ def escape_like(text: str) -> str:
 def _python_type(model: type[Any], name: str) -> type[Any] | None:
     column_type = inspect(model).column_attrs[name].columns[0].type
     # A TypeDecorator may not declare its Python type; its impl's is the one.
-    for candidate in (column_type, getattr(column_type, "impl_instance", None)):
+    candidates: list[Any] = [column_type, getattr(column_type, "impl_instance", None)]
+    for candidate in candidates:
         try:
             python_type: type[Any] = candidate.python_type
         except (NotImplementedError, AttributeError):
