@@ -82,7 +82,7 @@ class MessageBus:
         registry: a :class:`HandlerRegistry` whose handlers are added too.
         commands: command types, or modules of them, that must have a handler.
         command_retry: retry policy for command handlers (default: on
-            :class:`keel.ConcurrencyError`, 5 attempts).
+            :class:`keel.ConcurrencyError`, 10 attempts).
         event_retry: retry policy for each event handler (default: 3 attempts).
     """
 

@@ -30,7 +30,7 @@ class RetryPolicy:
     attempt gets a fresh unit of work.
     """
 
-    max_attempts: int = 5
+    max_attempts: int = 10
     initial_backoff: float = 0.01
     max_backoff: float = 1.0
     jitter: float = 0.05

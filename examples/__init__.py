@@ -1,0 +1,1 @@
+"""Runnable examples built on keel (``python -m examples.demo``)."""

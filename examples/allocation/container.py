@@ -1,0 +1,18 @@
+"""The allocation service's container: keel's, with this service's pieces."""
+
+from __future__ import annotations
+
+from dependency_injector import providers
+
+from examples.allocation import orm  # noqa: F401  (maps the domain classes)
+from examples.allocation.handlers import handlers
+from examples.allocation.notifications import LogNotifications
+from examples.allocation.unit_of_work import AllocationUnitOfWork
+from keel.container import KeelContainer
+
+
+class AllocationContainer(KeelContainer):
+    unit_of_work_class = providers.Object(AllocationUnitOfWork)
+    handlers = providers.Object(handlers)
+    notifications = providers.Singleton(LogNotifications)
+    handler_dependencies = providers.Dict(notifications=notifications)

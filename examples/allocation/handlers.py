@@ -1,0 +1,88 @@
+"""The service layer: one handler per command, any number per event.
+
+Handlers get their parameters by name from the bus: ``uow`` is a fresh
+:class:`AllocationUnitOfWork` per message, ``bus`` the bus itself (to send a
+follow-up command), ``notifications`` the container's adapter.
+"""
+
+from __future__ import annotations
+
+from examples.allocation.domain import commands
+from examples.allocation.domain.commands import Allocate, ChangeBatchQuantity, CreateBatch
+from examples.allocation.domain.events import Allocated, Deallocated, OutOfStock
+from examples.allocation.domain.model import Batch, InvalidSku, OrderLine, Product
+from examples.allocation.notifications import Notifications
+from examples.allocation.unit_of_work import AllocationUnitOfWork
+from examples.allocation.views import AllocationRow
+from keel import HandlerRegistry, MessageBus
+
+#: Every command in ``domain/commands.py`` must have a handler, or the bus refuses to start.
+handlers = HandlerRegistry(commands=[commands])
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+@handlers.register
+async def add_batch(cmd: CreateBatch, uow: AllocationUnitOfWork) -> None:
+    async with uow:
+        product = await uow.products.get_or_none(cmd.sku)
+        if product is None:
+            product = uow.products.add(Product(cmd.sku))
+        product.add_batch(Batch(cmd.ref, cmd.sku, cmd.qty, cmd.eta))
+        await uow.commit()
+
+
+@handlers.register
+async def allocate(cmd: Allocate, uow: AllocationUnitOfWork) -> str | None:
+    """The reference of the batch the line went to, or None when out of stock."""
+    line = OrderLine(cmd.orderid, cmd.sku, cmd.qty)
+    async with uow:
+        product = await uow.products.get_or_none(line.sku)
+        if product is None:
+            raise InvalidSku(f"Invalid sku {line.sku}", sku=line.sku)
+        batchref = product.allocate(line)
+        await uow.commit()
+    return batchref
+
+
+@handlers.register
+async def change_batch_quantity(cmd: ChangeBatchQuantity, uow: AllocationUnitOfWork) -> None:
+    async with uow:
+        product = await uow.products.get_by_batchref(cmd.ref)
+        product.change_batch_quantity(cmd.ref, cmd.qty)
+        await uow.commit()
+
+
+# --- events (registration order is call order) ------------------------------------
+
+
+@handlers.register
+async def add_allocation_to_read_model(event: Allocated, uow: AllocationUnitOfWork) -> None:
+    async with uow:
+        row = await uow.allocations_view.get_or_none((event.orderid, event.sku))
+        if row is None:
+            uow.allocations_view.add(AllocationRow(event.orderid, event.sku, event.batchref))
+        else:
+            row.batchref = event.batchref
+        await uow.commit()
+
+
+@handlers.register
+async def remove_allocation_from_read_model(event: Deallocated, uow: AllocationUnitOfWork) -> None:
+    async with uow:
+        row = await uow.allocations_view.get_or_none((event.orderid, event.sku))
+        if row is not None:
+            await uow.allocations_view.hard_delete(row)
+        await uow.commit()
+
+
+@handlers.register
+async def reallocate(event: Deallocated, bus: MessageBus) -> None:
+    """A deallocated line is allocated again (to another batch, if one has room)."""
+    await bus.handle(Allocate(orderid=event.orderid, sku=event.sku, qty=event.qty))
+
+
+@handlers.register
+async def send_out_of_stock_notification(event: OutOfStock, notifications: Notifications) -> None:
+    await notifications.send("stock@example.com", f"Out of stock for {event.sku}")
