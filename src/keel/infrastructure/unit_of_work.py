@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from keel.cross_cutting.error import ConcurrencyError, UnitOfWorkError
@@ -87,11 +88,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     async def _commit(self, events: list[DomainEvent]) -> None:
         session = self.session
-        held = _versioned_changes(session)
+        held = _versioned_changes(session.sync_session)
         try:
-            await session.flush()
-            await self._before_commit(session, events)
-            await session.commit()
+            if type(self)._before_commit is not SqlAlchemyUnitOfWork._before_commit:
+                # The hook's rows are written after the aggregates' own changes.
+                await session.flush()
+                await self._before_commit(session, events)
+            await session.commit()  # flushes first; one round through the greenlet instead of two
         except StaleDataError as exc:
             raise _concurrency_error(exc, held) from exc
         except SQLAlchemyError as exc:
@@ -118,7 +121,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         # session without passing through a repository: count them as seen.
         found: dict[int, AggregateRoot] = dict(self._seen)
         if self._session is not None:
-            for obj in list(self._session.identity_map.values()) + list(self._session.new):
+            sync = self._session.sync_session
+            for obj in (*sync.identity_map.values(), *sync.new):
                 if isinstance(obj, AggregateRoot):
                     found.setdefault(id(obj), obj)
         return found.values()
@@ -162,21 +166,39 @@ def _annotations(cls: type) -> dict[str, Any]:
         return merged
 
 
-def _versioned_changes(session: AsyncSession) -> list[tuple[str, str, Any, Any]]:
-    """(table, entity, identity, held version) for every versioned row about to change."""
-    held = []
-    for obj in list(session.dirty) + list(session.deleted):
-        mapper = inspect(obj).mapper
+#: mapper -> (version attribute, table names), or None for an unversioned mapper.
+_VERSIONING: dict[Mapper[Any], tuple[str, tuple[str, ...]] | None] = {}
+
+
+def _versioning(mapper: Mapper[Any]) -> tuple[str, tuple[str, ...]] | None:
+    try:
+        return _VERSIONING[mapper]
+    except KeyError:
         column = mapper.version_id_col
-        if column is None:
+        info = None
+        if column is not None:
+            info = (mapper.get_property_by_column(column).key, tuple(sorted({t.name for t in mapper.tables})))
+        _VERSIONING[mapper] = info
+        return info
+
+
+def _versioned_changes(session: Session) -> list[tuple[str, str, Any, Any]]:
+    """(table, entity, identity, held version) for every versioned row about to change.
+
+    Runs before every commit, so it reads the instance state directly rather
+    than through ``state.attrs`` (which builds an object per attribute).
+    """
+    held = []
+    for obj in (*session.dirty, *session.deleted):
+        state: InstanceState[Any] = inspect(obj)
+        versioning = _versioning(state.mapper)
+        if versioning is None:
             continue
-        prop = mapper.get_property_by_column(column)
-        state = inspect(obj)
-        version = state.attrs[prop.key].loaded_value
+        key, tables = versioning
+        version = state.committed_state.get(key, state.dict.get(key))
         identity = state.identity[0] if state.identity and len(state.identity) == 1 else state.identity
-        tables = {t.name for t in mapper.tables}
         for table in tables:
-            held.append((table, type(obj).__name__, identity, version))
+            held.append((table, type(obj).__name__, identity, version if isinstance(version, int) else None))
     return held
 
 
