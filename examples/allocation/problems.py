@@ -83,12 +83,12 @@ async def request_validation_error(request: Request, exc: Exception) -> JSONResp
     """FastAPI's own body/parameter validation, in the same shape as keel's ValidationError."""
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    fields = ", ".join(".".join(str(p) for p in e["loc"] if p != "body") or "body" for e in errors)
+    summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
     return problem(
         422,
         code=ValidationError.code,
         title=ValidationError.default_message(),
-        detail=f"invalid request: {fields}",
+        detail=f"invalid request: {summary}",
         instance=request.url.path,
         errors=errors,
     )
