@@ -51,6 +51,10 @@ async def test_get_with_an_id_of_the_wrong_type_is_a_validation_error(new_uow: N
     async with new_uow() as uow:
         with pytest.raises(ValidationError):
             await uow.items.get("not-a-number")
+        with pytest.raises(ValidationError):
+            await uow.items.get(2**63)
+        with pytest.raises(ValidationError):
+            await uow.plain.get("nul\x00")
         assert await uow.items.get_or_none("7") is None
 
 

@@ -106,3 +106,14 @@ def test_datetime_filters_need_an_offset() -> None:
     assert Range("created_at", ge="2024-05-01T00:00:00Z").to_expression(Item) is not None
     with pytest.raises(ValidationError, match="UTC offset"):
         Range("created_at", ge="2024-05-01T00:00:00").to_expression(Item)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [Eq("rank", 2**31), Eq("rank", -(2**31) - 1), Eq("name", "a\x00b"), Like("name", "\ud800"), In("id", [2**40])],
+    ids=["int-max", "int-min", "nul", "surrogate", "in-range"],
+)
+def test_values_no_database_could_store_are_validation_errors(bad: Any) -> None:
+    """Out-of-range integers and text PostgreSQL would refuse fail as ValidationError, not as driver errors."""
+    with pytest.raises(ValidationError):
+        bad.to_expression(Item)

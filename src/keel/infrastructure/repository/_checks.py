@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from keel.cross_cutting.error import ValidationError
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.repository._sorting import column_attribute
+from keel.infrastructure.repository.filters import storable_problem
 
 
 def error(loc: str, msg: str, type_: str = "value_error") -> dict[str, Any]:
@@ -59,7 +60,12 @@ def coerce_identity(model: type[Any], id: Any) -> tuple[Any, ...]:
             f"{traits.entity} has a {len(columns)}-column primary key",
             errors=[error("id", f"expected {len(columns)} values")],
         )
-    return tuple(_coerce(column, value, traits.entity) for column, value in zip(columns, values, strict=True))
+    key = tuple(_coerce(column, value, traits.entity) for column, value in zip(columns, values, strict=True))
+    for column, value in zip(columns, key, strict=True):
+        problem = storable_problem(column.type, value)
+        if problem:
+            raise ValidationError(f"{traits.entity} id: {problem}", errors=[error("id", problem)])
+    return key
 
 
 def _coerce(column: Any, value: Any, entity: str) -> Any:

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import pydantic
-from sqlalchemy import ColumnElement, and_, inspect
+from sqlalchemy import BigInteger, ColumnElement, Integer, SmallInteger, and_, inspect
 from sqlalchemy.orm import InstrumentedAttribute
 
 from keel.cross_cutting.error import ValidationError
@@ -134,6 +134,9 @@ class Like(Filter):
             raise _invalid(self.field, "expected text")
         if _python_type(model, self.field) is not str:
             raise _invalid(self.field, "LIKE filters apply to text fields only")
+        problem = storable_problem(None, self.value)
+        if problem:
+            raise _invalid(self.field, problem)
         escaped = escape_like(self.value)
         pattern = {
             "contains": f"%{escaped}%",
@@ -205,7 +208,38 @@ def coerce_value(model: type[Any], name: str, value: Any) -> Any:
     if isinstance(converted, datetime) and converted.utcoffset() is None:
         # keel stores aware UTC datetimes only; guessing a zone for a naive one would shift results.
         raise _invalid(name, "expected a datetime with a UTC offset (e.g. 2024-05-01T00:00:00Z)")
+    problem = storable_problem(inspect(model).column_attrs[name].columns[0].type, converted)
+    if problem:
+        raise _invalid(name, problem)
     return converted
+
+
+#: Integer ranges every backend stores (PostgreSQL's int2/int4/int8).
+_INTEGER_BOUNDS: list[tuple[type[Any], int]] = [(SmallInteger, 2**15), (BigInteger, 2**63), (Integer, 2**31)]
+
+
+def storable_problem(column_type: Any, value: Any) -> str | None:
+    """Why a database would refuse ``value`` for ``column_type`` (None when it would not).
+
+    Checked up front so hostile input is a ValidationError, not a driver
+    error: integers beyond the column's range, text with NUL characters
+    (PostgreSQL refuses them) or with unpaired surrogates (not UTF-8).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        for kind, bound in _INTEGER_BOUNDS:
+            if isinstance(column_type, kind) or isinstance(getattr(column_type, "impl_instance", None), kind):
+                return None if -bound <= value < bound else f"integer out of range for {kind.__name__}"
+        return None
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text must not contain NUL characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text is not valid Unicode"
+    return None
 
 
 def _invalid(name: str, msg: str) -> ValidationError:
