@@ -1,0 +1,205 @@
+"""What the message bus costs over hand-written SQLAlchemy for the Allocate use case.
+
+Two pairs, each interleaved round by round (and alternating which goes first)
+so drift in the machine's speed hits both sides alike:
+
+* ``allocate``: the command alone. Through keel: ``bus.handle(Allocate(...))``
+  from the allocation example's container (command validation, injection, a
+  fresh unit of work, repository, commit, retry wrapper, event collection).
+  By hand: one function with an ``AsyncSession`` doing the same load,
+  ``product.allocate(line)`` and commit.
+* ``allocate + read model``: also the ``Allocated`` event's handler, which
+  updates ``allocations_view`` in its own transaction after the commit. By
+  hand: the same two transactions, written inline.
+
+Both sides use the same engine, session factory, mapping and domain code, so
+the difference is keel's. Allocations are cleared between rounds (untimed),
+so every round starts from the same data.
+
+    python -m benchmarks.bus_overhead            # PostgreSQL, database keel_test on 127.0.0.1
+    python -m benchmarks.bus_overhead --quick    # a short smoke run
+
+``KEEL_BENCH_DATABASE_URL`` points it elsewhere; the database is created if absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dependency_injector import providers
+from examples.allocation.container import AllocationContainer
+from examples.allocation.domain.commands import Allocate
+from examples.allocation.domain.model import Batch, InvalidSku, OrderLine, Product
+from examples.allocation.handlers import allocate
+from examples.allocation.notifications import RecordingNotifications
+from examples.allocation.views import AllocationRow
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from benchmarks.uow_overhead import _no_synchronous_commit, ensure_database
+from examples.allocation import orm
+from keel import MessageBus
+from keel.config import DatabaseSettings, KeelSettings
+from keel.container import running
+from keel.infrastructure.database import create_engine, create_session_factory
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_test"
+SKUS = 200
+TABLES = [orm.products, orm.batches, orm.order_lines, orm.allocations, orm.allocations_view]
+
+Operation = Callable[[int], Awaitable[None]]
+
+
+def sku_of(n: int) -> str:
+    return f"BENCH-{n % SKUS:04}"
+
+
+# --- the hand-written side --------------------------------------------------------------
+
+
+def by_hand(session_factory: async_sessionmaker[AsyncSession], *, read_model: bool) -> Operation:
+    async def operation(n: int) -> None:
+        orderid, sku = f"order-{n}", sku_of(n)
+        async with session_factory() as session, session.begin():
+            product = await session.get(Product, sku)
+            if product is None:
+                raise InvalidSku(f"Invalid sku {sku}")
+            batchref = product.allocate(OrderLine(orderid, sku, 1))
+        if read_model and batchref is not None:
+            async with session_factory() as session, session.begin():
+                row = await session.get(AllocationRow, (orderid, sku))
+                if row is None:
+                    session.add(AllocationRow(orderid, sku, batchref))
+                else:
+                    row.batchref = batchref
+
+    return operation
+
+
+# --- the keel side ------------------------------------------------------------------------
+
+
+def through_bus(bus: MessageBus) -> Operation:
+    async def operation(n: int) -> None:
+        await bus.handle(Allocate(orderid=f"order-{n}", sku=sku_of(n), qty=1))
+
+    return operation
+
+
+# --- harness ------------------------------------------------------------------------------
+
+
+async def prepare(engine: AsyncEngine) -> None:
+    """The example's tables (created if absent), emptied, with one large batch per sku."""
+    async with engine.begin() as conn:
+        await conn.run_sync(orm.metadata.create_all, tables=TABLES)
+    await clear(engine, everything=True)
+    session_factory = create_session_factory(engine)
+    async with session_factory() as session, session.begin():
+        session.add_all(Product(sku_of(n), [Batch(f"batch-{n}", sku_of(n), 10**9)]) for n in range(SKUS))
+
+
+async def clear(engine: AsyncEngine, *, everything: bool = False) -> None:
+    tables = TABLES if everything else [orm.allocations, orm.order_lines, orm.allocations_view]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} CASCADE"))
+        else:
+            for table in reversed(tables):
+                await conn.execute(table.delete())
+
+
+async def timed(operation: Operation, start: int, ops: int) -> float:
+    """Operations per second over ``ops`` sequential operations."""
+    started = time.perf_counter()
+    for n in range(start, start + ops):
+        await operation(n)
+    return ops / (time.perf_counter() - started)
+
+
+async def run(url: str, rounds: int, ops: int) -> dict[str, dict[str, list[float]]]:
+    await ensure_database(url)
+    engine = create_engine(DatabaseSettings(url=url, pool_size=2, max_connections=4))
+    if engine.dialect.name == "postgresql":
+        # The WAL flush per commit costs both sides the same disk wait and only adds noise.
+        event.listen(engine.sync_engine, "connect", _no_synchronous_commit)
+    try:
+        await prepare(engine)
+        session_factory = create_session_factory(engine)
+        full = AllocationContainer()
+        full.settings.override(providers.Object(KeelSettings()))
+        full.engine.override(providers.Object(engine))
+        full.notifications.override(providers.Object(RecordingNotifications()))
+        async with running(full):
+            command_only = MessageBus(full.unit_of_work, command_handlers={Allocate: allocate})
+            pairs: dict[str, dict[str, Operation]] = {
+                "allocate": {
+                    "hand-written AsyncSession": by_hand(session_factory, read_model=False),
+                    "keel bus.handle(Allocate)": through_bus(command_only),
+                },
+                "allocate + read model": {
+                    "hand-written AsyncSession": by_hand(session_factory, read_model=True),
+                    "keel bus.handle(Allocate)": through_bus(full.bus()),
+                },
+            }
+            counter = 0
+            for variants in pairs.values():  # warm up pools, caches, the statement cache
+                for operation in variants.values():
+                    await timed(operation, counter, max(ops // 5, 20))
+                    counter += ops
+            await clear(engine)
+            results = {pair: {name: [] for name in variants} for pair, variants in pairs.items()}
+            for round_ in range(rounds):
+                for pair, variants in pairs.items():
+                    names = list(variants)
+                    for name in names if round_ % 2 == 0 else reversed(names):
+                        results[pair][name].append(await timed(variants[name], counter, ops))
+                        counter += ops
+                        await clear(engine)
+        return results
+    finally:
+        await engine.dispose()
+
+
+def report(url: str, results: dict[str, dict[str, list[float]]], rounds: int, ops: int) -> dict[str, float]:
+    """Print a table per pair; return the median per-round ratio of each."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    print(f"bus_overhead: the Allocate use case; {rounds} interleaved rounds x {ops} ops on {shown}")
+    ratios: dict[str, float] = {}
+    for pair, variants in results.items():
+        print(f"\n{pair}")
+        print(f"  {'variant':<28}{'median ops/s':>14}{'min':>10}{'max':>10}")
+        for name, values in variants.items():
+            print(f"  {name:<28}{statistics.median(values):>14.0f}{min(values):>10.0f}{max(values):>10.0f}")
+        baseline, keel = variants.values()
+        per_round = sorted(k / b for k, b in zip(keel, baseline, strict=True))
+        ratios[pair] = statistics.median(per_round)
+        spread = f"middle half {per_round[len(per_round) // 4]:.3f}..{per_round[(3 * len(per_round)) // 4]:.3f}"
+        print(f"  keel / hand-written = {ratios[pair]:.3f}x (median of per-round ratios, {spread}; target >= 0.9x)")
+    return ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--ops", type=int, default=None, help="operations per round and variant")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (2 if args.quick else 20)
+    ops = args.ops or (40 if args.quick else 100)
+    url = os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_URL)
+    results: Any = asyncio.run(run(url, rounds, ops))
+    report(url, results, rounds, ops)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
