@@ -20,8 +20,6 @@ from keel.testing import InMemoryRepository, InMemoryStore, InMemoryUnitOfWork
 
 
 class FakeProductRepository(InMemoryRepository[Product]):
-    model = Product
-
     async def get_by_batchref(self, ref: str) -> Product:
         for product in await self.list():
             if any(batch.reference == ref for batch in product.batches):
