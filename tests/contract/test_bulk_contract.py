@@ -113,3 +113,46 @@ async def test_entities_already_loaded_see_set_based_changes(new_uow: NewUow, id
     async with new_uow() as uow:
         item = await uow.items.get(ids[0])
     assert (item.name, item.rank, item.version) == ("changed", 4, 3)
+
+
+async def test_insert_many_writes_rows_now_and_fills_keys_and_keel_columns(new_uow: NewUow) -> None:
+    """insert_many stores entities at once (visible to reads), with keys, version 1 and timestamps."""
+    async with new_uow() as uow:
+        items = [Item(name=f"n{i}") for i in range(30)]
+        assert await uow.items.insert_many(items) == 30
+        assert await uow.items.count() == 30
+        await uow.commit()
+    assert len({i.id for i in items}) == 30
+    assert all(i.id is not None and i.version == 1 and i.created_at is not None for i in items)
+    async with new_uow() as uow:
+        stored = await uow.items.get(items[5].id)
+    assert (stored.name, stored.version, stored.created_at) == ("n5", 1, items[5].created_at)
+
+
+async def test_insert_many_entities_are_not_tracked_afterwards(new_uow: NewUow) -> None:
+    """Changing an entity after insert_many saves nothing: it is a set-based write, not add()."""
+    async with new_uow() as uow:
+        (item,) = [Item(name="a")]
+        await uow.items.insert_many([item])
+        item.name = "changed"
+        await uow.commit()
+    async with new_uow() as uow:
+        assert [i.name for i in await uow.items.list()] == ["a"]
+
+
+async def test_insert_many_takes_plain_rows_and_is_rolled_back_with_its_unit_of_work(new_uow: NewUow) -> None:
+    """Mappings of column values work too; without commit nothing stays."""
+    async with new_uow() as uow:
+        assert await uow.plain.insert_many([{"code": "a", "qty": 1}, {"code": "b", "qty": 2}]) == 2
+        assert await uow.plain.count() == 2
+    async with new_uow() as uow:
+        assert await uow.plain.count() == 0
+
+
+async def test_insert_many_refuses_a_mix_of_given_and_missing_keys(new_uow: NewUow) -> None:
+    """Some entities with a key and some without is a ValidationError, as is mixing entities and mappings."""
+    async with new_uow() as uow:
+        with pytest.raises(ValidationError):
+            await uow.items.insert_many([Item(id=100, name="a"), Item(name="b")])
+        with pytest.raises(ValidationError):
+            await uow.plain.insert_many([Plain(code="a"), {"code": "b"}])

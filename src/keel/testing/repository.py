@@ -31,13 +31,13 @@ from keel.domain.messages import utcnow
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.repository import CursorPage, Page
 from keel.infrastructure.repository._checks import check_update_values, coerce_identity, validate_limit
-from keel.infrastructure.repository._sorting import OrderByArg
+from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.testing._evaluate import compile_where, matches
 from keel.testing._paging import cursor_page, offset_page, sort_rows
-from keel.testing.store import InMemoryStore, Workspace, identity_of, mapper_of
+from keel.testing.store import InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
 
 T = TypeVar("T")
 
@@ -115,6 +115,32 @@ class InMemoryRepository(Generic[T]):
         for entity in added:
             self.add(entity)
         return added
+
+    async def insert_many(self, items: Iterable[T] | Iterable[Mapping[str, Any]]) -> int:
+        """Write many new rows now; the entities are not tracked afterwards (as in SQL)."""
+        batch = builtins.list(items)
+        entities = [item for item in batch if not isinstance(item, Mapping)]
+        if entities and len(entities) != len(batch):
+            raise ValidationError(
+                "insert_many takes entities or mappings, not both",
+                errors=[{"loc": ["items"], "msg": "mixed entities and mappings", "type": "value_error"}],
+            )
+        for entity in entities:
+            self._check_type(entity)
+        if not entities:
+            entities = [_from_mapping(self.model, row) for row in batch]  # type: ignore[arg-type]
+        keyed = [all(part is not None for part in identity_of(self.model, e)) for e in entities]
+        if any(keyed) and not all(keyed) and self.traits.primary_key:
+            raise ValidationError(
+                f"insert_many needs every {self.traits.entity} with a key, or every one without",
+                errors=[{"loc": ["items"], "msg": "some entities have keys and some do not", "type": "value_error"}],
+            )
+        for entity in entities:
+            self.workspace.add(self.model, entity)
+            apply_insert_defaults(self.model, entity)
+            self.workspace.detach(self.model, entity)
+            self._on_seen(entity)
+        return len(entities)
 
     async def delete(self, entity: T) -> None:
         """Soft-delete (set ``deleted_at``) when the model supports it, else delete for good."""
@@ -373,6 +399,14 @@ def in_memory_twin(repository: type[Any]) -> type[Any]:
     if repository is SqlAlchemyRepository:
         return InMemoryRepository
     return type(f"InMemory{repository.__name__}", (InMemoryRepository, repository), {"__module__": __name__})
+
+
+def _from_mapping(model: type[Any], row: Mapping[str, Any]) -> Any:
+    entity = mapper_of(model).class_manager.new_instance()
+    for name, value in row.items():
+        column_attribute(model, name, loc="items")
+        setattr(entity, name, value)
+    return entity
 
 
 def _mode(include_deleted: bool, only_deleted: bool) -> str:

@@ -197,7 +197,7 @@ class Workspace:
         """A set-based change, applied at once as the SQL statement would be."""
         row_id = (model, identity_of(model, entity))
         if row_id not in self._baselines:
-            _apply_insert_defaults(model, entity)  # autoflush would have inserted it first
+            apply_insert_defaults(model, entity)  # autoflush would have inserted it first
         for name, value in values.items():
             setattr(entity, name, value)
         _apply_update_defaults(model, entity, now)
@@ -205,6 +205,11 @@ class Workspace:
         if baseline is not None:
             baseline.state = state_of(entity)
             baseline.flushed = True
+
+    def detach(self, model: type[Any], entity: Any) -> None:
+        """Keep a private copy of a just-added entity, so later changes to ``entity`` are not saved."""
+        row_id = (model, identity_of(model, entity))
+        self.identity[row_id] = copy.deepcopy(entity)
 
     def remove(self, model: type[Any], entity: Any) -> None:
         row_id = (model, identity_of(model, entity))
@@ -254,7 +259,7 @@ class Workspace:
         for row_id, entity, is_new in writes:
             model, key = row_id
             if is_new:
-                _apply_insert_defaults(model, entity)
+                apply_insert_defaults(model, entity)
             elif _columns_changed(model, entity, self._baselines.get(row_id), self.store.table(model).get(key)):
                 # Changed since the last write in this workspace: one more UPDATE.
                 _apply_update_defaults(model, entity, now)
@@ -305,7 +310,7 @@ def _call_default(default: Any) -> Any:
     return _MISSING
 
 
-def _apply_insert_defaults(model: type[Any], entity: Any) -> None:
+def apply_insert_defaults(model: type[Any], entity: Any) -> None:
     """Column defaults for attributes left unset, as the INSERT would apply them."""
     traits = model_traits(model)
     for prop in mapper_of(model).column_attrs:
@@ -348,4 +353,4 @@ def live_rows(workspace: Workspace, model: type[Any]) -> Iterable[tuple[Key, Any
             yield key, row
 
 
-__all__ = ["InMemoryStore", "Workspace", "identity_of", "live_rows", "mapper_of", "state_of"]
+__all__ = ["InMemoryStore", "Workspace", "apply_insert_defaults", "identity_of", "live_rows", "mapper_of", "state_of"]
