@@ -200,3 +200,14 @@ def test_backends_not_built_yet_say_so_and_can_be_overridden(name: str, db_path:
     sentinel = object()
     with provider.override(providers.Object(sentinel)):
         assert provider() is sentinel
+
+
+def test_the_container_retries_exactly_what_the_infrastructure_calls_transient() -> None:
+    """TRANSIENT_ERRORS mirrors keel.infrastructure.database.is_transient."""
+    from keel.container import TRANSIENT_ERRORS
+    from keel.infrastructure.database import is_transient
+
+    for error_type in TRANSIENT_ERRORS:
+        assert is_transient(error_type("x"))
+    assert not is_transient(ConfigurationError("x"))
+    assert not any(isinstance(ConfigurationError("x"), error_type) for error_type in TRANSIENT_ERRORS)
