@@ -139,7 +139,9 @@ class BusSettings(BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     max_attempts: int = Field(
-        10, ge=1, description="Attempts per command (first try included) on a concurrency conflict or dropped connection."
+        10,
+        ge=1,
+        description="Attempts per command (first try included) on a concurrency conflict or dropped connection.",
     )
     backoff_initial: float = Field(0.01, ge=0, description="Seconds to wait before the first retry; doubles per retry.")
     backoff_max: float = Field(1.0, ge=0, description="Upper bound of the doubling wait, in seconds.")
