@@ -23,6 +23,12 @@ from tests.support.services import create_postgres_database, drop_postgres_datab
 
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = ROOT / "alembic.ini"
+#: Imported at collection, like alembic/env.py does: the shared test database
+#: is created from Base.metadata once per session, so every table must be
+#: declared before the first test runs, not halfway through.
+EXAMPLE_MODELS = [
+    importlib.import_module(f"examples.{path.parent.name}.orm") for path in sorted((ROOT / "examples").glob("*/orm.py"))
+]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -76,8 +82,7 @@ def _read_schema(conn: Connection) -> tuple[set[str], set[str]]:
 def example_tables() -> set[str]:
     """The tables declared by every ``examples/*/orm.py`` (what their migrations must create)."""
     names: set[str] = set()
-    for path in sorted((ROOT / "examples").glob("*/orm.py")):
-        module = importlib.import_module(f"examples.{path.parent.name}.orm")
+    for module in EXAMPLE_MODELS:
         for value in vars(module).values():
             if isinstance(value, Table):
                 names.add(value.name)
