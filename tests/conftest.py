@@ -46,12 +46,13 @@ def database_settings(database_url: str) -> DatabaseSettings:
     return DatabaseSettings(url=database_url, pool_size=5, max_connections=30)
 
 
-_PREPARED: set[tuple[str, int]] = set()
+_PREPARED: set[tuple[str, int, frozenset[str]]] = set()
 
 
 async def reset_schema(engine: AsyncEngine, metadata: MetaData) -> None:
     """Give the test empty tables: created once per database, then truncated."""
-    key = (str(engine.url), id(metadata))
+    # Keyed by the table set too: models imported later in the session add tables.
+    key = (str(engine.url), id(metadata), frozenset(metadata.tables))
     async with engine.begin() as conn:
         if key not in _PREPARED or engine.dialect.name == "sqlite":
             await conn.run_sync(metadata.drop_all)
