@@ -246,3 +246,23 @@ async def test_no_lost_updates_under_concurrency(session_factory: async_sessionm
     assert counter.value == 200
     assert counter.version == 201
     assert conflicts > 0
+
+
+async def test_stale_copy_flushed_by_a_query_is_a_concurrency_error(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """An autoflush inside a repository read reports the stale version as ConcurrencyError too."""
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        uow.products.add(Product(sku="LAMP", stock=10))
+        await uow.commit()
+    async with uow:
+        stale = await uow.products.get("LAMP")
+    async with uow:
+        (await uow.products.get("LAMP")).allocate(1)
+        await uow.commit()
+    stale.stock = 0
+    async with uow:
+        uow.products.add(stale)
+        with pytest.raises(ConcurrencyError):
+            await uow.products.list()

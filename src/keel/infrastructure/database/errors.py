@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
 
 from keel.cross_cutting.error import (
     ConcurrencyError,
@@ -58,6 +59,10 @@ def translate_db_error(exc: BaseException, **context: Any) -> KeelError | None:
         return exc.orig  # raised by keel code SQLAlchemy called (a column type refusing a value)
     if not isinstance(exc, sa_exc.SQLAlchemyError):
         return None
+    if isinstance(exc, StaleDataError):
+        # Raised by an autoflush inside a query; the unit of work's commit
+        # names the entity itself when it sees this first.
+        return ConcurrencyError("a row was changed by someone else", **context)
     if isinstance(exc, sa_exc.DBAPIError):
         code = sqlstate(exc)
         if code in RETRYABLE_SQLSTATES:
