@@ -1,10 +1,13 @@
-"""A tiny in-memory unit of work and aggregate for the message-bus unit tests."""
+"""Messages, an aggregate and keel's in-memory unit of work for the message-bus unit tests."""
 
 from __future__ import annotations
 
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
 from keel import AggregateRoot, Command, DomainEvent
-from keel.domain.messages import Message
-from keel.service_layer.unit_of_work import AbstractUnitOfWork
+from keel.orm import Base, VersionMixin
+from keel.testing import InMemoryRepository, InMemoryStore, InMemoryUnitOfWork
 
 
 class Bump(Command):
@@ -25,60 +28,30 @@ class Noticed(DomainEvent):
     what: str
 
 
-class Item(AggregateRoot):
-    def __init__(self, key: str, value: int = 0) -> None:
-        self.key = key
-        self.value = value
+class Item(Base, AggregateRoot, VersionMixin):
+    __tablename__ = "bus_items"
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int]
 
     def bump(self, by: int) -> None:
         self.value += by
         self.record(Bumped(key=self.key, value=self.value))
 
 
-class Store:
-    """What the fake "database" holds, shared by every unit of work of a test."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, Item] = {}
-        self.commits = 0
+class FakeUnitOfWork(InMemoryUnitOfWork):
+    items: InMemoryRepository[Item]
 
 
-class FakeUnitOfWork(AbstractUnitOfWork):
-    """Commits into a :class:`Store`; every instance is counted so tests can see freshness."""
-
-    instances: list[FakeUnitOfWork] = []
-
-    def __init__(self, store: Store) -> None:
-        super().__init__()
-        self.store = store
-        self._staged: dict[str, Item] = {}
-        FakeUnitOfWork.instances.append(self)
-
-    def add(self, item: Item) -> None:
-        self._require_open("add")
-        self._staged[item.key] = item
-        self.mark_seen(item)
-
-    def get(self, key: str) -> Item:
-        self._require_open("get")
-        item = self._staged.get(key) or self.store.items[key]
-        self._staged[key] = item
-        self.mark_seen(item)
-        return item
-
-    async def _begin(self) -> None:
-        self._staged = {}
-
-    async def _commit(self, events: list[DomainEvent]) -> None:
-        self.store.items.update(self._staged)
-        self.store.commits += 1
-
-    async def _rollback(self) -> None:
-        self._staged = {}
-
-    async def _close(self) -> None:
-        self._staged = {}
+async def seeded(*keys: str) -> InMemoryStore:
+    """A store holding an Item of value 0 per key."""
+    store = InMemoryStore()
+    async with FakeUnitOfWork(store) as uow:
+        uow.items.add_many(Item(key=key, value=0) for key in keys)
+        await uow.commit()
+    return store
 
 
-def names(messages: list[Message]) -> list[str]:
-    return [type(m).__name__ for m in messages]
+async def value_of(store: InMemoryStore, key: str) -> int:
+    """The committed value of an item."""
+    async with FakeUnitOfWork(store) as uow:
+        return (await uow.items.get(key)).value

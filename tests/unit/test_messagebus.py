@@ -10,19 +10,18 @@ import pytest
 
 from keel import BusConfigurationError, ConcurrencyError, MessageBus, ValidationError
 from keel.service_layer import RetryPolicy
-from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork, Item, Noticed, Store
+from keel.testing import InMemoryStore
+from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork, Item, Noticed, seeded, value_of
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0, max_backoff=0, jitter=0)
 
 
 @pytest.fixture
-def store() -> Store:
-    store = Store()
-    store.items["a"] = Item("a")
-    return store
+async def store() -> InMemoryStore:
+    return await seeded("a")
 
 
-def make_bus(store: Store, **kwargs: Any) -> MessageBus:
+def make_bus(store: InMemoryStore, **kwargs: Any) -> MessageBus:
     kwargs.setdefault("command_retry", NO_WAIT)
     kwargs.setdefault("event_retry", NO_WAIT)
     return MessageBus(lambda: FakeUnitOfWork(store), **kwargs)
@@ -30,7 +29,7 @@ def make_bus(store: Store, **kwargs: Any) -> MessageBus:
 
 async def bump(cmd: Bump, uow: FakeUnitOfWork) -> int:
     async with uow:
-        item = uow.get(cmd.key)
+        item = await uow.items.get(cmd.key)
         item.bump(cmd.by)
         await uow.commit()
     return item.value
@@ -39,15 +38,15 @@ async def bump(cmd: Bump, uow: FakeUnitOfWork) -> int:
 # --- commands ----------------------------------------------------------------------
 
 
-async def test_handle_returns_the_command_handlers_result(store: Store) -> None:
+async def test_handle_returns_the_command_handlers_result(store: InMemoryStore) -> None:
     """await bus.handle(command) is what the command's handler returned."""
     bus = make_bus(store, command_handlers={Bump: bump})
     assert await bus.handle(Bump(key="a", by=5)) == 5
-    assert store.items["a"].value == 5
+    assert await value_of(store, "a") == 5
     assert bus.stats.commands_handled == 1
 
 
-async def test_a_command_handlers_error_propagates_and_is_counted(store: Store) -> None:
+async def test_a_command_handlers_error_propagates_and_is_counted(store: InMemoryStore) -> None:
     """The caller sees the command's own error; the failure is counted."""
 
     async def fail(cmd: Fail) -> None:
@@ -60,7 +59,7 @@ async def test_a_command_handlers_error_propagates_and_is_counted(store: Store) 
     assert bus.stats.command_retries == 0
 
 
-async def test_each_message_gets_a_fresh_unit_of_work(store: Store) -> None:
+async def test_each_message_gets_a_fresh_unit_of_work(store: InMemoryStore) -> None:
     """The `uow` parameter is a new unit of work from the factory for every message."""
     seen: list[FakeUnitOfWork] = []
 
@@ -74,7 +73,7 @@ async def test_each_message_gets_a_fresh_unit_of_work(store: Store) -> None:
     assert seen[0] is not seen[1]
 
 
-async def test_dependencies_are_injected_by_parameter_name(store: Store) -> None:
+async def test_dependencies_are_injected_by_parameter_name(store: InMemoryStore) -> None:
     """Other parameters come from `dependencies` by name; defaults may stay unfilled."""
     calls: list[tuple[str, str, str]] = []
 
@@ -86,27 +85,27 @@ async def test_dependencies_are_injected_by_parameter_name(store: Store) -> None
     assert calls == [("12:00", "hi", "!")]
 
 
-async def test_a_sync_handler_works_too(store: Store) -> None:
+async def test_a_sync_handler_works_too(store: InMemoryStore) -> None:
     """Plain functions are called without awaiting."""
     bus = make_bus(store, command_handlers={Bump: lambda cmd: cmd.by * 2})
     assert await bus.handle(Bump(key="a", by=21)) == 42
 
 
-async def test_a_command_without_a_handler_fails_when_handled(store: Store) -> None:
+async def test_a_command_without_a_handler_fails_when_handled(store: InMemoryStore) -> None:
     """An unregistered command is a BusConfigurationError naming it."""
     bus = make_bus(store)
     with pytest.raises(BusConfigurationError, match="no handler for command Bump"):
         await bus.handle(Bump(key="a"))
 
 
-async def test_handle_refuses_what_is_not_a_message(store: Store) -> None:
+async def test_handle_refuses_what_is_not_a_message(store: InMemoryStore) -> None:
     """Only commands and events can be handled."""
     bus = make_bus(store)
     with pytest.raises(TypeError, match="Command or a DomainEvent"):
         await bus.handle("Bump")  # type: ignore[arg-type]
 
 
-async def test_a_handler_for_a_base_command_handles_its_subclasses(store: Store) -> None:
+async def test_a_handler_for_a_base_command_handles_its_subclasses(store: InMemoryStore) -> None:
     """Dispatch follows the MRO when the exact type has no handler."""
 
     class BumpTwice(Bump):
@@ -120,28 +119,28 @@ async def test_a_handler_for_a_base_command_handles_its_subclasses(store: Store)
 # --- events after commit -------------------------------------------------------------
 
 
-async def test_events_are_handled_after_the_commit_in_order(store: Store) -> None:
-    """Recorded events reach their handlers after commit, first recorded first handled."""
+async def test_events_are_handled_after_the_commit_in_order(store: InMemoryStore) -> None:
+    """Recorded events reach their handlers once the work is committed, first recorded first handled."""
     log: list[str] = []
 
     async def bump_twice(cmd: Bump, uow: FakeUnitOfWork) -> None:
         async with uow:
-            item = uow.get(cmd.key)
+            item = await uow.items.get(cmd.key)
             item.bump(1)
             item.bump(1)
-            log.append(f"before commit: {store.commits} commits")
+            log.append(f"before commit: stored {await value_of(store, cmd.key)}")
             await uow.commit()
 
     async def on_bumped(event: Bumped) -> None:
-        log.append(f"bumped to {event.value} after {store.commits} commit(s)")
+        log.append(f"bumped to {event.value}, stored {await value_of(store, event.key)}")
 
     bus = make_bus(store, command_handlers={Bump: bump_twice}, event_handlers={Bumped: [on_bumped]})
     await bus.handle(Bump(key="a"))
-    assert log == ["before commit: 0 commits", "bumped to 1 after 1 commit(s)", "bumped to 2 after 1 commit(s)"]
+    assert log == ["before commit: stored 0", "bumped to 1, stored 2", "bumped to 2, stored 2"]
     assert bus.stats.events_handled == 2
 
 
-async def test_events_raised_by_event_handlers_join_the_same_queue(store: Store) -> None:
+async def test_events_raised_by_event_handlers_join_the_same_queue(store: InMemoryStore) -> None:
     """A cascade runs breadth-first within one handle() call."""
     log: list[str] = []
 
@@ -149,8 +148,7 @@ async def test_events_raised_by_event_handlers_join_the_same_queue(store: Store)
         log.append(f"bumped {event.key}={event.value}")
         if event.key == "a":
             async with uow:
-                uow.add(Item("b"))
-                uow.get("b").bump(10)
+                uow.items.add(Item(key="b", value=0)).bump(10)
                 await uow.commit()
 
     async def also_on_bumped(event: Bumped) -> None:
@@ -161,15 +159,15 @@ async def test_events_raised_by_event_handlers_join_the_same_queue(store: Store)
     assert log == ["bumped a=1", "also a", "bumped b=10", "also b"]
 
 
-async def test_events_of_rolled_back_work_are_never_dispatched(store: Store) -> None:
+async def test_events_of_rolled_back_work_are_never_dispatched(store: InMemoryStore) -> None:
     """Leaving the unit of work without commit, or by an error, discards its events."""
     handled: list[Bumped] = []
 
     async def forgetful(cmd: Bump, uow: FakeUnitOfWork) -> None:
         async with uow:
-            uow.get(cmd.key).bump(1)
+            (await uow.items.get(cmd.key)).bump(1)
         async with uow:
-            uow.get(cmd.key).bump(1)
+            (await uow.items.get(cmd.key)).bump(1)
             raise ValidationError("changed my mind")
 
     async def on_bumped(event: Bumped) -> None:
@@ -179,16 +177,16 @@ async def test_events_of_rolled_back_work_are_never_dispatched(store: Store) -> 
     with pytest.raises(ValidationError):
         await bus.handle(Bump(key="a"))
     assert handled == []
-    assert store.commits == 0
+    assert await value_of(store, "a") == 0
 
 
-async def test_committed_events_are_handled_even_if_the_command_then_fails(store: Store) -> None:
+async def test_committed_events_are_handled_even_if_the_command_then_fails(store: InMemoryStore) -> None:
     """Work that did commit had effects: its events are dispatched before the error propagates."""
     handled: list[int] = []
 
     async def commit_then_fail(cmd: Bump, uow: FakeUnitOfWork) -> None:
         async with uow:
-            uow.get(cmd.key).bump(1)
+            (await uow.items.get(cmd.key)).bump(1)
             await uow.commit()
         raise ValidationError("late failure")
 
@@ -201,7 +199,7 @@ async def test_committed_events_are_handled_even_if_the_command_then_fails(store
     assert handled == [1]
 
 
-async def test_handling_an_event_directly_runs_its_handlers(store: Store) -> None:
+async def test_handling_an_event_directly_runs_its_handlers(store: InMemoryStore) -> None:
     """bus.handle(event) dispatches to every handler and returns None."""
     handled: list[str] = []
 
@@ -216,14 +214,14 @@ async def test_handling_an_event_directly_runs_its_handlers(store: Store) -> Non
     assert handled == ["first x", "second x"]
 
 
-async def test_an_event_without_handlers_is_fine(store: Store) -> None:
+async def test_an_event_without_handlers_is_fine(store: InMemoryStore) -> None:
     """Events may have no handler at all."""
     bus = make_bus(store, command_handlers={Bump: bump})
     assert await bus.handle(Bump(key="a")) == 1
     assert bus.stats.events_handled == 1
 
 
-async def test_a_handler_for_a_base_event_receives_subclasses(store: Store) -> None:
+async def test_a_handler_for_a_base_event_receives_subclasses(store: InMemoryStore) -> None:
     """A handler registered for DomainEvent sees every event, after the specific ones."""
     from keel import DomainEvent
 
@@ -244,7 +242,7 @@ async def test_a_handler_for_a_base_event_receives_subclasses(store: Store) -> N
 
 
 async def test_a_failing_event_handler_is_logged_counted_and_does_not_stop_the_others(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: InMemoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One broken handler: the command's result stands, the other handlers run, the failure is visible."""
     handled: list[str] = []
@@ -264,7 +262,7 @@ async def test_a_failing_event_handler_is_logged_counted_and_does_not_stop_the_o
     with caplog.at_level(logging.ERROR, logger="keel.messagebus"):
         assert await bus.handle(Bump(key="a")) == 1
     assert handled == ["a"]
-    assert store.items["a"].value == 1
+    assert await value_of(store, "a") == 1
     assert bus.stats.event_handler_failures == 1
     name = f"{__name__}.test_a_failing_event_handler_is_logged_counted_and_does_not_stop_the_others.<locals>.broken"
     assert bus.stats.failures_by_handler == {name: 1}
@@ -272,7 +270,7 @@ async def test_a_failing_event_handler_is_logged_counted_and_does_not_stop_the_o
     assert "broken failed on Bumped" in caplog.text
 
 
-async def test_event_handlers_are_retried_per_their_policy(store: Store) -> None:
+async def test_event_handlers_are_retried_per_their_policy(store: InMemoryStore) -> None:
     """A transient failure of an event handler is retried; the attempts are counted."""
     attempts: list[int] = []
 
@@ -291,7 +289,7 @@ async def test_event_handlers_are_retried_per_their_policy(store: Store) -> None
 # --- follow-up commands ------------------------------------------------------------------
 
 
-async def test_a_bus_parameter_receives_the_bus_for_follow_up_commands(store: Store) -> None:
+async def test_a_bus_parameter_receives_the_bus_for_follow_up_commands(store: InMemoryStore) -> None:
     """Handlers send further commands through the injected `bus`."""
 
     async def on_bumped(event: Bumped, bus: MessageBus) -> None:
@@ -300,15 +298,17 @@ async def test_a_bus_parameter_receives_the_bus_for_follow_up_commands(store: St
 
     bus = make_bus(store, command_handlers={Bump: bump}, event_handlers={Bumped: [on_bumped]})
     await bus.handle(Bump(key="a"))
-    assert store.items["a"].value == 3
+    assert await value_of(store, "a") == 3
 
 
 # --- concurrency ---------------------------------------------------------------------------
 
 
-async def test_one_bus_serves_concurrent_calls_with_separate_queues(store: Store) -> None:
+async def test_one_bus_serves_concurrent_calls_with_separate_queues(store: InMemoryStore) -> None:
     """Two interleaved handle() calls each dispatch only their own events."""
-    store.items["b"] = Item("b")
+    async with FakeUnitOfWork(store) as uow:
+        uow.items.add(Item(key="b", value=0))
+        await uow.commit()
     a_waiting, b_done = asyncio.Event(), asyncio.Event()
     seen: dict[str, list[str]] = {"a": [], "b": []}
 

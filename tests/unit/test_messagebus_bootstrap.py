@@ -7,11 +7,12 @@ import types
 import pytest
 
 from keel import BusConfigurationError, Command, MessageBus
-from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork, Store
+from keel.testing import InMemoryStore
+from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork
 
 
 def factory() -> FakeUnitOfWork:
-    return FakeUnitOfWork(Store())
+    return FakeUnitOfWork(InMemoryStore())
 
 
 async def needs_mailer(cmd: Bump, uow: FakeUnitOfWork, mailer: object) -> None:

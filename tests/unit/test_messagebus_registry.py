@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from keel import BusConfigurationError, DomainEvent, HandlerRegistry, MessageBus
+from keel.testing import InMemoryStore
 from tests.unit import bus_fakes
-from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork, Item, Noticed, Store
+from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork, Noticed, seeded
 
 handlers = HandlerRegistry()
 
@@ -14,7 +15,7 @@ handlers = HandlerRegistry()
 @handlers.register
 async def bump(cmd: Bump, uow: FakeUnitOfWork) -> int:
     async with uow:
-        item = uow.get(cmd.key)
+        item = await uow.items.get(cmd.key)
         item.bump(cmd.by)
         await uow.commit()
     return item.value
@@ -38,8 +39,7 @@ def test_the_message_type_is_read_from_the_first_annotation() -> None:
 
 async def test_a_bus_built_from_a_registry_dispatches_to_its_handlers() -> None:
     """MessageBus(registry=...) takes every handler of the registry."""
-    store = Store()
-    store.items["k"] = Item("k")
+    store = await seeded("k")
     log: list[str] = []
     bus = MessageBus(lambda: FakeUnitOfWork(store), registry=handlers, dependencies={"log": log})
     assert await bus.handle(Bump(key="k", by=2)) == 2
@@ -76,19 +76,19 @@ def test_registries_merge_and_carry_their_required_commands() -> None:
     mine = HandlerRegistry(commands=[bus_fakes])
     mine.include(handlers)
     assert set(mine.command_handlers) == {Bump, Fail}
-    MessageBus(lambda: FakeUnitOfWork(Store()), registry=mine, dependencies={"log": []})
+    MessageBus(lambda: FakeUnitOfWork(InMemoryStore()), registry=mine, dependencies={"log": []})
 
     partial = HandlerRegistry(commands=[bus_fakes])
     partial.add(Bump, bump)
     with pytest.raises(BusConfigurationError, match="no handler for command Fail"):
-        MessageBus(lambda: FakeUnitOfWork(Store()), registry=partial)
+        MessageBus(lambda: FakeUnitOfWork(InMemoryStore()), registry=partial)
 
 
 def test_an_explicit_mapping_and_a_registry_may_not_both_handle_a_command() -> None:
     """Combining sources keeps the one-handler rule."""
     with pytest.raises(BusConfigurationError, match="Bump already has a handler"):
         MessageBus(
-            lambda: FakeUnitOfWork(Store()),
+            lambda: FakeUnitOfWork(InMemoryStore()),
             registry=handlers,
             command_handlers={Bump: lambda cmd: None},
             dependencies={"log": []},

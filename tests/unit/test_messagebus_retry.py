@@ -9,10 +9,13 @@ import pytest
 
 from keel import ConcurrencyError, DatabaseUnavailableError, MessageBus, NotFoundError
 from keel.service_layer import RetryPolicy
-from tests.unit.bus_fakes import Bump, Bumped, FakeUnitOfWork, Item, Store
+from keel.testing import InMemoryStore
+from tests.unit.bus_fakes import Bump, Bumped, FakeUnitOfWork, seeded
 
 
-def make(store: Store, policy: RetryPolicy, failures: list[BaseException]) -> tuple[MessageBus, list[FakeUnitOfWork]]:
+def make(
+    store: InMemoryStore, policy: RetryPolicy, failures: list[BaseException]
+) -> tuple[MessageBus, list[FakeUnitOfWork]]:
     """A bus whose Bump handler raises the given errors first, then succeeds."""
     used: list[FakeUnitOfWork] = []
     remaining = list(failures)
@@ -20,7 +23,7 @@ def make(store: Store, policy: RetryPolicy, failures: list[BaseException]) -> tu
     async def handler(cmd: Bump, uow: FakeUnitOfWork) -> int:
         used.append(uow)
         async with uow:
-            item = uow.get(cmd.key)
+            item = await uow.items.get(cmd.key)
             item.bump(1)
             if remaining:
                 raise remaining.pop(0)
@@ -31,26 +34,24 @@ def make(store: Store, policy: RetryPolicy, failures: list[BaseException]) -> tu
 
 
 @pytest.fixture
-def store() -> Store:
-    store = Store()
-    store.items["a"] = Item("a")
-    return store
+async def store() -> InMemoryStore:
+    return await seeded("a")
 
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.002, jitter=0.001)
 
 
-async def test_a_concurrency_conflict_is_retried_with_a_fresh_unit_of_work(store: Store) -> None:
+async def test_a_concurrency_conflict_is_retried_with_a_fresh_unit_of_work(store: InMemoryStore) -> None:
     """The default policy retries ConcurrencyError; each attempt has its own unit of work."""
     bus, used = make(store, FAST, [ConcurrencyError("lost the race"), ConcurrencyError("lost again")])
-    assert await bus.handle(Bump(key="a")) == 3  # the in-memory item kept the failed attempts' bumps
+    assert await bus.handle(Bump(key="a")) == 1  # the failed attempts were rolled back
     assert len(used) == 3
     assert len({id(u) for u in used}) == 3
     assert bus.stats.command_retries == 2
     assert bus.stats.commands_handled == 1
 
 
-async def test_retries_stop_at_the_attempt_limit_and_the_last_error_propagates(store: Store) -> None:
+async def test_retries_stop_at_the_attempt_limit_and_the_last_error_propagates(store: InMemoryStore) -> None:
     """After max_attempts the caller gets the ConcurrencyError itself."""
     bus, used = make(store, FAST, [ConcurrencyError(f"conflict {n}") for n in range(10)])
     with pytest.raises(ConcurrencyError, match="conflict 3"):
@@ -60,7 +61,7 @@ async def test_retries_stop_at_the_attempt_limit_and_the_last_error_propagates(s
     assert bus.stats.commands_failed == 1
 
 
-async def test_errors_outside_the_policy_are_not_retried(store: Store) -> None:
+async def test_errors_outside_the_policy_are_not_retried(store: InMemoryStore) -> None:
     """A business error fails at once."""
     bus, used = make(store, FAST, [NotFoundError(entity="Item", id="a")])
     with pytest.raises(NotFoundError):
@@ -68,21 +69,21 @@ async def test_errors_outside_the_policy_are_not_retried(store: Store) -> None:
     assert len(used) == 1
 
 
-async def test_the_policy_can_retry_dropped_connections(store: Store) -> None:
+async def test_the_policy_can_retry_dropped_connections(store: InMemoryStore) -> None:
     """retry_on is injectable: the container adds DatabaseUnavailableError."""
     policy = RetryPolicy(
         max_attempts=3, initial_backoff=0, max_backoff=0, jitter=0,
         retry_on=(ConcurrencyError, DatabaseUnavailableError),
     )  # fmt: skip
     bus, used = make(store, policy, [DatabaseUnavailableError("connection reset")])
-    assert await bus.handle(Bump(key="a")) == 2
+    assert await bus.handle(Bump(key="a")) == 1
     assert len(used) == 2
     without, _ = make(store, FAST, [DatabaseUnavailableError("connection reset")])
     with pytest.raises(DatabaseUnavailableError):
         await without.handle(Bump(key="a"))
 
 
-async def test_a_failed_attempts_events_are_never_dispatched(store: Store) -> None:
+async def test_a_failed_attempts_events_are_never_dispatched(store: InMemoryStore) -> None:
     """Only the attempt that committed releases events."""
     handled: list[int] = []
 
@@ -95,7 +96,7 @@ async def test_a_failed_attempts_events_are_never_dispatched(store: Store) -> No
     async def handler(cmd: Bump, uow: FakeUnitOfWork) -> None:
         used.append(uow)
         async with uow:
-            uow.get(cmd.key).bump(1)
+            (await uow.items.get(cmd.key)).bump(1)
             if failures:
                 raise failures.pop()
             await uow.commit()
@@ -107,10 +108,12 @@ async def test_a_failed_attempts_events_are_never_dispatched(store: Store) -> No
         command_retry=FAST,
     )
     await bus.handle(Bump(key="a"))
-    assert handled == [2]
+    assert handled == [1]
 
 
-async def test_each_retry_is_logged_with_its_wait_and_attempt(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+async def test_each_retry_is_logged_with_its_wait_and_attempt(
+    store: InMemoryStore, caplog: pytest.LogCaptureFixture
+) -> None:
     """Waits grow exponentially from initial_backoff, capped by max_backoff, plus at most `jitter`."""
     policy = RetryPolicy(max_attempts=5, initial_backoff=0.001, max_backoff=0.004, jitter=0.0005)
     bus, _ = make(store, policy, [ConcurrencyError("c")] * 4)
