@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from examples.allocation import views
-from keel import MessageBus
+from keel import HandlerRegistry, MessageBus
 
 
 async def allocations_of(container: AllocationContainer, orderid: str) -> list[dict[str, str]]:
@@ -49,10 +49,12 @@ async def test_a_failing_event_handler_neither_undoes_the_command_nor_stops_the_
     async def broken_publisher(event: Allocated) -> None:
         raise ConnectionError("message broker unreachable")
 
+    registry = HandlerRegistry()
+    registry.add(Allocated, broken_publisher)  # first in line, before the read-model handler
+    registry.include(handlers)
     bus = MessageBus(
         container.unit_of_work,
-        event_handlers={Allocated: [broken_publisher]},  # registered before the registry's handlers
-        registry=handlers,
+        registry=registry,
         dependencies={"notifications": notifications},
         command_retry=container.command_retry(),
         event_retry=container.event_retry(),
