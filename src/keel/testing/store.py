@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,12 +345,4 @@ def _apply_update_defaults(model: type[Any], entity: Any, now: Any) -> None:
             setattr(entity, prop.key, onupdate)
 
 
-def live_rows(workspace: Workspace, model: type[Any]) -> Iterable[tuple[Key, Any]]:
-    """(key, row) for every live row of ``model`` as the workspace sees it."""
-    for key in workspace.keys(model):
-        row = workspace.peek(model, key)
-        if row is not None:
-            yield key, row
-
-
-__all__ = ["InMemoryStore", "Workspace", "apply_insert_defaults", "identity_of", "live_rows", "mapper_of", "state_of"]
+__all__ = ["InMemoryStore", "Workspace", "apply_insert_defaults", "identity_of", "mapper_of", "state_of"]
