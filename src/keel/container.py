@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from keel.config import KeelSettings
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, DatabaseUnavailableError
 from keel.infrastructure.database import create_engine, create_session_factory
+from keel.infrastructure.repository import configure_repositories
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
 
@@ -47,6 +48,22 @@ C = TypeVar("C", bound=containers.Container)
 def open_engine(settings: KeelSettings) -> Iterator[AsyncEngine]:
     """The engine resource: built from settings when resources start."""
     yield create_engine(settings)
+
+
+def apply_repository_settings(settings: KeelSettings) -> Iterator[KeelSettings]:
+    """Page-size limits and the cursor secret from ``KEEL_REPOSITORY__*``.
+
+    Repositories are built by units of work with only a session, so these are
+    class-level defaults; this resource sets them when resources start (and
+    refuses the development cursor secret under ``KEEL_ENV=production``).
+    """
+    configure_repositories(settings)
+    yield settings
+
+
+def session_factory_for(engine: AsyncEngine, _configured: KeelSettings) -> async_sessionmaker[AsyncSession]:
+    """The session factory, once the repository defaults are applied."""
+    return create_session_factory(engine)
 
 
 async def dispose_engine_at_shutdown(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
@@ -134,7 +151,8 @@ class KeelContainer(containers.DeclarativeContainer):
 
     engine = providers.Resource(open_engine, settings)
     engine_lifecycle = providers.Resource(dispose_engine_at_shutdown, engine)
-    session_factory = providers.Singleton(create_session_factory, engine)
+    repository_settings = providers.Resource(apply_repository_settings, settings)
+    session_factory = providers.Singleton(session_factory_for, engine, repository_settings)
 
     unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
     #: A factory: every call is a new unit of work (the bus calls it per message).

@@ -211,3 +211,48 @@ def test_the_container_retries_exactly_what_the_infrastructure_calls_transient()
         assert is_transient(error_type("x"))
     assert not is_transient(ConfigurationError("x"))
     assert not any(isinstance(ConfigurationError("x"), error_type) for error_type in TRANSIENT_ERRORS)
+
+
+@pytest.fixture
+def restore_repository_defaults() -> Any:
+    """configure_repositories sets class-level defaults: put them back afterwards."""
+    from keel.config import DEV_CURSOR_SECRET
+    from keel.infrastructure.repository import SqlAlchemyRepository
+    from keel.infrastructure.repository.cursor import set_default_cursor_secret
+
+    saved = (SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size)
+    yield
+    SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size = saved
+    set_default_cursor_secret(DEV_CURSOR_SECRET)
+
+
+@pytest.mark.usefixtures("restore_repository_defaults")
+async def test_starting_the_container_applies_the_repository_settings(db_path: Path) -> None:
+    """KEEL_REPOSITORY__* reach the repositories once resources start."""
+    from keel.infrastructure.repository import SqlAlchemyRepository
+
+    container = PingContainer()
+    container.settings.override(
+        providers.Object(
+            KeelSettings(
+                database={"url": f"sqlite+aiosqlite:///{db_path}"},
+                repository={"max_page_size": 7, "default_page_size": 5},
+            )
+        )
+    )
+    async with running(container):
+        assert SqlAlchemyRepository.max_page_size == 7
+        assert SqlAlchemyRepository.default_page_size == 5
+
+
+@pytest.mark.usefixtures("restore_repository_defaults")
+async def test_production_refuses_the_development_cursor_secret(db_path: Path) -> None:
+    """Starting a production container with the default cursor secret fails, naming the variable."""
+    container = PingContainer()
+    container.settings.override(
+        providers.Object(KeelSettings(env="production", database={"url": f"sqlite+aiosqlite:///{db_path}"}))
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        async with running(container):
+            pass  # pragma: no cover
+    assert "KEEL_REPOSITORY__CURSOR_SECRET" in caught.value.details["variables"]
