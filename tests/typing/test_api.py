@@ -18,6 +18,10 @@ PUBLIC = {
         "Command",
         "SqlAlchemyRepository",
         "SqlAlchemyUnitOfWork",
+        "MessageBus",
+        "HandlerRegistry",
+        "Page",
+        "CursorPage",
         "KeelError",
         "DomainError",
         "NotFoundError",
@@ -32,6 +36,8 @@ PUBLIC = {
     "keel.orm": ["Base", "TimestampMixin", "VersionMixin", "SoftDeleteMixin", "keel_metadata"],
     "keel.infrastructure.database": ["create_engine", "create_session_factory"],
     "keel.config": ["KeelSettings", "DatabaseSettings"],
+    "keel.testing": ["InMemoryRepository", "InMemoryUnitOfWork"],
+    "keel.container": ["KeelContainer"],
 }
 
 
@@ -61,3 +67,14 @@ def test_design_snippet_runs_as_written() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "design snippet OK" in result.stdout
+
+
+def test_every_keel_error_has_a_distinct_stable_code() -> None:
+    """Codes identify error classes; the bus's wiring error is a ConfigurationError."""
+    import keel
+
+    errors = [getattr(keel, n) for n in keel.__all__ if isinstance(getattr(keel, n), type)]
+    errors = [e for e in errors if issubclass(e, keel.KeelError)]
+    codes = [e.code for e in errors]
+    assert len(codes) == len(set(codes)), codes
+    assert issubclass(keel.BusConfigurationError, keel.ConfigurationError)

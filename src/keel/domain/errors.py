@@ -39,6 +39,16 @@ class KeelError(Exception):
         return {"code": self.code, "message": self.message, "details": self.details}
 
 
+class ConfigurationError(KeelError):
+    """keel is set up wrongly: a setting, a mapping or the bus's wiring.
+
+    ``details["variables"]`` names the settings involved, when there are any.
+    Defined here, beside the root, so the service layer can raise it too.
+    """
+
+    code = "configuration_error"
+
+
 class UnitOfWorkError(KeelError):
     """The unit of work was used out of order (re-entered, or used while closed)."""
 

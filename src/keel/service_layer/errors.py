@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from keel.domain.errors import KeelError
+from keel.domain.errors import ConfigurationError
 
 
-class BusConfigurationError(KeelError):
+class BusConfigurationError(ConfigurationError):
     """The message bus is wired wrongly: a missing handler or dependency.
 
     Raised when the bus is built (so a deployment fails at start-up, not at

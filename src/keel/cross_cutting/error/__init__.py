@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from keel.cross_cutting.error._infrastructure import (
     CacheError,
-    ConfigurationError,
     DatabaseError,
     DatabaseUnavailableError,
     InfrastructureError,
@@ -20,6 +19,7 @@ from keel.cross_cutting.error._infrastructure import (
 from keel.domain.errors import (
     AuthorizationError,
     ConcurrencyError,
+    ConfigurationError,
     ConflictError,
     DomainError,
     KeelError,

@@ -1,14 +1,8 @@
-"""Errors raised by keel's adapters and by misuse of keel itself."""
+"""Errors raised by keel's adapters when a backing service fails."""
 
 from __future__ import annotations
 
 from keel.domain.errors import KeelError
-
-
-class ConfigurationError(KeelError):
-    """A setting is missing or invalid; ``details["variables"]`` names them."""
-
-    code = "configuration_error"
 
 
 class InfrastructureError(KeelError):
