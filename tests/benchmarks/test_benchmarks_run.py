@@ -1,0 +1,32 @@
+"""Every benchmark still runs (its --quick smoke mode); the figures are not judged here."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if not p.stem.startswith("_"))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_runs_in_quick_mode(name: str, postgres_url: str) -> None:
+    """`python -m benchmarks.<name> --quick` exits 0 and prints a ratio or timing table."""
+    env = {**os.environ, "KEEL_BENCH_DATABASE_URL": postgres_url}
+    result = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\d+\.\d+x", result.stdout), result.stdout  # a ratio such as "0.97x"
