@@ -156,3 +156,37 @@ async def test_insert_many_refuses_a_mix_of_given_and_missing_keys(new_uow: NewU
             await uow.items.insert_many([Item(id=100, name="a"), Item(name="b")])
         with pytest.raises(ValidationError):
             await uow.plain.insert_many([Plain(code="a"), {"code": "b"}])
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["extra-key-last", "extra-key-first"])
+async def test_insert_many_completes_mappings_whatever_keys_each_has(new_uow: NewUow, reverse: bool) -> None:
+    """Every mapping keeps its own values, others get defaults or NULL, whichever row comes first."""
+    rows: list[dict[str, Any]] = [
+        {"id": 1, "name": "a"},
+        {"id": 2, "name": "b", "rank": 7},
+        {"id": 3, "name": "c", "category": "x", "version": None},
+    ]
+    async with new_uow() as uow:
+        assert await uow.items.insert_many(rows[::-1] if reverse else rows) == 3
+        await uow.commit()
+    async with new_uow() as uow:
+        stored = {i.name: i for i in await uow.items.list()}
+    assert {n: (i.rank, i.category) for n, i in stored.items()} == {"a": (None, None), "b": (7, None), "c": (None, "x")}
+    assert {i.version for i in stored.values()} == {1}
+    assert all(i.created_at is not None and i.updated_at is not None for i in stored.values())
+
+
+async def test_insert_many_mappings_fill_keel_columns_and_generated_keys(new_uow: NewUow) -> None:
+    """Mappings of a versioned, timestamped model without keys are stored with keys, version 1 and timestamps."""
+    async with new_uow() as uow:
+        assert await uow.items.insert_many([{"name": "a"}, {"name": "b", "rank": 2}]) == 2
+        await uow.commit()
+    async with new_uow() as uow:
+        stored = await uow.items.list(order_by="name")
+        assert [(i.name, i.rank, i.version) for i in stored] == [("a", None, 1), ("b", 2, 1)]
+        assert len({i.id for i in stored}) == 2
+        assert all(i.created_at is not None for i in stored)
+        with pytest.raises(ValidationError):
+            await uow.items.insert_many([{"id": 50, "name": "a"}, {"name": "b"}])
+        with pytest.raises(ValidationError):
+            await uow.items.insert_many([{"name": "a", "nope": 1}])

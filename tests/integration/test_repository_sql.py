@@ -7,12 +7,42 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Identity, String, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
+from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
+from keel.orm import Base
 from tests.contract.models import ContractUnitOfWork, Item, Plain
 
 Factory = async_sessionmaker[AsyncSession]
+
+
+class Stamped(Base):
+    """Defaults only the INSERT can compute: a SQL expression and a function of the execution context."""
+
+    __tablename__ = "repo_stamped"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str | None] = mapped_column(String(20), default=func.upper("sql"))
+    origin: Mapped[str | None] = mapped_column(String(20), default=lambda context: "context")
+
+
+class MixedCase(Base):
+    __tablename__ = "repo_MixedCase"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+
+class AlwaysIdentity(Base):
+    __tablename__ = "repo_always_identity"
+    id: Mapped[int] = mapped_column(Identity(always=True), primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+
+class BulkUnitOfWork(SqlAlchemyUnitOfWork):
+    stamped: SqlAlchemyRepository[Stamped]
+    mixed: SqlAlchemyRepository[MixedCase]
+    always: SqlAlchemyRepository[AlwaysIdentity]
 
 
 @contextmanager
@@ -123,3 +153,46 @@ async def test_update_many_is_one_statement(engine: AsyncEngine, session_factory
     updates = [s for s in sql if s.startswith("UPDATE")]
     assert len(updates) == 1
     assert "version=(repo_items.version + " in updates[0].replace(" = ", "=")
+
+
+@pytest.mark.parametrize("as_mappings", [False, True], ids=["entities", "mappings"])
+async def test_insert_many_applies_defaults_only_the_insert_can_compute(
+    session_factory: Factory, as_mappings: bool
+) -> None:
+    """SQL-expression and context defaults are stored as add() stores them, never as NULL."""
+    async with BulkUnitOfWork(session_factory) as uow:
+        uow.stamped.add(Stamped(id=1))
+        items: list[Any] = (
+            [{"id": 2}, {"id": 3, "label": "given"}] if as_mappings else [Stamped(id=2), Stamped(id=3, label="given")]
+        )
+        assert await uow.stamped.insert_many(items) == 2
+        await uow.commit()
+    async with session_factory() as session:
+        rows = (await session.execute(select(Stamped.id, Stamped.label, Stamped.origin).order_by(Stamped.id))).all()
+    assert [tuple(r) for r in rows] == [(1, "SQL", "context"), (2, "SQL", "context"), (3, "given", "context")]
+
+
+async def test_insert_many_reserves_keys_of_a_mixed_case_table(session_factory: Factory) -> None:
+    """A table name that needs quoting still gets its generated keys (PostgreSQL reserves them from the sequence)."""
+    async with BulkUnitOfWork(session_factory) as uow:
+        rows = [MixedCase(name="a"), MixedCase(name="b")]
+        assert await uow.mixed.insert_many(rows) == 2
+        await uow.commit()
+    assert sorted(r.id for r in rows) == [1, 2]
+    async with BulkUnitOfWork(session_factory) as uow:
+        assert [r.name for r in await uow.mixed.list(order_by="id")] == ["a", "b"]
+
+
+async def test_insert_many_reads_back_keys_of_an_always_generated_identity(
+    engine: AsyncEngine, session_factory: Factory
+) -> None:
+    """GENERATED ALWAYS AS IDENTITY refuses explicit keys, so they are read back instead of reserved."""
+    async with BulkUnitOfWork(session_factory) as uow:
+        rows = [AlwaysIdentity(name="a"), AlwaysIdentity(name="b")]
+        with statements(engine) as sql:
+            assert await uow.always.insert_many(rows) == 2
+        await uow.commit()
+    assert sorted(r.id for r in rows) == [1, 2]
+    assert not any("nextval" in s for s in sql)
+    async with BulkUnitOfWork(session_factory) as uow:
+        assert {r.id: r.name for r in await uow.always.list()} == {r.id: r.name for r in rows}

@@ -6,6 +6,14 @@ per object on flush, which dominates a 100,000-row load. ``insert_many``
 builds plain rows instead (keel's columns filled in here, so the entities
 learn their values without a round trip), sends them with SQLAlchemy's
 insertmanyvalues batching and reads back only server-generated keys.
+
+Every row carries every column (the generated key aside, when no row has
+one): an executemany takes its column list from the first row, so rows with
+different keys would otherwise lose values or fail. That is only correct when
+keel can compute each missing value itself; models whose defaults only the
+database or the ORM can produce (server defaults, SQL-expression defaults,
+defaults that need the execution context, sequences on ordinary columns,
+inheritance, mapper insert events) are "unsupported" and take the ORM path.
 """
 
 from __future__ import annotations
@@ -51,11 +59,11 @@ def _find_shape(model: type[Any]) -> BulkShape:
     traits = model_traits(model)
     columns = tuple(prop.key for prop in mapper.column_attrs)
     column_keys = tuple(prop.columns[0].key for prop in mapper.column_attrs)
-    unsupported = None
+    problems = []
     if mapper.inherits is not None or len(mapper.tables) != 1:
-        unsupported = "inheritance"
-    elif mapper.dispatch.before_insert or mapper.dispatch.after_insert:
-        unsupported = "mapper insert events"
+        problems.append("inheritance")
+    if mapper.dispatch.before_insert or mapper.dispatch.after_insert:
+        problems.append("mapper insert events")
     pk = list(mapper.primary_key)
     generated = None
     if len(pk) == 1 and pk[0].autoincrement in (True, "auto") and _is_int(pk[0]) and not pk[0].foreign_keys:
@@ -65,11 +73,22 @@ def _find_shape(model: type[Any]) -> BulkShape:
         column: Any = prop.columns[0]
         if prop.key == traits.version:
             continue
-        if column.server_default is not None and not column.primary_key:
-            unsupported = unsupported or f"server default on {prop.key}"
+        if prop.key == generated:
+            # Left out of the rows when absent: the database (sequence,
+            # identity, rowid) or Core (a Sequence default) supplies it.
+            continue
+        if column.server_default is not None:
+            problems.append(f"server default on {prop.key}")
         default = column.default
-        if default is not None and (getattr(default, "is_scalar", False) or _zero_argument(default)):
+        if default is None:
+            continue
+        if getattr(default, "is_scalar", False) or _zero_argument(default):
             defaults.append((prop.key, default))
+        else:
+            # A SQL expression, a sequence or a function of the execution
+            # context: only the INSERT itself can compute it, per row.
+            problems.append(f"SQL-side default on {prop.key}")
+    unsupported = problems[0] if problems else None
     return BulkShape(columns, column_keys, generated, tuple(defaults), unsupported)
 
 
@@ -89,25 +108,34 @@ def _default_value(default: Any) -> Any:
     return default.arg if getattr(default, "is_scalar", False) else default.arg(None)
 
 
-def entity_rows(model: type[Any], entities: Iterable[Any], now: Any) -> tuple[list[dict[str, Any]], bool]:
-    """One row per entity, keel's columns and Python defaults filled in on the entity too.
+class MixedKeys(ValueError):
+    """Some rows carry the generated key and some do not."""
 
-    Returns the rows and whether the key must be read back (every entity
-    lacks it) — a mix of given and missing keys is refused by the caller.
-    """
-    shape = bulk_shape(model)
+
+def _fixed_values(model: type[Any], now: Any) -> dict[str, Any]:
+    """keel's columns for a new row: ``version`` 1 and both timestamps ``now``."""
     traits = model_traits(model)
     fixed = {name: now for name in (traits.created_at, traits.updated_at) if name}
     if traits.version is not None:
         fixed[traits.version] = 1
+    return fixed
+
+
+def _rows(model: type[Any], states: Iterable[dict[str, Any]], now: Any) -> tuple[list[dict[str, Any]], bool]:
+    """Complete rows keyed by column from attribute dicts, which are filled in place.
+
+    Returns the rows and whether the generated key was left out (no state
+    had it); a mix of present and missing keys raises :class:`MixedKeys`.
+    """
+    shape = bulk_shape(model)
+    fixed = _fixed_values(model, now)
     defaults = [(name, default) for name, default in shape.defaults if name not in fixed]
     pairs = list(zip(shape.columns, shape.column_keys, strict=True))
     key = shape.generated_key
     without_key = [(a, c) for a, c in pairs if a != key]
     rows = []
     missing_keys = 0
-    for entity in entities:
-        state = entity.__dict__
+    for state in states:
         for name, value in fixed.items():
             if state.get(name) is None:
                 state[name] = value
@@ -120,21 +148,41 @@ def entity_rows(model: type[Any], entities: Iterable[Any], now: Any) -> tuple[li
         else:
             rows.append({c: state.get(a) for a, c in pairs})
     if missing_keys and missing_keys != len(rows):
-        raise ValueError("mixed")
+        raise MixedKeys("some rows have keys and some do not")
     return rows, bool(missing_keys)
 
 
-def mapping_rows(model: type[Any], rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows keyed by attribute name, re-keyed by column; unknown names are a ValidationError."""
-    shape = bulk_shape(model)
-    to_column = dict(zip(shape.columns, shape.column_keys, strict=True))
-    converted = []
+def entity_rows(model: type[Any], entities: Iterable[Any], now: Any) -> tuple[list[dict[str, Any]], bool]:
+    """One row per entity, keel's columns and Python defaults filled in on the entity too.
+
+    Returns the rows and whether the key must be read back (every entity
+    lacks it); a mix of given and missing keys raises :class:`MixedKeys`.
+    """
+    return _rows(model, (entity.__dict__ for entity in entities), now)
+
+
+def attribute_rows(model: type[Any], rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Mappings checked against the model: unknown attribute names are a ValidationError."""
+    columns = set(bulk_shape(model).columns)
+    checked = []
     for row in rows:
         for name in row:
-            if name not in to_column:
+            if name not in columns:
                 column_attribute(model, name, loc="items")
-        converted.append({to_column[name]: value for name, value in row.items()})
-    return converted
+        checked.append(dict(row))
+    return checked
 
 
-__all__ = ["BulkShape", "bulk_shape", "entity_rows", "mapping_rows"]
+def mapping_rows(model: type[Any], rows: Iterable[Mapping[str, Any]], now: Any) -> list[dict[str, Any]]:
+    """Rows keyed by attribute name, completed as entity rows are and re-keyed by column.
+
+    Every row gets every column, whatever keys each mapping had: missing
+    keel columns and Python defaults are filled in, other missing columns
+    are NULL. Unknown names are a ValidationError; a mix of rows with and
+    without the generated key raises :class:`MixedKeys`.
+    """
+    completed, _ = _rows(model, attribute_rows(model, rows), now)
+    return completed
+
+
+__all__ = ["BulkShape", "MixedKeys", "attribute_rows", "bulk_shape", "entity_rows", "mapping_rows"]

@@ -29,7 +29,7 @@ from keel.cross_cutting.error import ConfigurationError, NotFoundError, Validati
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.orm import ModelTraits, model_traits
-from keel.infrastructure.repository._bulk import bulk_shape, entity_rows, mapping_rows
+from keel.infrastructure.repository._bulk import MixedKeys, attribute_rows, bulk_shape, entity_rows, mapping_rows
 from keel.infrastructure.repository._checks import (
     check_page,
     check_size,
@@ -123,32 +123,35 @@ class SqlAlchemyRepository(Generic[T]):
         the session: later changes to them are not saved (load them again to
         change them). Aggregates among them are still seen, so their events
         are released on commit. ``items`` may also be plain mappings of
-        column values. Models the set-based path cannot serve (inheritance,
-        mapper insert events, server defaults) fall back to :meth:`add_many`
-        plus a flush.
+        attribute values, each with any subset of the columns (missing ones
+        get their defaults, or NULL). Models the set-based path cannot serve
+        (inheritance, mapper insert events, server-side or SQL-expression
+        defaults) fall back to :meth:`add_many` plus a flush.
         """
         batch = builtins.list(items)
         if not batch:
             return 0
         entities: builtins.list[Any] = [item for item in batch if not isinstance(item, Mapping)]
+        if entities and len(entities) != len(batch):
+            raise ValidationError(
+                "insert_many takes entities or mappings, not both",
+                errors=[error("items", "mixed entities and mappings")],
+            )
         for entity in entities:
             self._check_type(entity)
         shape = bulk_shape(self.model)
-        if entities and (shape.unsupported or len(entities) != len(batch)):
-            if len(entities) != len(batch):
-                raise ValidationError(
-                    "insert_many takes entities or mappings, not both",
-                    errors=[error("items", "mixed entities and mappings")],
-                )
+        if shape.unsupported:
+            if not entities:
+                entities = [self._new_from_mapping(row) for row in attribute_rows(self.model, batch)]  # type: ignore[arg-type]
             self.add_many(entities)
             with translating(entity=self.traits.entity):
                 await self.session.flush()
             return len(entities)
-        if not entities:
-            return await self._execute_insert(mapping_rows(self.model, batch), None)  # type: ignore[arg-type]
         try:
+            if not entities:
+                return await self._execute_insert(mapping_rows(self.model, batch, utcnow()), None)  # type: ignore[arg-type]
             rows, read_keys = entity_rows(self.model, entities, utcnow())
-        except ValueError:
+        except MixedKeys:
             raise ValidationError(
                 f"insert_many needs every {self.traits.entity} with a key, or every one without",
                 errors=[error("items", "some entities have keys and some do not")],
@@ -157,6 +160,14 @@ class SqlAlchemyRepository(Generic[T]):
         for entity in entities:
             self._on_seen(entity)
         return inserted
+
+    def _new_from_mapping(self, row: Mapping[str, Any]) -> Any:
+        # The class manager builds the instance without calling __init__, so
+        # imperatively mapped domain classes with their own constructors work.
+        entity = inspect(self.model).class_manager.new_instance()
+        for name, value in row.items():
+            setattr(entity, name, value)
+        return entity
 
     async def _execute_insert(
         self, rows: builtins.list[dict[str, Any]], read_key: str | None, entities: Sequence[Any] = ()
@@ -191,11 +202,16 @@ class SqlAlchemyRepository(Generic[T]):
         which is what keeps ``insert_many`` level with a hand-written INSERT.
         Elsewhere (or without a sequence) None: read them back instead.
         """
-        if self.session.bind is None or self.session.bind.dialect.name != "postgresql":
+        bind = self.session.bind
+        if bind is None or bind.dialect.name != "postgresql":
             return None
+        identity = getattr(column, "identity", None)
+        if identity is not None and identity.always:
+            return None  # GENERATED ALWAYS refuses explicit values: read the keys back instead
         sequence = await self.session.scalar(
             text("SELECT pg_get_serial_sequence(:table, :column)"),
-            {"table": table.fullname, "column": column.name},
+            # The table name is parsed as SQL (case-folded unless quoted); the column is taken literally.
+            {"table": bind.dialect.identifier_preparer.format_table(table), "column": column.name},
         )
         if sequence is None:
             return None
