@@ -123,6 +123,25 @@ async def test_hard_delete_removes_the_row_for_good(new_uow: NewUow, deleted_id:
         assert await uow.items.count(include_deleted=True) == 2
 
 
+async def test_a_row_hard_deleted_in_this_unit_of_work_is_gone_at_once(new_uow: NewUow) -> None:
+    """Before any flush, get/get_or_none/get_many of a hard-deleted row find nothing, include_deleted or not."""
+    async with new_uow() as uow:
+        uow.items.add(Item(id=1, name="a"))
+        uow.plain.add(Plain(code="x"))
+        await uow.commit()
+    async with new_uow() as uow:
+        item, plain = await uow.items.get(1), await uow.plain.get("x")
+        await uow.items.hard_delete(item)
+        await uow.plain.delete(plain)
+        assert await uow.items.get_or_none(1) is None
+        assert await uow.items.get_or_none(1, include_deleted=True) is None
+        assert await uow.plain.get_or_none("x") is None
+        with pytest.raises(NotFoundError):
+            await uow.items.get(1)
+        assert await uow.items.get_many([1]) == []
+        assert await uow.items.count(include_deleted=True) == 0
+
+
 async def test_delete_on_a_model_without_soft_delete_removes_the_row(new_uow: NewUow) -> None:
     """Models without deleted_at are deleted for good; restore is refused."""
     async with new_uow() as uow:

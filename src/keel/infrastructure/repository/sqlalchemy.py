@@ -309,7 +309,9 @@ class SqlAlchemyRepository(Generic[T]):
         options = {INCLUDE_DELETED: True} if include_deleted else None
         with translating(entity=self.traits.entity):
             entity: T | None = await self.session.get(self.model, key, execution_options=options or {})
-        if entity is None or (not include_deleted and self._is_deleted(entity)):
+        # session.get answers from the identity map without a flush, so a row
+        # deleted in this unit of work but not flushed yet is still there.
+        if entity is None or entity in self.session.deleted or (not include_deleted and self._is_deleted(entity)):
             return None
         self._on_seen(entity)
         return entity
