@@ -116,6 +116,33 @@ async def test_filter_values_are_converted_to_the_column_type_or_refused(new_uow
             await uow.items.list(Like("rank", "2"))
 
 
+@pytest.mark.parametrize(
+    "extreme",
+    [Range("created_at", ge="9999-12-31T23:00:00-05:00"), Eq("created_at", "0001-01-01T00:00:00+05:00")],
+    ids=["after-9999-in-utc", "before-year-1-in-utc"],
+)
+async def test_datetimes_that_overflow_in_utc_are_validation_errors(new_uow: NewUow, extreme: Any) -> None:
+    """A datetime whose offset pushes it outside years 1..9999 once in UTC is refused, never sent."""
+    await seed(new_uow, ("lamp", None, 1))
+    async with new_uow() as uow:
+        with pytest.raises(ValidationError) as caught:
+            await uow.items.count(extreme)
+        assert caught.value.errors[0]["loc"] == ["filter", "created_at"]
+        assert await uow.items.count(Range("created_at", ge="9999-12-31T23:00:00+00:00")) == 0
+
+
+async def test_in_filters_take_at_most_a_thousand_values(new_uow: NewUow) -> None:
+    """1,000 values are fine on every backend; 1,001 is a ValidationError, not a driver's parameter limit."""
+    await seed(new_uow, ("lamp", None, 1))
+    async with new_uow() as uow:
+        assert await uow.items.count(In("id", list(range(1000)))) == 1
+        with pytest.raises(ValidationError) as caught:
+            await uow.items.count(In("id", list(range(40_000))))
+        assert caught.value.details["maximum"] == 1000
+        with pytest.raises(ValidationError):
+            await uow.items.count(In("id", 5))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", [{"nope": 1}, {"order_by": "nope"}, {"order_by": "-"}, {"order_by": ["name", "x"]}])
 async def test_unknown_field_names_are_validation_errors(new_uow: NewUow, bad: dict[str, Any]) -> None:
     """Unknown keyword fields and sort names are refused with ValidationError, never SQL."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import Identity, String, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
+from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork, ValidationError
 from keel.orm import Base
 from tests.contract.models import ContractUnitOfWork, Item, Plain
 
@@ -196,3 +197,13 @@ async def test_insert_many_reads_back_keys_of_an_always_generated_identity(
     assert not any("nextval" in s for s in sql)
     async with BulkUnitOfWork(session_factory) as uow:
         assert {r.id: r.name for r in await uow.always.list()} == {r.id: r.name for r in rows}
+
+
+async def test_a_value_no_column_type_can_bind_is_a_validation_error(session_factory: Factory) -> None:
+    """A raw expression with a datetime that overflows in UTC fails as ValidationError, not a StatementError."""
+    far = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    async with ContractUnitOfWork(session_factory) as uow:
+        with pytest.raises(ValidationError) as caught:
+            await uow.items.count(Item.created_at >= far)
+    assert "OverflowError" in caught.value.message
+    assert caught.value.details["entity"] == "Item"

@@ -117,3 +117,19 @@ def test_values_no_database_could_store_are_validation_errors(bad: Any) -> None:
     """Out-of-range integers and text PostgreSQL would refuse fail as ValidationError, not as driver errors."""
     with pytest.raises(ValidationError):
         bad.to_expression(Item)
+
+
+def test_a_huge_in_list_from_a_query_string_is_refused() -> None:
+    """id__in with 40,000 values is a ValidationError when built, before any statement."""
+    (built,) = filters_from_query(Item, {"id__in": ",".join(str(i) for i in range(40_000))})
+    with pytest.raises(ValidationError) as caught:
+        built.to_expression(Item)
+    assert caught.value.errors[0]["loc"] == ["filter", "id"]
+
+
+def test_the_in_limit_is_adjustable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In.max_values is the one knob: raising it admits longer lists."""
+    monkeypatch.setattr(In, "max_values", 5)
+    with pytest.raises(ValidationError):
+        In("id", [1, 2, 3, 4, 5, 6]).to_expression(Item)
+    assert "IN" in sql(In("id", [1, 2, 3, 4, 5]).to_expression(Item))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -80,20 +80,35 @@ class Ne(Filter):
         return attribute.is_distinct_from(self._coerce(model, self.value))
 
 
+#: Most values one ``In`` filter takes. Each value is a bound parameter, and
+#: drivers cap those (asyncpg at 32,767 per statement): a longer list from a
+#: query string would be a database error instead of a ValidationError.
+MAX_IN_VALUES = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class In(Filter):
-    """``field IN (values)``; ``negate=True`` for ``NOT IN`` (NULLs never match either)."""
+    """``field IN (values)``; ``negate=True`` for ``NOT IN`` (NULLs never match either).
+
+    SQL's three-valued logic applies: with ``None`` among the values, a
+    ``NOT IN`` matches no row at all. At most :attr:`max_values` values
+    (set ``In.max_values`` to change the limit).
+    """
 
     field: str
     values: Sequence[Any]
     negate: bool = False
     operator: ClassVar[str] = "in"
+    max_values: ClassVar[int] = MAX_IN_VALUES
 
     def to_expression(self, model: type[Any]) -> ColumnElement[bool]:
         attribute = self._attribute(model)
-        if isinstance(self.values, str | bytes):
+        if isinstance(self.values, str | bytes) or not isinstance(self.values, Iterable):
             raise _invalid(self.field, "expected a list of values")
-        values = [self._coerce(model, v) for v in self.values]
+        raw = list(self.values)
+        if len(raw) > self.max_values:
+            raise _invalid(self.field, f"at most {self.max_values} values", maximum=self.max_values)
+        values = [self._coerce(model, v) for v in raw]
         return attribute.not_in(values) if self.negate else attribute.in_(values)
 
 
@@ -223,9 +238,17 @@ def storable_problem(column_type: Any, value: Any) -> str | None:
 
     Checked up front so hostile input is a ValidationError, not a driver
     error: integers beyond the column's range, text with NUL characters
-    (PostgreSQL refuses them) or with unpaired surrogates (not UTF-8).
+    (PostgreSQL refuses them) or with unpaired surrogates (not UTF-8), and
+    datetimes whose offset pushes them past year 1 or 9999 in UTC (keel
+    converts every datetime to UTC before sending it).
     """
     if isinstance(value, bool):
+        return None
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            return "datetime out of range once converted to UTC"
         return None
     if isinstance(value, int):
         for kind, bound in _INTEGER_BOUNDS:
@@ -242,11 +265,12 @@ def storable_problem(column_type: Any, value: Any) -> str | None:
     return None
 
 
-def _invalid(name: str, msg: str) -> ValidationError:
+def _invalid(name: str, msg: str, **details: Any) -> ValidationError:
     return ValidationError(
         f"invalid filter on {name!r}: {msg}",
         errors=[{"loc": ["filter", name], "msg": msg, "type": "value_error"}],
         field=name,
+        **details,
     )
 
 
@@ -356,6 +380,7 @@ def _from_param(name: str, operator: str, raw: Any) -> Filter:
 
 
 __all__ = [
+    "MAX_IN_VALUES",
     "Condition",
     "Eq",
     "Filter",
