@@ -5,10 +5,20 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import ForeignKey, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from keel import ConcurrencyError, NotFoundError, UnitOfWorkError
+from keel import (
+    AggregateRoot,
+    ConcurrencyError,
+    NotFoundError,
+    SqlAlchemyRepository,
+    SqlAlchemyUnitOfWork,
+    UnitOfWorkError,
+)
+from keel.infrastructure.database import translating
+from keel.orm import Base, VersionMixin
 from tests.models import Account, Allocated, AppUnitOfWork, Counter, Product
 
 
@@ -266,3 +276,159 @@ async def test_stale_copy_flushed_by_a_query_is_a_concurrency_error(
         uow.products.add(stale)
         with pytest.raises(ConcurrencyError):
             await uow.products.list()
+
+
+# --- stale rows changed in bulk ---------------------------------------------------------
+# asyncpg reports no row counts for batched statements, so SQLAlchemy alone would
+# not notice two stale rows deleted in one flush; keel checks them (stale_deletes).
+
+
+class StaleParent(Base, AggregateRoot, VersionMixin):
+    __tablename__ = "core_stale_parents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    children: Mapped[list[StaleChild]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="StaleChild.id"
+    )
+
+
+class StaleChild(Base, VersionMixin):
+    __tablename__ = "core_stale_children"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("core_stale_parents.id"))
+    value: Mapped[int] = mapped_column(default=0)
+
+
+class FamilyUnitOfWork(SqlAlchemyUnitOfWork):
+    parents: SqlAlchemyRepository[StaleParent]
+    counters: SqlAlchemyRepository[Counter]
+
+
+async def seed_counters(session_factory: async_sessionmaker[AsyncSession], *ids: int) -> None:
+    async with AppUnitOfWork(session_factory) as uow:
+        uow.counters.add_many([Counter(id=i, value=0) for i in ids])
+        await uow.commit()
+
+
+async def change_elsewhere(session_factory: async_sessionmaker[AsyncSession], *ids: int) -> None:
+    """Another unit of work updates ``ids`` and commits (their versions become 2)."""
+    async with AppUnitOfWork(session_factory) as other:
+        for counter in await other.counters.get_many(list(ids)):
+            counter.value = 99
+        await other.commit()
+
+
+async def counter_values(session_factory: async_sessionmaker[AsyncSession]) -> dict[int, int]:
+    async with AppUnitOfWork(session_factory) as uow:
+        return {c.id: c.value for c in await uow.counters.list()}
+
+
+async def test_two_stale_rows_hard_deleted_in_one_commit_raise_concurrency_error(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Deleting rows someone else changed fails on commit, naming every stale row; none is deleted."""
+    await seed_counters(session_factory, 1, 2, 3)
+    async with AppUnitOfWork(session_factory) as uow:
+        loaded = await uow.counters.get_many([1, 2])
+        await change_elsewhere(session_factory, 1, 2)
+        for counter in loaded:
+            await uow.counters.hard_delete(counter)
+        with pytest.raises(ConcurrencyError) as caught:
+            await uow.commit()
+    assert caught.value.entity == "Counter"
+    assert sorted(caught.value.details["ids"]) == ["1", "2"]
+    assert await counter_values(session_factory) == {1: 99, 2: 99, 3: 0}
+
+
+async def test_a_stale_row_deleted_beside_current_ones_is_the_one_named(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """One stale row among current ones: ConcurrencyError covers it; nothing is deleted."""
+    await seed_counters(session_factory, 1, 2, 3)
+    async with AppUnitOfWork(session_factory) as uow:
+        loaded = await uow.counters.get_many([1, 2, 3])
+        await change_elsewhere(session_factory, 2)
+        for counter in loaded:
+            await uow.counters.hard_delete(counter)
+        with pytest.raises(ConcurrencyError) as caught:
+            await uow.commit()
+    # PostgreSQL names exactly the stale row; SQLite's own count says only that some row of the batch was.
+    assert caught.value.entity == "Counter"
+    assert "2" in caught.value.details.get("ids", [str(caught.value.id)])
+    assert await counter_values(session_factory) == {1: 0, 2: 99, 3: 0}
+
+
+async def test_rows_deleted_by_someone_else_count_as_stale_too(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Deleting rows that another unit of work already deleted is a ConcurrencyError, as for one row."""
+    await seed_counters(session_factory, 1, 2)
+    async with AppUnitOfWork(session_factory) as uow:
+        loaded = await uow.counters.get_many([1, 2])
+        async with AppUnitOfWork(session_factory) as other:
+            for counter in await other.counters.get_many([1, 2]):
+                await other.counters.hard_delete(counter)
+            await other.commit()
+        for counter in loaded:
+            await uow.counters.hard_delete(counter)
+        with pytest.raises(ConcurrencyError):
+            await uow.commit()
+
+
+async def test_stale_rows_deleted_through_the_session_fail_on_an_explicit_flush(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """session.delete + session.flush(), bypassing the repository and commit, is checked as well."""
+    await seed_counters(session_factory, 1, 2)
+    async with AppUnitOfWork(session_factory) as uow:
+        loaded = await uow.counters.get_many([1, 2])
+        await change_elsewhere(session_factory, 1, 2)
+        for counter in loaded:
+            await uow.session.delete(counter)
+        with pytest.raises(ConcurrencyError), translating():
+            await uow.session.flush()
+    assert await counter_values(session_factory) == {1: 99, 2: 99}
+
+
+async def test_current_rows_deleted_together_commit(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """The version check finds nothing wrong with rows nobody else touched."""
+    await seed_counters(session_factory, 1, 2, 3)
+    async with AppUnitOfWork(session_factory) as uow:
+        for counter in await uow.counters.get_many([1, 2]):
+            await uow.counters.hard_delete(counter)
+        await uow.commit()
+    assert await counter_values(session_factory) == {3: 0}
+
+
+async def test_two_stale_rows_updated_in_one_commit_raise_concurrency_error(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Versioned UPDATEs of several stale rows fail too (SQLAlchemy runs and counts them one by one)."""
+    await seed_counters(session_factory, 1, 2)
+    async with AppUnitOfWork(session_factory) as uow:
+        loaded = await uow.counters.get_many([1, 2])
+        await change_elsewhere(session_factory, 1, 2)
+        for counter in loaded:
+            counter.value = 7
+        with pytest.raises(ConcurrencyError):
+            await uow.commit()
+    assert await counter_values(session_factory) == {1: 99, 2: 99}
+
+
+async def test_stale_children_removed_by_delete_orphan_raise_concurrency_error(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Rows deleted by a cascade the flush discovers (delete-orphan) are version-checked too."""
+    async with FamilyUnitOfWork(session_factory) as uow:
+        uow.parents.add(StaleParent(id=1, children=[StaleChild(id=1), StaleChild(id=2), StaleChild(id=3)]))
+        await uow.commit()
+    async with FamilyUnitOfWork(session_factory) as uow:
+        parent = await uow.parents.get(1)
+        async with FamilyUnitOfWork(session_factory) as other:
+            for child in (await other.parents.get(1)).children[:2]:
+                child.value = 5
+            await other.commit()
+        parent.children = parent.children[2:]
+        with pytest.raises(ConcurrencyError):
+            await uow.commit()
+    async with FamilyUnitOfWork(session_factory) as uow:
+        assert [(c.id, c.value) for c in (await uow.parents.get(1)).children] == [(1, 5), (2, 5), (3, 0)]

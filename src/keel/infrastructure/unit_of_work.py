@@ -29,6 +29,7 @@ from keel.cross_cutting.error import ConcurrencyError, UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.infrastructure.database.errors import translate_db_error
+from keel.infrastructure.database.stale_deletes import StaleRowsError
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
@@ -203,6 +204,8 @@ def _versioned_changes(session: Session) -> list[tuple[str, str, Any, Any]]:
 
 
 def _concurrency_error(exc: StaleDataError, held: list[tuple[str, str, Any, Any]]) -> ConcurrencyError:
+    if isinstance(exc, StaleRowsError):
+        return exc.to_keel_error()  # it names the stale rows itself
     match = _STALE_TABLE.search(str(exc))
     table = match.group(1) if match else None
     candidates = [h for h in held if table is None or h[0] == table]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.engine import create_engine, create_session_factory
 from keel.infrastructure.database.errors import is_transient, translate_db_error
 from keel.infrastructure.database.health import HealthCheckResult, check_database
@@ -31,4 +32,5 @@ __all__ = [
     "map_imperatively",
     "model_traits",
     "translate_db_error",
+    "translating",
 ]

@@ -16,6 +16,7 @@ from keel.cross_cutting.error import (
     DatabaseUnavailableError,
     KeelError,
 )
+from keel.infrastructure.database.stale_deletes import StaleRowsError
 
 #: SQLSTATEs that mean "retry the transaction": serialization_failure and deadlock_detected.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -59,6 +60,8 @@ def translate_db_error(exc: BaseException, **context: Any) -> KeelError | None:
         return exc.orig  # raised by keel code SQLAlchemy called (a column type refusing a value)
     if not isinstance(exc, sa_exc.SQLAlchemyError):
         return None
+    if isinstance(exc, StaleRowsError):
+        return exc.to_keel_error()
     if isinstance(exc, StaleDataError):
         # Raised by an autoflush inside a query; the unit of work's commit
         # names the entity itself when it sees this first.

@@ -1,0 +1,145 @@
+"""Version checks for the DELETEs that SQLAlchemy leaves unverified.
+
+SQLAlchemy compares the rows a versioned DELETE matched with the rows it
+expected only when the dialect reports reliable counts for batched statements
+(``supports_sane_multi_rowcount``) or when the flush deletes exactly one row
+of the table. asyncpg reports no such counts, so a flush deleting two or more
+rows of one table would not notice that someone else had changed them: the
+commit succeeds and their rows survive. (Versioned UPDATEs are always run and
+counted row by row, so they are not affected.)
+
+Before such a flush emits its DELETEs, this module locks the rows it is
+about to delete (``SELECT ... FOR UPDATE``, one statement per table and flush)
+and compares their versions with the ones the session holds. A row that
+changed or vanished raises :class:`StaleRowsError`, a ``StaleDataError``, as
+SQLAlchemy does for one row; the unit of work turns it into
+``ConcurrencyError`` naming the rows. The locks are the ones the DELETEs would
+take anyway.
+
+The listeners apply to every session (inside a unit of work or not, whichever
+way the rows were deleted: ``repository.hard_delete``, ``session.delete``, a
+cascade or a delete-orphan) and return at once on dialects whose counts
+SQLAlchemy trusts (SQLite, psycopg).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, event, select, tuple_
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import InstanceState, Mapper, Session, UOWTransaction
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.exc import StaleDataError
+
+from keel.cross_cutting.error import ConcurrencyError
+
+#: ``session.info`` key: a weak reference to the flush in progress.
+_FLUSH = "keel.flush"
+#: ``UOWTransaction.attributes`` key: the states whose DELETE this module has handled.
+_HANDLED = "keel.versioned_deletes"
+#: Rows locked per statement (PostgreSQL takes at most 32767 parameters).
+_CHUNK = 1000
+
+
+class StaleRowsError(StaleDataError):
+    """Versioned rows a flush was about to delete were changed or deleted by someone else."""
+
+    def __init__(self, table: str, entity: str, stale: Sequence[tuple[Any, int]], expected: int) -> None:
+        super().__init__(
+            f"DELETE statement on table '{table}' expected to delete {expected} row(s); "
+            f"{expected - len(stale)} were matched."
+        )
+        self.table = table
+        self.entity = entity
+        #: (identity, version held) of each stale row.
+        self.stale = list(stale)
+
+    def to_keel_error(self) -> ConcurrencyError:
+        """The :class:`ConcurrencyError` naming the stale rows."""
+        if len(self.stale) == 1:
+            identity, version = self.stale[0]
+            return ConcurrencyError(entity=self.entity, id=identity, version=version)
+        return ConcurrencyError(
+            f"{len(self.stale)} {self.entity} rows were changed by someone else",
+            entity=self.entity,
+            ids=[str(identity) for identity, _ in self.stale],
+            versions=[version for _, version in self.stale],
+        )
+
+
+@event.listens_for(Session, "before_flush")
+def _remember_flush(session: Session, flush_context: UOWTransaction, _instances: Any) -> None:
+    # A weak reference: a flush that failed must not keep its states alive.
+    session.info[_FLUSH] = weakref.ref(flush_context)
+
+
+@event.listens_for(Mapper, "before_delete")
+def _lock_and_check_versions(mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+    column = mapper.version_id_col
+    dialect = connection.dialect
+    if column is None or dialect.supports_sane_multi_rowcount or not dialect.supports_sane_rowcount:
+        return
+    if not mapper.base_mapper.confirm_deleted_rows:
+        return
+    state = instance_state(target)
+    flush = _flush_of(state)
+    if flush is None:
+        return
+    handled: set[InstanceState[Any]] = flush.attributes.setdefault(_HANDLED, set())
+    if state in handled:
+        return
+    # Every row of this version column the flush deletes: SQLAlchemy batches
+    # them per table, and checks the count only for a batch of one.
+    group = [
+        other
+        for other, (is_delete, list_only) in flush.states.items()
+        if is_delete and not list_only and other.mapper.version_id_col is column
+    ]
+    handled.update(group)
+    if len(group) > 1:
+        _check(connection, mapper, column, group)
+
+
+def _flush_of(state: InstanceState[Any]) -> UOWTransaction | None:
+    session = state.session
+    if session is None:
+        return None
+    ref = session.info.get(_FLUSH)
+    return ref() if ref is not None else None
+
+
+def _check(
+    connection: Connection, mapper: Mapper[Any], column: ColumnElement[Any], group: list[InstanceState[Any]]
+) -> None:
+    primary_key = mapper.base_mapper.primary_key
+    if any(key.table is not column.table for key in primary_key):
+        return  # the version lives in another table than the key: not a layout keel produces
+    version_key = mapper.get_property_by_column(column).key
+    held: dict[tuple[Any, ...], Any] = {}
+    for state in group:
+        if state.identity is None:
+            continue
+        version = state.committed_state.get(version_key, state.dict.get(version_key))
+        if version is not None:
+            held[tuple(state.identity)] = version
+    if not held:
+        return
+    found: dict[tuple[Any, ...], Any] = {}
+    keys = list(held)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        where = (
+            primary_key[0].in_([key[0] for key in chunk]) if len(primary_key) == 1 else tuple_(*primary_key).in_(chunk)
+        )
+        rows = connection.execute(select(*primary_key, column).where(where).with_for_update())
+        found.update((tuple(row[:-1]), row[-1]) for row in rows)
+    stale = [(_identity(key), version) for key, version in held.items() if found.get(key) != version]
+    if stale:
+        raise StaleRowsError(column.table.description or "?", mapper.class_.__name__, stale, len(held))
+
+
+def _identity(key: tuple[Any, ...]) -> Any:
+    return key[0] if len(key) == 1 else key
