@@ -233,6 +233,67 @@ async def test_an_in_memory_sqlite_database_is_shared_by_every_session() -> None
         await engine.dispose()
 
 
+async def test_concurrent_units_of_work_on_in_memory_sqlite_never_commit_each_others_work() -> None:
+    """Tasks take turns with the one connection: a rolled-back unit of work's rows never appear."""
+    engine = create_engine(DatabaseSettings(url="sqlite+aiosqlite:///:memory:"))
+    factory = create_session_factory(engine)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+        async def work(i: int) -> None:
+            async with AppUnitOfWork(factory) as uow:
+                uow.counters.add(Counter(id=i, value=i))
+                await uow.session.flush()
+                for _ in range(3):
+                    await asyncio.sleep(0)  # let the other tasks run between flush and commit
+                if i % 2:
+                    raise RuntimeError("rolled back")
+                await uow.commit()
+
+        results = await asyncio.gather(*(work(i) for i in range(1, 11)), return_exceptions=True)
+        assert sum(isinstance(r, RuntimeError) for r in results) == 5
+        async with AppUnitOfWork(factory) as uow:
+            assert sorted(c.id for c in await uow.counters.list()) == [2, 4, 6, 8, 10]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_second_unit_of_work_on_in_memory_sqlite_waits_for_the_connection() -> None:
+    """While one unit of work holds the connection another waits (here past pool_timeout), never joining it."""
+    engine = create_engine(DatabaseSettings(url="sqlite+aiosqlite:///:memory:", pool_timeout=0.2))
+    factory = create_session_factory(engine)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        flushed, other_done = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            with pytest.raises(RuntimeError):
+                async with AppUnitOfWork(factory) as uow:
+                    uow.counters.add(Counter(id=1, value=1))
+                    await uow.session.flush()
+                    flushed.set()
+                    await other_done.wait()
+                    raise RuntimeError("rolled back")
+
+        async def other() -> None:
+            await flushed.wait()
+            try:
+                with pytest.raises(DatabaseUnavailableError, match="no database connection became free"):
+                    async with AppUnitOfWork(factory) as uow:
+                        uow.counters.add(Counter(id=2, value=2))
+                        await uow.commit()
+            finally:
+                other_done.set()
+
+        await asyncio.gather(holder(), other())
+        async with AppUnitOfWork(factory) as uow:
+            assert await uow.counters.count() == 0
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.postgres
 async def test_postgres_pool_opens_up_to_max_connections_then_waits_pool_timeout(postgres_url: str) -> None:
     """max_connections connections can be open at once; one more waits pool_timeout and fails as a keel error."""

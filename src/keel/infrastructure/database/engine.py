@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from keel.config import DatabaseSettings, KeelSettings
 from keel.infrastructure.database.errors import connect_error
@@ -22,7 +22,10 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
     ``application_name`` and ``statement_timeout`` set per connection.
 
     SQLite: foreign keys on, WAL journal, a busy timeout so concurrent writers
-    wait rather than fail; an in-memory database shares one connection.
+    wait rather than fail. An in-memory database lives in one connection, so
+    its pool holds exactly that one: units of work take turns with it (a
+    second concurrent one waits up to ``pool_timeout``) instead of sharing it,
+    which would mix their transactions.
     """
     db = _database_settings(settings)
     url = db.effective_url
@@ -31,7 +34,14 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         kwargs["connect_args"] = {"timeout": db.sqlite_busy_timeout}
         if _is_memory_sqlite(url.database):
             kwargs["connect_args"]["check_same_thread"] = False
-            kwargs["poolclass"] = StaticPool
+            # Never replaced while the engine lives: a new connection is a new, empty database.
+            kwargs.update(
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=db.pool_timeout,
+                pool_recycle=-1,
+            )
     else:
         kwargs.update(
             pool_size=db.pool_size,
