@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel import AggregateRoot, DomainEvent, SqlAlchemyRepository, SqlAlchemyUnitOfWork
@@ -43,6 +43,14 @@ class Plain(Base):
     __tablename__ = "repo_plain"
     code: Mapped[str] = mapped_column(String(20), primary_key=True)
     qty: Mapped[int] = mapped_column(default=0)
+
+
+class Note(Base):
+    """Unbounded text: cursor pages sorted by it carry long values."""
+
+    __tablename__ = "repo_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
 
 
 class Owner(Base, AggregateRoot, VersionMixin):
@@ -109,3 +117,4 @@ class ContractUnitOfWork(SqlAlchemyUnitOfWork):
     plain: SqlAlchemyRepository[Plain]
     owners: SqlAlchemyRepository[Owner]
     documents: SqlAlchemyRepository[Document]
+    notes: SqlAlchemyRepository[Note]

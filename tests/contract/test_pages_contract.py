@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from keel import CursorPage, Page, ValidationError
+from keel import ConfigurationError, CursorPage, Page, ValidationError
 from keel.infrastructure.repository import Eq
-from tests.contract.models import Item
+from keel.infrastructure.repository._sorting import sort_keys
+from keel.infrastructure.repository.cursor import CursorState, default_cursor_secret, encode_cursor, fingerprint
+from tests.contract.models import Item, Note
 
 NewUow = Callable[[], Any]
 
@@ -189,3 +192,51 @@ async def test_a_tampered_cursor_is_a_validation_error(new_uow: NewUow) -> None:
         for broken in (cursor[:-1], cursor[:10], "", "!!!", cursor + "A", "x" * 10_000):
             with pytest.raises(ValidationError):
                 await uow.items.paginate_by_cursor(size=2, order_by="name", cursor=broken)
+
+
+async def test_cursors_carrying_long_sort_values_lead_to_the_next_page(new_uow: NewUow) -> None:
+    """A 3,500-character sort value makes a long cursor that keel still accepts: every page is reached."""
+    async with new_uow() as uow:
+        uow.notes.add_many(Note(id=i, body="x" * 3500 + str(i)) for i in range(1, 6))
+        await uow.commit()
+    async with new_uow() as uow:
+        page = await uow.notes.paginate_by_cursor(size=2, order_by="body")
+        seen = [n.id for n in page]
+        while page.has_next:
+            page = await uow.notes.paginate_by_cursor(size=2, order_by="body", cursor=page.next_cursor)
+            seen += [n.id for n in page]
+        assert len(page.previous_cursor) > 4096
+    assert seen == [1, 2, 3, 4, 5]
+
+
+async def test_a_cursor_keel_would_refuse_is_never_issued(new_uow: NewUow) -> None:
+    """A sort value too long for any cursor fails when the cursor is made, naming the key, not on the next page."""
+    async with new_uow() as uow:
+        uow.notes.add_many([Note(id=1, body="y" * 7000), Note(id=2, body="z")])
+        await uow.commit()
+    async with new_uow() as uow:
+        with pytest.raises(ConfigurationError) as caught:
+            await uow.notes.paginate_by_cursor(size=1, order_by="body")
+        assert caught.value.details["field"] == "body"
+        assert [n.id for n in await uow.notes.paginate_by_cursor(size=1, order_by="-body")] == [2]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [("abc", 1), (1.5, 1), (datetime(2020, 1, 1), 1), (1, "one")],
+    ids=["text-for-int", "fraction-for-int", "datetime-for-int", "text-for-key"],
+)
+async def test_a_signed_cursor_with_values_of_the_wrong_type_is_a_validation_error(
+    new_uow: NewUow, values: tuple[Any, ...]
+) -> None:
+    """A cursor signed with the right key but carrying values the columns cannot hold is invalid_cursor."""
+    async with new_uow() as uow:
+        uow.items.add_many(Item(name=n, rank=i) for i, n in enumerate("abc"))
+        await uow.commit()
+    keys = sort_keys(Item, "rank")
+    digest = fingerprint(Item, keys, [], "live")
+    token = encode_cursor(CursorState(values, False, digest), default_cursor_secret())
+    async with new_uow() as uow:
+        with pytest.raises(ValidationError) as caught:
+            await uow.items.paginate_by_cursor(order_by="rank", cursor=token)
+    assert caught.value.errors[0]["type"] == "invalid_cursor"

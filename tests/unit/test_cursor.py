@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import enum
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +24,14 @@ from keel import ConfigurationError, SqlAlchemyRepository, ValidationError
 from keel.config import DEV_CURSOR_SECRET, KeelSettings, RepositorySettings
 from keel.infrastructure.repository import configure_repositories, set_default_cursor_secret
 from keel.infrastructure.repository._sorting import sort_keys
-from keel.infrastructure.repository.cursor import CursorState, decode_cursor, encode_cursor, fingerprint
+from keel.infrastructure.repository.cursor import (
+    MAX_CURSOR_LENGTH,
+    CursorState,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+)
+from keel.infrastructure.repository.filters import In, build_conditions
 from keel.orm import Base
 from keel.testing import InMemoryRepository
 from tests.contract.models import Item
@@ -114,6 +125,59 @@ def test_the_fingerprint_ignores_the_order_of_conditions_but_not_their_values() 
     assert fingerprint(Item, keys, [a], "live") != fingerprint(Item, keys, [Item.rank > 2], "live")
     assert fingerprint(Item, keys, [a], "live") != fingerprint(Item, keys, [a], "include_deleted")
     assert fingerprint(Item, keys, [], "live") != fingerprint(Item, sort_keys(Item, "-name"), [], "live")
+
+
+def test_the_fingerprint_ignores_the_order_of_in_values() -> None:
+    """IN is a set: ["b", "a"], ["a", "b"] and {"a", "b"} make the same fingerprint; other values do not."""
+    keys = sort_keys(Item, "name")
+    same = [
+        build_conditions(Item, [In("name", ["b", "a"])], {}),
+        build_conditions(Item, [In("name", ["a", "b", "a"])], {}),
+        [Item.name.in_({"a", "b"})],
+    ]
+    assert len({fingerprint(Item, keys, conditions, "live") for conditions in same}) == 1
+    assert fingerprint(Item, keys, [Item.name.in_(["a", "c"])], "live") != fingerprint(Item, keys, same[0], "live")
+    assert fingerprint(Item, keys, [Item.name.not_in(["a", "b"])], "live") != fingerprint(Item, keys, same[0], "live")
+
+
+_FINGERPRINT_SCRIPT = """
+from keel.infrastructure.repository._sorting import sort_keys
+from keel.infrastructure.repository.cursor import fingerprint
+from tests.contract.models import Item
+names = {f"name-{i}" for i in range(40)}
+print(fingerprint(Item, sort_keys(Item, "name"), [Item.name.in_(names), Item.category.in_({"x", "y", "z"})], "live"))
+"""
+
+
+def test_the_fingerprint_is_the_same_in_every_process() -> None:
+    """Two workers with different hash seeds agree, so a cursor from one is accepted by the other."""
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", _FINGERPRINT_SCRIPT],
+            env=env,
+            cwd=Path(__file__).parents[2],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_keel_never_issues_a_cursor_longer_than_it_accepts() -> None:
+    """Values up to the limit round-trip; beyond it, making the cursor is a ConfigurationError naming the key."""
+    keys = sort_keys(Item, "name")
+    token = encode_cursor(CursorState(("x" * 5000, 3), False, "fp"), b"k", keys)
+    assert MAX_CURSOR_LENGTH >= len(token) > 4096
+    assert decode_cursor(token, b"k", fingerprint="fp", keys=keys, model=Item).values == ("x" * 5000, 3)
+    with pytest.raises(ConfigurationError) as caught:
+        encode_cursor(CursorState(("x" * MAX_CURSOR_LENGTH, 3), False, "fp"), b"k", keys)
+    assert caught.value.details == {"field": "name", "maximum": MAX_CURSOR_LENGTH}
+    with pytest.raises(ValidationError):
+        decode_cursor("a" * (MAX_CURSOR_LENGTH + 1), b"k", fingerprint="fp", keys=keys, model=Item)
 
 
 async def test_repositories_sign_with_their_class_secret_or_the_configured_default() -> None:

@@ -13,7 +13,7 @@ from keel.cross_cutting.error import ValidationError
 from keel.infrastructure.repository._checks import check_page, check_size
 from keel.infrastructure.repository._keyset import compare, plan_cursor_page
 from keel.infrastructure.repository._sorting import OrderByArg, SortKey, sort_keys
-from keel.infrastructure.repository.cursor import default_cursor_secret, secret_bytes
+from keel.infrastructure.repository.cursor import default_cursor_secret, invalid_cursor, secret_bytes
 from keel.infrastructure.repository.pages import CursorPage, Page
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 
@@ -86,7 +86,12 @@ def cursor_page(
     ordered = sort_rows(repo.model, rows, [k.token for k in read_keys], tie_breaker=False)
     boundary = plan.boundary
     if boundary is not None:
-        ordered = [r for r in ordered if compare(read_keys, values_of(r, read_keys), boundary) > 0]
+        try:
+            ordered = [r for r in ordered if compare(read_keys, values_of(r, read_keys), boundary) > 0]
+        except TypeError:
+            # Values the column type accepted that still do not compare with
+            # the stored ones (SQL would refuse to bind them): a bad cursor.
+            raise invalid_cursor("malformed") from None
     return plan.page(ordered[: plan.fetch], lambda row: values_of(row, keys))
 
 

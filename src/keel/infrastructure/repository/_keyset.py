@@ -124,7 +124,7 @@ class CursorPlan:
             items.reverse()
 
         def cursor(row: T, backward: bool) -> str:
-            return encode_cursor(CursorState(values_of(row), backward, self.fingerprint), self.secret)
+            return encode_cursor(CursorState(values_of(row), backward, self.fingerprint), self.secret, self.keys)
 
         if self.state is None:
             next_cursor = cursor(items[-1], False) if more and items else None
@@ -142,7 +142,7 @@ class CursorPlan:
     def _again(self, *, backward: bool) -> str | None:
         if self.state is None:
             return None
-        return encode_cursor(CursorState(self.state.values, backward, self.fingerprint), self.secret)
+        return encode_cursor(CursorState(self.state.values, backward, self.fingerprint), self.secret, self.keys)
 
 
 def plan_cursor_page(

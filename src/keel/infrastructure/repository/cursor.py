@@ -28,21 +28,29 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import pydantic
 from pydantic import SecretStr
 from sqlalchemy import inspect
 
 from keel.config import DEV_CURSOR_SECRET
 from keel.cross_cutting.error import ConfigurationError, ValidationError
 from keel.infrastructure.repository._sorting import SortKey
+from keel.infrastructure.repository.filters import column_python_type, storable_problem, type_adapter
 
-#: Longer input is refused before any decoding work.
-MAX_CURSOR_LENGTH = 4096
+#: The longest cursor keel issues or accepts (longer input is refused before
+#: any decoding work). A cursor carries the boundary row's sort values, so
+#: its length follows them: about 100 characters for a timestamp and a key,
+#: but a 6,000-character text sort value would not fit. Rather than hand out
+#: a cursor it would refuse, keel raises ConfigurationError when making one
+#: (sort cursor pages by short, bounded columns). 8 KiB is also about what
+#: proxies accept in a request line, where cursors usually travel.
+MAX_CURSOR_LENGTH = 8192
 _TAG_BYTES = 32
 _DOMAIN = b"keel.cursor.v1"
 
@@ -100,10 +108,28 @@ def _mac(secret: bytes, payload: bytes) -> bytes:
     return hmac.new(key, payload, hashlib.sha256).digest()
 
 
-def encode_cursor(state: CursorState, secret: bytes) -> str:
-    body = {"v": [_encode_value(v) for v in state.values], "b": int(state.backward), "f": state.fingerprint}
+def encode_cursor(state: CursorState, secret: bytes, keys: Sequence[SortKey] = ()) -> str:
+    """The signed token for ``state``; ``keys`` (the sort keys) name the culprit if it is too long."""
+    encoded = [_encode_value(v) for v in state.values]
+    body = {"v": encoded, "b": int(state.backward), "f": state.fingerprint}
     payload = json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
-    return base64.urlsafe_b64encode(payload + _mac(secret, payload)).rstrip(b"=").decode("ascii")
+    token = base64.urlsafe_b64encode(payload + _mac(secret, payload)).rstrip(b"=").decode("ascii")
+    if len(token) > MAX_CURSOR_LENGTH:
+        raise _too_long(encoded, keys)
+    return token
+
+
+def _too_long(encoded: Sequence[Any], keys: Sequence[SortKey]) -> ConfigurationError:
+    sizes = [len(json.dumps(v)) for v in encoded]
+    longest = sizes.index(max(sizes))
+    name = keys[longest].name if longest < len(keys) else f"sort key {longest + 1}"
+    return ConfigurationError(
+        f"a cursor would exceed {MAX_CURSOR_LENGTH} characters: a row's {name!r} value is {sizes[longest]} "
+        f"characters long, and cursors carry the sort values; order cursor pages by a short, bounded column "
+        f"(a timestamp, a code, the key) or use offset pages",
+        field=name,
+        maximum=MAX_CURSOR_LENGTH,
+    )
 
 
 def invalid_cursor(msg: str) -> ValidationError:
@@ -133,10 +159,11 @@ def decode_cursor(
     if not isinstance(values, list) or len(values) != len(keys) or backward not in (0, 1):
         raise invalid_cursor("malformed")
     mapper = inspect(model)
-    decoded = tuple(
-        _decode_value(v, mapper.column_attrs[k.name].columns[0].type) for v, k in zip(values, keys, strict=True)
-    )
-    return CursorState(decoded, bool(backward), fingerprint)
+    decoded = []
+    for value, key in zip(values, keys, strict=True):
+        column_type = mapper.column_attrs[key.name].columns[0].type
+        decoded.append(_typed(_decode_value(value, column_type), model, key.name, column_type))
+    return CursorState(tuple(decoded), bool(backward), fingerprint)
 
 
 # --- values --------------------------------------------------------------------------
@@ -192,6 +219,36 @@ def _decode_value(value: Any, column_type: Any) -> Any:
     raise invalid_cursor("malformed")
 
 
+def _typed(value: Any, model: type[Any], name: str, column_type: Any) -> Any:
+    """``value`` as the column's Python type; a signed cursor with the wrong type is still refused.
+
+    Only a holder of the secret can make one (the public development
+    secret, say), but it must not reach the database as a type error or
+    break the in-memory twin's comparisons.
+    """
+    if value is None:
+        return None
+    python_type = column_python_type(model, name)
+    if python_type is None:
+        return value
+    try:
+        converted = type_adapter(python_type).validate_python(value)
+    except (pydantic.ValidationError, TypeError, ValueError):
+        raise invalid_cursor("malformed") from None
+    except pydantic.PydanticSchemaGenerationError:
+        return value
+    if isinstance(converted, datetime) and _is_aware_column(column_type) and converted.utcoffset() is None:
+        raise invalid_cursor("malformed")
+    if storable_problem(column_type, converted):
+        raise invalid_cursor("malformed")
+    return converted
+
+
+def _is_aware_column(column_type: Any) -> bool:
+    impl = getattr(column_type, "impl_instance", column_type)
+    return bool(getattr(impl, "timezone", False))
+
+
 # --- fingerprints ----------------------------------------------------------------------
 
 
@@ -199,7 +256,11 @@ def fingerprint(model: type[Any], keys: Sequence[SortKey], conditions: Sequence[
     """A short digest of everything that decides a page's rows and order.
 
     Conditions are compiled (never executed) to SQL text with their bound
-    values; their order does not matter, as AND does not care.
+    values; their order does not matter, as AND does not care, and neither
+    does the order of an ``IN`` list's values. It must come out the same in
+    every process that serves the next page (another worker, after a
+    restart), so nothing in it may depend on the hash seed: ``IN`` values,
+    possibly a Python set, are sorted by their ``repr``.
     """
     parts = sorted(_condition_text(c) for c in conditions)
     text = json.dumps([f"{model.__module__}.{model.__qualname__}", [k.token for k in keys], mode, parts], default=str)
@@ -207,9 +268,15 @@ def fingerprint(model: type[Any], keys: Sequence[SortKey], conditions: Sequence[
 
 
 def _condition_text(condition: Any) -> str:
-    compiled = condition.compile(compile_kwargs={"render_postcompile": True})
-    params = sorted((str(k), repr(v)) for k, v in compiled.params.items())
-    return f"{compiled}|{params}"
+    compiled = condition.compile()
+    params = []
+    for name, value in compiled.params.items():
+        bind = compiled.binds.get(name)
+        if bind is not None and bind.expanding and isinstance(value, Iterable) and not isinstance(value, str | bytes):
+            params.append((str(name), repr(sorted({repr(v) for v in value}))))
+        else:
+            params.append((str(name), repr(value)))
+    return f"{compiled}|{sorted(params)}"
 
 
 __all__ = [

@@ -147,7 +147,7 @@ class Like(Filter):
         attribute = self._attribute(model)
         if not isinstance(self.value, str):
             raise _invalid(self.field, "expected text")
-        if _python_type(model, self.field) is not str:
+        if column_python_type(model, self.field) is not str:
             raise _invalid(self.field, "LIKE filters apply to text fields only")
         problem = storable_problem(None, self.value)
         if problem:
@@ -187,7 +187,8 @@ def escape_like(text: str) -> str:
 # --- values ----------------------------------------------------------------------
 
 
-def _python_type(model: type[Any], name: str) -> type[Any] | None:
+def column_python_type(model: type[Any], name: str) -> type[Any] | None:
+    """The Python type of column attribute ``name`` (None when the type does not say)."""
     column_type = inspect(model).column_attrs[name].columns[0].type
     # A TypeDecorator may not declare its Python type; its impl's is the one.
     candidates: list[Any] = [column_type, getattr(column_type, "impl_instance", None)]
@@ -202,7 +203,7 @@ def _python_type(model: type[Any], name: str) -> type[Any] | None:
 
 
 @lru_cache(maxsize=256)
-def _adapter(python_type: Any) -> pydantic.TypeAdapter[Any]:
+def type_adapter(python_type: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(python_type)
 
 
@@ -211,11 +212,11 @@ def coerce_value(model: type[Any], name: str, value: Any) -> Any:
     column_attribute(model, name, loc="filter")
     if value is None:
         return None
-    python_type: Any = _python_type(model, name)
+    python_type: Any = column_python_type(model, name)
     if python_type is None:
         return value
     try:
-        converted = _adapter(python_type).validate_python(value)
+        converted = type_adapter(python_type).validate_python(value)
     except (pydantic.ValidationError, TypeError) as exc:
         raise _invalid(name, f"expected {python_type.__name__}") from exc
     except pydantic.PydanticSchemaGenerationError:
@@ -392,6 +393,9 @@ __all__ = [
     "Range",
     "build_conditions",
     "coerce_value",
+    "column_python_type",
     "escape_like",
     "filters_from_query",
+    "storable_problem",
+    "type_adapter",
 ]
