@@ -104,6 +104,23 @@ async def test_like_filters_match_percent_and_underscore_literally(new_uow: NewU
     assert await names(new_uow, Like("name", "\\")) == []
 
 
+async def test_case_sensitive_like_tells_case_apart_on_every_backend(new_uow: NewUow) -> None:
+    """Like(case_sensitive=True) matches exact case on SQLite too; GLOB's * ? [ in the value are text."""
+    await seed(new_uow, *((n, None, None) for n in ("Lamp", "lamp", "LAMP post", "a*b", "a[b]", "a?c", "abc")))
+    assert await names(new_uow, Like("name", "lamp")) == ["lamp"]
+    assert await names(new_uow, Like("name", "LAMP", mode="startswith")) == ["LAMP post"]
+    assert await names(new_uow, Like("name", "lamp", case_sensitive=False), order_by="name") == [
+        "LAMP post",
+        "Lamp",
+        "lamp",
+    ]
+    assert await names(new_uow, Like("name", "*")) == ["a*b"]
+    assert await names(new_uow, Like("name", "a[b", mode="startswith")) == ["a[b]"]
+    assert await names(new_uow, Like("name", "a?c", mode="exact")) == ["a?c"]
+    async with new_uow() as uow:
+        assert await uow.items.count(~Like("name", "lamp").to_expression(Item)) == 6
+
+
 async def test_filter_values_are_converted_to_the_column_type_or_refused(new_uow: NewUow) -> None:
     """ "2" matches an integer column; "two" is a ValidationError naming the field."""
     await seed(new_uow, ("lamp", None, 2))

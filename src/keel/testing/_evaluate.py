@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import (
+    AsBoolean,
     BinaryExpression,
     BindParameter,
     BooleanClauseList,
@@ -37,6 +38,7 @@ from sqlalchemy.sql.elements import (
 )
 
 from keel.cross_cutting.error import ConfigurationError
+from keel.infrastructure.repository._like import CaseSensitiveLike
 
 Evaluator = Callable[[object], Any]
 
@@ -91,11 +93,18 @@ class _Compiler:
         if isinstance(clause, Tuple | ExpressionClauseList | ClauseList):
             parts = [self.process(c) for c in clause.clauses]
             return lambda obj: tuple(p(obj) for p in parts)
+        if isinstance(clause, AsBoolean):  # ~boolean_expression, or a boolean used as a condition
+            inner = self.process(clause.element)
+            if clause.operator is operators.is_false:
+                return lambda obj: _not(inner(obj))
+            return inner
         if isinstance(clause, UnaryExpression) and clause.operator is operators.inv:
             inner = self.process(clause.element)
             return lambda obj: _not(inner(obj))
         if isinstance(clause, BinaryExpression):
             return self._binary(clause)
+        if isinstance(clause, CaseSensitiveLike):
+            return self.process(clause.like_clause)  # Python's matching is case-sensitive already
         annotations = getattr(clause, "_annotations", {})
         if annotations.get("parentmapper") is not None:
             return self._column(clause)

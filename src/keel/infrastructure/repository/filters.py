@@ -26,10 +26,11 @@ from sqlalchemy import BigInteger, ColumnElement, Integer, SmallInteger, and_, i
 from sqlalchemy.orm import InstrumentedAttribute
 
 from keel.cross_cutting.error import ValidationError
+from keel.infrastructure.repository._like import LIKE_ESCAPE, CaseSensitiveLike, escape_glob
 from keel.infrastructure.repository._sorting import column_attribute
 
 LikeMode = Literal["contains", "startswith", "endswith", "exact"]
-_ESCAPE = "\\"
+_ESCAPE = LIKE_ESCAPE
 
 
 class Filter:
@@ -135,7 +136,11 @@ class Range(Filter):
 
 @dataclass(frozen=True, slots=True)
 class Like(Filter):
-    """Text search; ``value`` is literal text (its ``%`` and ``_`` are escaped)."""
+    """Text search; ``value`` is literal text (its ``%`` and ``_`` are escaped).
+
+    ``case_sensitive=True`` (the default) holds on SQLite too, whose own
+    ``LIKE`` ignores case: there it runs as ``GLOB``.
+    """
 
     field: str
     value: str
@@ -152,18 +157,22 @@ class Like(Filter):
         problem = storable_problem(None, self.value)
         if problem:
             raise _invalid(self.field, problem)
-        escaped = escape_like(self.value)
-        pattern = {
-            "contains": f"%{escaped}%",
-            "startswith": f"{escaped}%",
-            "endswith": f"%{escaped}",
-            "exact": escaped,
-        }.get(self.mode)
-        if pattern is None:
+        shape = _LIKE_SHAPES.get(self.mode)
+        if shape is None:
             raise _invalid(self.field, f"unknown LIKE mode {self.mode!r}")
+        pattern = shape.format(escape_like(self.value), any="%")
         if self.case_sensitive:
-            return attribute.like(pattern, escape=_ESCAPE)
+            return CaseSensitiveLike(attribute, pattern, shape.format(escape_glob(self.value), any="*"))
         return attribute.ilike(pattern, escape=_ESCAPE)
+
+
+#: Where the value sits in the pattern, per mode; ``{any}`` is the backend's "any text" wildcard.
+_LIKE_SHAPES: dict[str, str] = {
+    "contains": "{any}{0}{any}",
+    "startswith": "{0}{any}",
+    "endswith": "{any}{0}",
+    "exact": "{0}",
+}
 
 
 @dataclass(frozen=True, slots=True)
