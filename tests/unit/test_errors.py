@@ -214,6 +214,53 @@ def test_a_locked_sqlite_database_is_a_concurrency_error(tmp_path: Path) -> None
     assert isinstance(translate_db_error(failure.value), ConcurrencyError)
 
 
+def sqlite_failure(url: str, sql: str) -> sa_exc.DBAPIError:
+    """The SQLAlchemy error SQLite raises for ``sql`` on ``url``."""
+    engine = create_sync_engine(url)
+    try:
+        with pytest.raises(sa_exc.DBAPIError) as failure, engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+    return failure.value
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT * FROM core_never_created", "does not exist (are migrations applied?)"),
+        ("SELEC 1", "refused the statement (SQLITE_ERROR)"),
+    ],
+)
+def test_sqlite_mistakes_are_database_errors_not_worth_retrying(tmp_path: Path, sql: str, message: str) -> None:
+    """A missing table or bad SQL is reported by SQLite as OperationalError, but nothing a retry would fix."""
+    error = translate_db_error(sqlite_failure(f"sqlite:///{tmp_path / 'app.db'}", sql))
+    assert type(error) is DatabaseError
+    assert message in error.message
+    assert "core_never_created" not in error.message
+    assert not is_transient(error)
+
+
+def test_a_read_only_sqlite_database_is_a_database_error(tmp_path: Path) -> None:
+    """Writing to a database opened read-only is refused for good, not "unavailable"."""
+    path = tmp_path / "app.db"
+    setup = create_sync_engine(f"sqlite:///{path}")
+    with setup.begin() as conn:
+        conn.execute(text("CREATE TABLE core_ro (id INTEGER PRIMARY KEY)"))
+    setup.dispose()
+    failure = sqlite_failure(f"sqlite:///file:{path}?mode=ro&uri=true", "INSERT INTO core_ro VALUES (1)")
+    error = translate_db_error(failure)
+    assert type(error) is DatabaseError
+    assert "SQLITE_READONLY" in error.message
+
+
+def test_a_sqlite_file_that_cannot_be_opened_is_database_unavailable(tmp_path: Path) -> None:
+    """A database file SQLite cannot open (here: its directory is missing) is unavailable, worth retrying."""
+    error = translate_db_error(sqlite_failure(f"sqlite:///{tmp_path / 'missing' / 'app.db'}", "SELECT 1"))
+    assert isinstance(error, DatabaseUnavailableError)
+    assert is_transient(error)
+
+
 async def test_a_refused_connection_is_database_unavailable() -> None:
     """The OSError of a refused connect, raw or as raised by keel's engine, is DatabaseUnavailableError."""
     assert isinstance(translate_db_error(ConnectionRefusedError(111, "refused")), DatabaseUnavailableError)

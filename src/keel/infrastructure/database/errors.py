@@ -30,6 +30,14 @@ _CONNECT_FAILURES = {
     "53": "the server is out of resources",
 }
 _SQLITE_BUSY = re.compile(r"database (table )?is locked|database is busy", re.IGNORECASE)
+#: SQLite result codes (``sqlite3.Error.sqlite_errorname``, extended codes included) that
+#: say the database file cannot be used right now, as opposed to a statement it refused.
+_SQLITE_UNAVAILABLE = ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_NOMEM")
+_SQLITE_CONTENTION = ("SQLITE_BUSY", "SQLITE_LOCKED")
+_SQLITE_UNAVAILABLE_MESSAGE = re.compile(
+    r"unable to open database file|disk I/O error|database or disk is full|out of memory", re.IGNORECASE
+)
+_SQLITE_MISSING = re.compile(r"no such (table|column)|table \S+ has no column", re.IGNORECASE)
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -76,14 +84,35 @@ def translate_db_error(exc: BaseException, **context: Any) -> KeelError | None:
             return DatabaseError("the statement was cancelled (statement_timeout)", sqlstate=code, **context)
         if isinstance(exc, sa_exc.IntegrityError):
             return ConflictError("the change conflicts with existing data", sqlstate=code, **context)
+        if isinstance(exc.orig, sqlite3.Error):
+            return _sqlite_error(exc, **context)
         if isinstance(exc, sa_exc.OperationalError):
-            if _SQLITE_BUSY.search(str(exc.orig)):
-                return ConcurrencyError("the database is locked by a concurrent writer", **context)
+            # psycopg raises OperationalError for a lost or refused connection.
             return DatabaseUnavailableError("the database is unavailable", sqlstate=code, **context)
         return DatabaseError("the database refused the statement", sqlstate=code, **context)
     if isinstance(exc, sa_exc.TimeoutError):
         return DatabaseUnavailableError("no database connection became free in time", **context)
     return None
+
+
+def _sqlite_error(exc: sa_exc.DBAPIError, **context: Any) -> KeelError:
+    """SQLite reports most mistakes (no such table, a syntax error, a read-only file) as
+    ``OperationalError`` too: only busy/locked is a conflict, and only a file it cannot
+    open, read or grow makes the database unavailable; the rest are not worth retrying.
+    """
+    name = getattr(exc.orig, "sqlite_errorname", None) or ""
+    message = str(exc.orig)
+    reason = f" ({name})" if name else ""
+    if name.startswith(_SQLITE_CONTENTION) or _SQLITE_BUSY.search(message):
+        return ConcurrencyError("the database is locked by a concurrent writer", **context)
+    if isinstance(exc, sa_exc.IntegrityError):
+        return ConflictError("the change conflicts with existing data", **context)
+    if name.startswith(_SQLITE_UNAVAILABLE) or _SQLITE_UNAVAILABLE_MESSAGE.search(message):
+        return DatabaseUnavailableError(f"the database file cannot be used{reason}", **context)
+    if _SQLITE_MISSING.match(message):
+        # The usual cause; SQLite's message (the name) stays in ``__cause__``.
+        return DatabaseError("a table or column the statement uses does not exist (are migrations applied?)", **context)
+    return DatabaseError(f"the database refused the statement{reason}", **context)
 
 
 def connect_error(exc: Exception, **context: Any) -> DatabaseUnavailableError:
