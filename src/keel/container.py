@@ -152,7 +152,9 @@ class KeelContainer(containers.DeclarativeContainer):
     engine = providers.Resource(open_engine, settings)
     engine_lifecycle = providers.Resource(dispose_engine_at_shutdown, engine)
     repository_settings = providers.Resource(apply_repository_settings, settings)
-    session_factory = providers.Singleton(session_factory_for, engine, repository_settings)
+    # A resource, not a singleton: it must follow the engine when resources restart,
+    # or it would keep handing out sessions on the disposed one.
+    session_factory = providers.Resource(session_factory_for, engine, repository_settings)
 
     unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
     #: A factory: every call is a new unit of work (the bus calls it per message).

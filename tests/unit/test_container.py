@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,45 @@ async def test_shutdown_disposes_the_engine(db_path: Path) -> None:
     await container.init_resources()
     assert container.engine() is not engine
     await container.shutdown_resources()
+
+
+async def test_after_a_restart_units_of_work_use_the_new_engine(db_path: Path) -> None:
+    """The session factory follows the engine resource: a second start never reuses the disposed engine."""
+    container = ping_container(db_path)
+    engines = []
+    for _ in range(2):
+        async with running(container):
+            engine = container.engine()
+            assert container.session_factory().kw["bind"] is engine
+            async with container.unit_of_work() as uow:
+                assert uow.session.bind is engine
+                await uow.session.execute(text("SELECT 1"))
+            assert await container.bus().handle(Ping(n=1)) == "pong 1 via PingUnitOfWork"
+            engines.append(engine)
+        assert engine.pool.checkedin() == 0
+    assert engines[0] is not engines[1]
+
+
+@pytest.mark.postgres
+async def test_init_and_shutdown_cycles_leave_no_connection_open(postgres_url: str) -> None:
+    """Two start/stop cycles with units of work in each: PostgreSQL sees none of the container's connections after."""
+    name = f"keel-restart-{uuid.uuid4().hex}"
+    container = PingContainer()
+    container.settings.override(
+        providers.Object(KeelSettings(database={"url": postgres_url, "application_name": name}))
+    )
+    for _ in range(2):
+        async with running(container):
+            for _ in range(2):
+                async with container.unit_of_work() as uow:
+                    await uow.session.execute(text("SELECT 1"))
+    admin = create_engine(KeelSettings(database={"url": postgres_url, "application_name": "keel-admin"}))
+    try:
+        async with admin.connect() as conn:
+            query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+            assert (await conn.execute(query, {"name": name})).scalar_one() == 0
+    finally:
+        await admin.dispose()
 
 
 async def test_running_shuts_down_even_when_the_body_fails(db_path: Path) -> None:
