@@ -104,6 +104,15 @@ async def test_like_filters_match_percent_and_underscore_literally(new_uow: NewU
     assert await names(new_uow, Like("name", "\\")) == []
 
 
+async def test_in_with_null_among_the_values_follows_sql_three_valued_logic(new_uow: NewUow) -> None:
+    """IN (1, NULL) matches rank 1 only; NOT IN (1, NULL) matches nothing, on every implementation."""
+    await seed(new_uow, ("a", None, 1), ("b", None, 2), ("n", None, None))
+    assert await names(new_uow, In("rank", [1, None])) == ["a"]
+    assert await names(new_uow, In("rank", [1, None], negate=True)) == []
+    assert await names(new_uow, Item.rank.not_in([1, None])) == []
+    assert await names(new_uow, In("rank", [1], negate=True)) == ["b"]
+
+
 async def test_case_sensitive_like_tells_case_apart_on_every_backend(new_uow: NewUow) -> None:
     """Like(case_sensitive=True) matches exact case on SQLite too; GLOB's * ? [ in the value are text."""
     await seed(new_uow, *((n, None, None) for n in ("Lamp", "lamp", "LAMP post", "a*b", "a[b]", "a?c", "abc")))

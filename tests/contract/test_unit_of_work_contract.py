@@ -129,3 +129,34 @@ async def test_every_returned_or_added_aggregate_is_seen(new_uow: NewUow) -> Non
         seen = {id(a) for a in uow.seen}
         assert added in uow.seen
         assert len(seen) == 3
+
+
+async def test_a_query_between_two_changes_makes_two_updates_as_autoflush_does(new_uow: NewUow) -> None:
+    """Every query flushes pending changes first, so change, query, change is two version bumps everywhere."""
+    item_id = await add_item(new_uow)
+    async with new_uow() as uow:
+        held = await uow.items.get(item_id)
+        held.name = "first"
+        assert await uow.items.count(name="first") == 1
+        assert held.version == 2
+        held.name = "second"
+        fresh = uow.items.add(Item(name="fresh"))
+        await uow.items.list()
+        fresh.name = "fresher"
+        await uow.commit()
+    async with new_uow() as uow:
+        assert (await uow.items.get(item_id)).version == 3
+        assert (await uow.items.get(fresh.id)).version == 2  # the INSERT, then one UPDATE
+
+
+async def test_a_pending_change_and_update_many_on_the_same_row_are_two_updates(new_uow: NewUow) -> None:
+    """update_many flushes the pending change first: version 1 -> 2 (the change) -> 3 (the statement)."""
+    item_id = await add_item(new_uow)
+    async with new_uow() as uow:
+        held = await uow.items.get(item_id)
+        held.name = "changed"
+        assert await uow.items.update_many(Item.id == item_id, values={"rank": 50}) == 1
+        await uow.commit()
+    async with new_uow() as uow:
+        stored = await uow.items.get(item_id)
+    assert (stored.name, stored.rank, stored.version) == ("changed", 50, 3)

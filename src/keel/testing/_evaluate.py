@@ -216,10 +216,15 @@ def _null_safe(function: Callable[[Any, Any], Any], left: Any, right: Any, *, tu
 
 
 def _membership(value: Any, options: Any, negate: bool) -> bool | None:
+    # x IN (a, NULL) is true when x = a, else unknown (never false); NOT IN likewise.
     if value is None:
         return None
-    found = value in tuple(options or ())
-    return not found if negate else found
+    options = tuple(options or ())
+    if value in options:
+        return not negate
+    if any(option is None for option in options):
+        return None
+    return negate
 
 
 def _between(value: Any, bounds: Any) -> bool | None:

@@ -135,6 +135,7 @@ class InMemoryRepository(Generic[T]):
                 f"insert_many needs every {self.traits.entity} with a key, or every one without",
                 errors=[{"loc": ["items"], "msg": "some entities have keys and some do not", "type": "value_error"}],
             )
+        self.workspace.flush()
         for entity in entities:
             self.workspace.add(self.model, entity)
             apply_insert_defaults(self.model, entity)
@@ -207,6 +208,8 @@ class InMemoryRepository(Generic[T]):
     async def get_or_none(self, id: Any, *, include_deleted: bool = False) -> T | None:
         """The entity with primary key ``id``, or None."""
         key = coerce_identity(self.model, id)
+        if (self.model, key) not in self.workspace.identity:
+            self.workspace.flush()  # session.get flushes when it has to query
         entity: T | None = self.workspace.load(self.model, key)
         if entity is None or (not include_deleted and self._is_deleted(entity)):
             return None
@@ -216,7 +219,10 @@ class InMemoryRepository(Generic[T]):
     async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
         """The entities with these primary keys, in the order asked; missing ones are skipped."""
         found = []
-        for key in dict.fromkeys(coerce_identity(self.model, i) for i in ids):
+        keys = dict.fromkeys(coerce_identity(self.model, i) for i in ids)
+        if keys:
+            self.workspace.flush()
+        for key in keys:
             entity = self.workspace.load(self.model, key)
             if entity is not None and (include_deleted or not self._is_deleted(entity)):
                 self._on_seen(entity)
@@ -341,6 +347,7 @@ class InMemoryRepository(Generic[T]):
         self, conditions: builtins.list[Any], *, include_deleted: bool, only_deleted: bool
     ) -> builtins.list[Any]:
         evaluators = [compile_where(self.model, c) for c in conditions]
+        self.workspace.flush()  # every SQL query autoflushes first
         deleted_at = self.traits.deleted_at
         rows = []
         for key in self.workspace.keys(self.model):

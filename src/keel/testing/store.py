@@ -81,10 +81,12 @@ def state_of(entity: object, depth: int = 0) -> Any:
 class _Baseline:
     #: The committed version this workspace read (what the version check expects).
     version: Any
-    #: The state last written within this workspace (at load, or by a set-based change).
+    #: The state last written within this workspace (at load, by a flush or a set-based change).
     state: Any
-    #: A set-based change was applied: the row must be written on commit.
+    #: Something was written since the load: the row must be written on commit.
     flushed: bool = False
+    #: The row was inserted by a flush in this workspace (it is not in the store yet).
+    inserted: bool = False
 
 
 class InMemoryStore:
@@ -193,11 +195,47 @@ class Workspace:
         self._removed.pop(row_id, None)
         self.identity[row_id] = entity
 
+    def flush(self) -> None:
+        """Write pending changes as SQLAlchemy's autoflush does before every query.
+
+        New rows get their insert defaults (``version`` 1), changed rows one
+        ``version`` bump and a new ``updated_at``, now rather than on commit,
+        so that a change, a query and another change make two UPDATEs here
+        as they do in SQL. What stays for commit: the version check, the
+        duplicate-key check, and making anything visible to other units of work.
+        """
+        now = utcnow()
+        for row_id, entity in self.identity.items():
+            model, key = row_id
+            baseline = self._baselines.get(row_id)
+            if baseline is not None:
+                state = state_of(entity)
+                if state == baseline.state:
+                    continue
+                if state[0] != baseline.state[0]:
+                    _apply_update_defaults(model, entity, now)
+                    state = state_of(entity)
+                baseline.state, baseline.flushed = state, True
+                continue
+            committed = self.store.table(model).get(key)
+            held = entity.__dict__.get(_READ_AT, _MISSING)
+            if committed is None:
+                apply_insert_defaults(model, entity)
+                self._baselines[row_id] = _Baseline(
+                    _version(model, entity), state_of(entity), flushed=True, inserted=True
+                )
+            elif held is not _MISSING:
+                # A copy from an earlier unit of work, added back: an UPDATE if it differs.
+                if _columns_changed(model, entity, None, committed):
+                    _apply_update_defaults(model, entity, now)
+                self._baselines[row_id] = _Baseline(held, state_of(entity), flushed=True)
+            # else: a new row whose key is taken; commit reports the conflict.
+
     def apply_set(self, model: type[Any], entity: Any, values: dict[str, Any], now: Any) -> None:
-        """A set-based change, applied at once as the SQL statement would be."""
+        """A set-based change, applied at once as the SQL statement would be (after a :meth:`flush`)."""
         row_id = (model, identity_of(model, entity))
         if row_id not in self._baselines:
-            apply_insert_defaults(model, entity)  # autoflush would have inserted it first
+            apply_insert_defaults(model, entity)
         for name, value in values.items():
             setattr(entity, name, value)
         _apply_update_defaults(model, entity, now)
@@ -249,6 +287,12 @@ class Workspace:
                 writes.append((row_id, entity, False))
                 continue
             if state_of(entity) == baseline.state and not baseline.flushed:
+                continue
+            if baseline.inserted:
+                if committed is not None:
+                    entity_name = model_traits(model).entity
+                    raise ConflictError(f"{entity_name} {_id(key)!r} already exists", entity=entity_name)
+                writes.append((row_id, entity, False))
                 continue
             if committed is None:
                 raise ConcurrencyError(entity=model_traits(model).entity, id=_id(key), version=baseline.version)

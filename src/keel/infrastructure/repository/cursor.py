@@ -228,7 +228,7 @@ def _typed(value: Any, model: type[Any], name: str, column_type: Any) -> Any:
     """
     if value is None:
         return None
-    python_type = column_python_type(model, name)
+    python_type: Any = column_python_type(model, name)
     if python_type is None:
         return value
     try:
