@@ -432,3 +432,22 @@ async def test_stale_children_removed_by_delete_orphan_raise_concurrency_error(
             await uow.commit()
     async with FamilyUnitOfWork(session_factory) as uow:
         assert [(c.id, c.value) for c in (await uow.parents.get(1)).children] == [(1, 5), (2, 5), (3, 0)]
+
+
+async def test_committed_says_whether_the_unit_of_work_ever_committed(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """committed is False until a commit succeeds (a failed or rolled-back block leaves it False)."""
+    await seed_counters(session_factory, 1)
+    uow = AppUnitOfWork(session_factory)
+    async with uow:
+        loaded = await uow.counters.get(1)
+        await change_elsewhere(session_factory, 1)
+        loaded.value = 5
+        with pytest.raises(ConcurrencyError):
+            await uow.commit()
+    assert not uow.committed
+    async with uow:
+        (await uow.counters.get(1)).value = 6
+        await uow.commit()
+    assert uow.committed

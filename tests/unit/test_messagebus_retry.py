@@ -10,7 +10,7 @@ import pytest
 from keel import ConcurrencyError, DatabaseUnavailableError, MessageBus, NotFoundError
 from keel.service_layer import RetryPolicy
 from keel.testing import InMemoryStore
-from tests.unit.bus_fakes import Bump, Bumped, FakeUnitOfWork, seeded
+from tests.unit.bus_fakes import Bump, Bumped, FakeUnitOfWork, seeded, value_of
 
 
 def make(
@@ -109,6 +109,89 @@ async def test_a_failed_attempts_events_are_never_dispatched(store: InMemoryStor
     )
     await bus.handle(Bump(key="a"))
     assert handled == [1]
+
+
+async def test_an_attempt_that_already_committed_is_not_run_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler that committed once, then conflicts, re-raises: a retry would repeat the committed work."""
+    store = await seeded("audit", "hot")
+    handled: list[str] = []
+    calls = 0
+
+    async def on_bumped(event: Bumped) -> None:
+        handled.append(event.key)
+
+    async def handler(cmd: Bump, uow: FakeUnitOfWork) -> None:
+        nonlocal calls
+        calls += 1
+        async with uow:
+            (await uow.items.get("audit")).bump(1)
+            await uow.commit()
+        async with uow:
+            (await uow.items.get(cmd.key)).bump(1)
+            raise ConcurrencyError("lost the race")
+
+    bus = MessageBus(
+        lambda: FakeUnitOfWork(store),
+        command_handlers={Bump: handler},
+        event_handlers={Bumped: [on_bumped]},
+        command_retry=FAST,
+    )
+    with caplog.at_level(logging.WARNING, logger="keel.messagebus"), pytest.raises(ConcurrencyError):
+        await bus.handle(Bump(key="hot"))
+    assert calls == 1
+    assert (await value_of(store, "audit"), await value_of(store, "hot")) == (1, 0)
+    assert handled == ["audit"]  # the committed part's events are still dispatched, once
+    assert bus.stats.command_retries == 0
+    assert "after its unit of work committed; not retried" in caplog.text
+
+
+async def test_an_event_handler_that_already_committed_is_not_run_again() -> None:
+    """Event handler retries follow the same rule: counted as one failure, run once."""
+    store = await seeded("a", "audit")
+    calls = 0
+
+    async def bump(cmd: Bump, uow: FakeUnitOfWork) -> None:
+        async with uow:
+            (await uow.items.get(cmd.key)).bump(1)
+            await uow.commit()
+
+    async def audit(event: Bumped, uow: FakeUnitOfWork) -> None:
+        nonlocal calls
+        calls += 1
+        if event.key != "a":
+            return
+        async with uow:
+            (await uow.items.get("audit")).bump(1)
+            await uow.commit()
+        raise ConcurrencyError("second step lost the race")
+
+    bus = MessageBus(
+        lambda: FakeUnitOfWork(store),
+        command_handlers={Bump: bump},
+        event_handlers={Bumped: [audit]},
+        event_retry=FAST,
+    )
+    await bus.handle(Bump(key="a"))
+    assert calls == 2  # the event of "a", then the audit's own event (which does nothing)
+    assert await value_of(store, "audit") == 1
+    assert bus.stats.event_handler_retries == 0
+    assert bus.stats.event_handler_failures == 1
+
+
+async def test_committed_turns_true_with_the_first_commit_and_stays(store: InMemoryStore) -> None:
+    """AbstractUnitOfWork.committed: False when new and after a rollback, True for good once a block committed."""
+    uow = FakeUnitOfWork(store)
+    assert not uow.committed
+    async with uow:
+        await uow.rollback()
+    assert not uow.committed
+    async with uow:
+        await uow.commit()
+    async with uow:
+        pass
+    assert uow.committed
 
 
 async def test_each_retry_is_logged_with_its_wait_and_attempt(

@@ -82,7 +82,9 @@ class MessageBus:
         registry: a :class:`HandlerRegistry` whose handlers are added too.
         commands: command types, or modules of them, that must have a handler.
         command_retry: retry policy for command handlers (default: on
-            :class:`keel.ConcurrencyError`, 10 attempts).
+            :class:`keel.ConcurrencyError`, 10 attempts). An attempt whose
+            injected unit of work already committed is never retried: running
+            the handler again would repeat that work.
         event_retry: retry policy for each event handler (default: 3 attempts).
     """
 
@@ -236,6 +238,19 @@ class MessageBus:
     ) -> Any:
         if policy.max_attempts == 1:
             return await self._call(handler, message, queue)
+        attempt_state = _Attempt()
+
+        def committed_already(exc: BaseException) -> bool:
+            # Running the handler again would repeat the work it committed (and its events).
+            if attempt_state.committed:
+                logger.warning(
+                    "%s %s failed (%s) after its unit of work committed; not retried",
+                    handler.name,
+                    message.message_type,
+                    exc,
+                    extra={"keel_handler": handler.name, "keel_message": message.message_type},
+                )
+            return attempt_state.committed
 
         def before_sleep(state: RetryCallState) -> None:
             exc, wait = describe_retry(state)
@@ -258,12 +273,18 @@ class MessageBus:
                 },
             )
 
-        async for attempt in policy.retrying(before_sleep):
+        async for attempt in policy.retrying(before_sleep, unless=committed_already):
             with attempt:
-                return await self._call(handler, message, queue)
+                return await self._call(handler, message, queue, attempt_state)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def _call(self, handler: PreparedHandler, message: Message, queue: deque[DomainEvent]) -> Any:
+    async def _call(
+        self,
+        handler: PreparedHandler,
+        message: Message,
+        queue: deque[DomainEvent],
+        attempt: _Attempt | None = None,
+    ) -> Any:
         kwargs: dict[str, Any] = {}
         uow: AbstractUnitOfWork | None = None
         if handler.wants_uow:
@@ -280,6 +301,17 @@ class MessageBus:
             # even when the handler failed after an earlier commit.
             if uow is not None:
                 queue.extend(uow.collect_new_events())
+                if attempt is not None:
+                    attempt.committed = uow.committed
+
+
+class _Attempt:
+    """What the bus knows about the latest attempt at one message."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self) -> None:
+        self.committed = False
 
 
 def _name(message_type: type[Any]) -> str:

@@ -32,6 +32,9 @@ class AbstractUnitOfWork(abc.ABC):
         self._open = False
         self._seen: dict[int, AggregateRoot] = {}
         self._new_events: deque[DomainEvent] = deque()
+        #: True once this instance has committed (in any of its ``async with`` blocks).
+        #: The message bus reads it: an attempt whose work committed is not run again.
+        self.committed = False
 
     @property
     def is_open(self) -> bool:
@@ -72,6 +75,7 @@ class AbstractUnitOfWork(abc.ABC):
         self._require_open("commit")
         events = self._pull_events()
         await self._commit(events)
+        self.committed = True
         self._new_events.extend(events)
 
     async def rollback(self) -> None:
