@@ -16,7 +16,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from keel.cross_cutting.error import ConfigurationError
 
@@ -38,7 +38,23 @@ def _parse_url(value: Any) -> URL:
         # Never echo the value (nor the parser's message, which quotes it): it may hold a password.
         raise ValueError("not a database URL (expected e.g. postgresql+asyncpg://user@host/db)") from None
     driver = ASYNC_DRIVERS.get(url.drivername)
-    return url.set(drivername=driver) if driver else url
+    url = url.set(drivername=driver) if driver else url
+    _require_async_dialect(url)
+    return url
+
+
+def _require_async_dialect(url: URL) -> None:
+    # Only the dialect is loaded here, not the driver: a driver that is not
+    # installed is reported by create_engine, when it is needed.
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"SQLAlchemy has no dialect {url.drivername!r}") from None
+    if not dialect.get_async_dialect_cls(url).is_async:
+        raise ValueError(
+            f"{url.drivername!r} is a synchronous driver; keel needs an async one "
+            "(postgresql+asyncpg://, sqlite+aiosqlite://)"
+        )
 
 
 #: A SQLAlchemy URL; its ``repr``/serialisation hide the password. ``NoDecode``:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from keel import ConfigurationError
 from keel.config import DatabaseSettings, KeelSettings, load_settings, settings_reference, settings_table
+from keel.infrastructure.database import create_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pa55-w0rd-never-shown"
@@ -140,6 +142,37 @@ def test_a_non_url_database_url_is_a_clear_error_that_does_not_echo_it(monkeypat
         assert caught.value.details["variables"] == ["KEEL_DATABASE__URL"]
         for text in (str(caught.value), repr(caught.value), repr(caught.value.to_dict())):
             assert PASSWORD not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (f"mysql://app:{PASSWORD}@db/shop", "'mysql' is a synchronous driver"),
+        (f"postgresql+psycopg2://app:{PASSWORD}@db/shop", "'postgresql+psycopg2' is a synchronous driver"),
+        (f"nosuchdb://app:{PASSWORD}@db/shop", "no dialect 'nosuchdb'"),
+    ],
+)
+def test_a_url_without_an_async_driver_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    """A sync or unknown driver is a ConfigurationError naming KEEL_DATABASE__URL, never a raw import error."""
+    monkeypatch.setenv("KEEL_DATABASE__URL", url)
+    with pytest.raises(ConfigurationError, match=re.escape(message)) as caught:
+        KeelSettings()
+    assert caught.value.details["variables"] == ["KEEL_DATABASE__URL"]
+    for text in (str(caught.value), repr(caught.value), repr(caught.value.to_dict())):
+        assert PASSWORD not in text
+
+
+def test_an_async_driver_that_is_not_installed_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_engine says which driver is missing and how to install it, without the URL's password."""
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if keel[postgres] were not installed
+    settings = DatabaseSettings(url=f"postgresql://app:{PASSWORD}@db/shop")
+    with pytest.raises(ConfigurationError, match=re.escape("'asyncpg' driver, which is not installed")) as caught:
+        create_engine(settings)
+    assert "pip install 'keel[postgres]'" in caught.value.message
+    assert caught.value.details["variables"] == ["KEEL_DATABASE__URL"]
+    assert PASSWORD not in repr(caught.value.to_dict())
 
 
 def test_passwords_never_appear_in_repr_str_or_json(monkeypatch: pytest.MonkeyPatch) -> None:

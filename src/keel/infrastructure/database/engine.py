@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from keel.config import DatabaseSettings, KeelSettings
+from keel.cross_cutting.error import ConfigurationError
 from keel.infrastructure.database.errors import connect_error
 
 
@@ -55,7 +56,10 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
                 server_settings["statement_timeout"] = str(int(db.statement_timeout * 1000))
             kwargs["connect_args"] = {"timeout": db.connect_timeout, "server_settings": server_settings}
     kwargs.update(overrides)
-    engine = create_async_engine(url, **kwargs)
+    try:
+        engine = create_async_engine(url, **kwargs)
+    except ImportError as exc:
+        raise _missing_driver(url, exc) from None
     event.listen(engine.sync_engine, "do_connect", _connect)
     if db.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -79,6 +83,21 @@ def _database_settings(settings: KeelSettings | DatabaseSettings | None) -> Data
     if isinstance(settings, KeelSettings):
         return settings.database
     return settings
+
+
+#: The extra that installs a driver keel supports.
+_DRIVER_EXTRAS = {"asyncpg": "keel[postgres]"}
+
+
+def _missing_driver(url: URL, exc: ImportError) -> ConfigurationError:
+    driver = url.get_driver_name()
+    extra = _DRIVER_EXTRAS.get(driver)
+    hint = f"pip install {extra!r}" if extra else f"install the {driver!r} package"
+    return ConfigurationError(
+        f"KEEL_DATABASE__URL uses the {driver!r} driver, which is not installed "
+        f"({exc.name or 'its module'} cannot be imported); {hint}",
+        variables=["KEEL_DATABASE__URL"],
+    )
 
 
 def _is_memory_sqlite(database: str | None) -> bool:
