@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from keel.config import KeelSettings
+from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, DatabaseUnavailableError
 from keel.infrastructure.database import create_engine, create_session_factory
-from keel.infrastructure.repository import configure_repositories
+from keel.infrastructure.database.engine import checked_repository_settings
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
 
@@ -50,20 +50,22 @@ def open_engine(settings: KeelSettings) -> Iterator[AsyncEngine]:
     yield create_engine(settings)
 
 
-def apply_repository_settings(settings: KeelSettings) -> Iterator[KeelSettings]:
-    """Page-size limits and the cursor secret from ``KEEL_REPOSITORY__*``.
+def apply_repository_settings(settings: KeelSettings) -> Iterator[RepositorySettings]:
+    """Page-size limits and the cursor secret from ``KEEL_REPOSITORY__*``, checked when resources start.
 
-    Repositories are built by units of work with only a session, so these are
-    class-level defaults; this resource sets them when resources start (and
-    refuses the development cursor secret under ``KEEL_ENV=production``).
+    They travel with this container's session factory (every session's
+    ``info``), not in process-wide state, so two containers in one process
+    keep their own. The development cursor secret is refused under
+    ``KEEL_ENV=production``.
     """
-    configure_repositories(settings)
-    yield settings
+    yield checked_repository_settings(settings)
 
 
-def session_factory_for(engine: AsyncEngine, _configured: KeelSettings) -> async_sessionmaker[AsyncSession]:
-    """The session factory, once the repository defaults are applied."""
-    return create_session_factory(engine)
+def session_factory_for(
+    engine: AsyncEngine, repository_settings: RepositorySettings
+) -> async_sessionmaker[AsyncSession]:
+    """The session factory; its sessions carry the repository settings to the repositories."""
+    return create_session_factory(engine, repository_settings=repository_settings)
 
 
 async def dispose_engine_at_shutdown(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:

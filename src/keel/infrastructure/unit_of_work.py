@@ -30,6 +30,7 @@ from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.infrastructure.database.errors import translate_db_error
 from keel.infrastructure.database.stale_deletes import StaleRowsError
+from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
@@ -76,6 +77,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         # cannot lazy-load an expired attribute, so reading an aggregate after
         # commit would fail with MissingGreenlet.
         session = self.session_factory(expire_on_commit=False)
+        # Queries the unit of work's code writes by hand hide soft-deleted
+        # rows too, whoever built the factory.
+        hide_soft_deleted(session)
         self._session = session
         for name, (repo_cls, model) in _repository_specs(type(self)).items():
             setattr(self, name, self._build_repository(repo_cls, model, session))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -9,7 +10,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from keel.config import DatabaseSettings, KeelSettings
+from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError
 from keel.infrastructure.database.errors import connect_error
 
@@ -66,15 +67,66 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
     return engine
 
 
-def create_session_factory(engine: AsyncEngine, **overrides: Any) -> async_sessionmaker[AsyncSession]:
+#: ``session.info`` keys keel's session factories set; every session inherits its factory's ``info``.
+#: Turns the soft-delete filter on (see ``keel.infrastructure.repository.soft_delete``).
+HIDE_SOFT_DELETED = "keel.hide_soft_deleted"
+#: The :class:`~keel.config.RepositorySettings` repositories on the session use.
+REPOSITORY_SETTINGS = "keel.repository_settings"
+
+_logger = logging.getLogger("keel.repository")
+
+
+def create_session_factory(
+    engine: AsyncEngine,
+    *,
+    repository_settings: KeelSettings | RepositorySettings | None = None,
+    **overrides: Any,
+) -> async_sessionmaker[AsyncSession]:
     """A session factory for units of work.
 
     ``expire_on_commit=False`` so aggregates stay readable after commit (an
-    async session cannot lazy-load an expired attribute implicitly).
+    async session cannot lazy-load an expired attribute implicitly). Its
+    sessions hide soft-deleted rows, and carry ``repository_settings`` (page
+    sizes, cursor secret) to the repositories built on them, so two
+    factories in one process can differ; without it, repositories use the
+    process-wide defaults of ``configure_repositories``. Given whole
+    ``KeelSettings``, the development cursor secret is refused under
+    ``KEEL_ENV=production``.
     """
+    info: dict[str, Any] = {HIDE_SOFT_DELETED: True}
+    if repository_settings is not None:
+        info[REPOSITORY_SETTINGS] = checked_repository_settings(repository_settings)
     options: dict[str, Any] = {"expire_on_commit": False, "autoflush": True}
     options.update(overrides)
+    options["info"] = {**info, **(overrides.get("info") or {})}
     return async_sessionmaker(engine, **options)
+
+
+def checked_repository_settings(settings: KeelSettings | RepositorySettings) -> RepositorySettings:
+    """The repository section of ``settings``, with the cursor secret checked.
+
+    The public development secret is refused when ``settings`` says
+    ``KEEL_ENV=production`` and logged as a warning otherwise (a bare
+    ``RepositorySettings`` does not know the environment: no check).
+    """
+    if isinstance(settings, RepositorySettings):
+        return settings
+    check_cursor_secret(
+        settings.repository.cursor_secret.get_secret_value().encode(), production=settings.env == "production"
+    )
+    return settings.repository
+
+
+def check_cursor_secret(secret: bytes, *, production: bool) -> None:
+    """Refuse the public development cursor secret in production; warn about it elsewhere."""
+    if secret != DEV_CURSOR_SECRET.encode():
+        return
+    if production:
+        raise ConfigurationError(
+            "KEEL_REPOSITORY__CURSOR_SECRET is the development default; set a random secret in production",
+            variables=["KEEL_REPOSITORY__CURSOR_SECRET"],
+        )
+    _logger.warning("cursors are signed with the development secret; set KEEL_REPOSITORY__CURSOR_SECRET")
 
 
 def _database_settings(settings: KeelSettings | DatabaseSettings | None) -> DatabaseSettings:

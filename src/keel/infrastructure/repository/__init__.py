@@ -16,7 +16,7 @@ from keel.infrastructure.repository.filters import (
     filters_from_query,
 )
 from keel.infrastructure.repository.pages import CursorPage, Page
-from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED, IncludeDeleted
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Eq",
     "Filter",
     "In",
+    "IncludeDeleted",
     "IsNull",
     "Like",
     "Ne",

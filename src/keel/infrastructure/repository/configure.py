@@ -1,10 +1,16 @@
-"""Apply :class:`keel.config.RepositorySettings` to the repository classes.
+"""Process-wide repository defaults from :class:`keel.config.RepositorySettings`.
 
-Repositories are built by the unit of work with a session and nothing else,
-so their tuning lives on the class: this sets the defaults that every
-:class:`SqlAlchemyRepository` subclass (and the in-memory twin) inherits.
-A subclass that sets its own ``max_page_size``, ``default_page_size`` or
-``cursor_secret`` keeps it.
+The usual place for repository settings is the session factory:
+``create_session_factory(engine, repository_settings=settings)`` (the
+container does this) puts them in every session's ``info``, where the
+repositories built on those sessions find them, so two containers or
+applications in one process keep their own.
+
+:func:`configure_repositories` sets the fallback for everything else:
+sessions from factories built by hand, and the in-memory twin. It changes
+process-wide state (the base class's ``max_page_size`` and
+``default_page_size``, the default cursor secret); a subclass that sets its
+own ``max_page_size``, ``default_page_size`` or ``cursor_secret`` keeps it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 
 
 def configure_repositories(settings: KeelSettings | RepositorySettings) -> None:
-    """Set page sizes and the cursor secret from settings (the container calls this).
+    """Set the process-wide page sizes and cursor secret (the fallback; see the module docstring).
 
     In ``KEEL_ENV=production`` the development cursor secret is refused.
     """

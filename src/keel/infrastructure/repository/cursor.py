@@ -25,7 +25,6 @@ import enum
 import hashlib
 import hmac
 import json
-import logging
 import math
 import uuid
 from collections.abc import Iterable, Sequence
@@ -40,6 +39,7 @@ from sqlalchemy import inspect
 
 from keel.config import DEV_CURSOR_SECRET
 from keel.cross_cutting.error import ConfigurationError, ValidationError
+from keel.infrastructure.database.engine import check_cursor_secret
 from keel.infrastructure.repository._sorting import SortKey
 from keel.infrastructure.repository.filters import column_python_type, storable_problem, type_adapter
 
@@ -54,7 +54,6 @@ MAX_CURSOR_LENGTH = 8192
 _TAG_BYTES = 32
 _DOMAIN = b"keel.cursor.v1"
 
-_logger = logging.getLogger("keel.repository")
 _secret: bytes = DEV_CURSOR_SECRET.encode()
 
 SecretLike = str | bytes | SecretStr
@@ -71,19 +70,13 @@ def secret_bytes(secret: SecretLike) -> bytes:
 
 
 def set_default_cursor_secret(secret: SecretLike, *, production: bool = False) -> None:
-    """Set the secret repositories sign cursors with when their class sets none.
+    """Set the process-wide secret: for repositories whose class and session factory set none.
 
     With ``production=True`` the development default is refused outright.
     """
     global _secret
     raw = secret_bytes(secret)
-    if raw == DEV_CURSOR_SECRET.encode():
-        if production:
-            raise ConfigurationError(
-                "KEEL_REPOSITORY__CURSOR_SECRET is the development default; set a random secret in production",
-                variables=["KEEL_REPOSITORY__CURSOR_SECRET"],
-            )
-        _logger.warning("cursors are signed with the development secret; set KEEL_REPOSITORY__CURSOR_SECRET")
+    check_cursor_secret(raw, production=production)
     _secret = raw
 
 

@@ -1,37 +1,74 @@
 """Hide soft-deleted rows from every ORM read, relationship loads included.
 
-A ``do_orm_execute`` listener on :class:`~sqlalchemy.orm.Session` adds a
-``with_loader_criteria(... deleted_at IS NULL)`` option to each ORM SELECT,
-so the rule holds for repository queries, hand-written ``select(Model)``,
-``session.get``, and lazy, selectin and joined relationship loads alike; a
-WHERE clause added by the repository alone would miss the relationships.
+A ``do_orm_execute`` listener adds a ``with_loader_criteria(... deleted_at IS
+NULL)`` option to each ORM SELECT, so the rule holds for repository queries,
+hand-written ``select(Model)``, ``session.get``, and lazy, selectin and
+joined relationship loads alike; a WHERE clause added by the repository alone
+would miss the relationships.
 
-Opt out per statement with the execution option ``include_deleted=True``::
+Only sessions that opted in are filtered: those from
+:func:`keel.infrastructure.database.create_session_factory`, those a unit of
+work opens, and those a repository is built on (all mark ``session.info``,
+see :func:`hide_soft_deleted`). Any other ``Session`` in the process (an
+Alembic data migration, a script's own sessionmaker) sees every row.
+
+Opt out per statement with the execution option ``include_deleted=True``, or
+with the loader option :class:`IncludeDeleted` where only options can be
+passed (``session.merge(entity, options=[IncludeDeleted()])``)::
 
     await session.execute(select(Product), execution_options={"include_deleted": True})
 
 Refreshes and expired-attribute loads are never filtered: an entity already
 in hand must stay loadable after it is soft-deleted.
+
+Hiding rows from relationship collections has a cost when deleting for
+good: the ORM cascades a delete (or unlinks children) through the collection
+it loaded, which lacks the soft-deleted children. :func:`load_hidden_dependents`
+puts them back before a repository's ``hard_delete``.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.orm import Mapper, ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy import event, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import (
+    Mapper,
+    ORMExecuteState,
+    RelationshipDirection,
+    RelationshipProperty,
+    Session,
+    UserDefinedOption,
+    with_loader_criteria,
+    with_parent,
+)
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
 
-from keel.infrastructure.database.orm import DELETED_AT, SoftDeleteMixin
+from keel.infrastructure.database.engine import HIDE_SOFT_DELETED
+from keel.infrastructure.database.orm import DELETED_AT, SoftDeleteMixin, model_traits
 
 #: The execution option that turns the filter off for one statement.
 INCLUDE_DELETED = "include_deleted"
+#: The ``session.info`` key that turns the filter on for a session.
+SOFT_DELETE_SESSION = HIDE_SOFT_DELETED
 
 #: Soft-delete classes that do not inherit SoftDeleteMixin (imperatively
 #: mapped domain classes, ``soft_delete_column()`` in a ``__table__``):
 #: class -> attribute name.
 _OTHERS: dict[type[Any], str] = {}
 _options: tuple[ORMOption, ...] | None = None
+
+
+class IncludeDeleted(UserDefinedOption):
+    """Loader option: this statement sees soft-deleted rows (for APIs that take options, not execution options)."""
+
+
+def hide_soft_deleted(session: Session | AsyncSession) -> None:
+    """Turn the soft-delete filter on for ``session``, unless its ``info`` already says otherwise."""
+    session.info.setdefault(SOFT_DELETE_SESSION, True)
 
 
 @event.listens_for(Mapper, "mapper_configured")
@@ -60,9 +97,66 @@ def _criteria() -> tuple[ORMOption, ...]:
 
 @event.listens_for(Session, "do_orm_execute")
 def _hide_soft_deleted(state: ORMExecuteState) -> None:
-    if not state.is_select or state.is_column_load or state.execution_options.get(INCLUDE_DELETED, False):
+    if not state.is_select or state.is_column_load or not state.session.info.get(SOFT_DELETE_SESSION):
+        return
+    if state.execution_options.get(INCLUDE_DELETED, False):
+        return
+    if any(isinstance(option, IncludeDeleted) for option in state.user_defined_options):
         return
     state.statement = state.statement.options(*_criteria())
 
 
-__all__ = ["INCLUDE_DELETED"]
+# --- hard deletes through filtered collections ----------------------------------------
+
+
+@cache
+def _complete_before_delete(mapper: Mapper[Any]) -> tuple[RelationshipProperty[Any], ...]:
+    """The relationships a delete of ``mapper``'s rows must see in full.
+
+    Those whose target is soft-deletable (so a load may have hidden rows)
+    and whose rows the ORM touches on delete: it deletes them (cascade), or
+    removes association rows (many-to-many), or sets their foreign key to
+    NULL (one-to-many). Not with ``passive_deletes``: then the database's
+    ``ON DELETE`` does it, hidden rows included.
+    """
+    found = []
+    for rel in mapper.relationships:
+        if rel.viewonly or rel.passive_deletes or model_traits(rel.mapper.class_).deleted_at is None:
+            continue
+        if rel.cascade.delete or rel.secondary is not None or rel.direction is RelationshipDirection.ONETOMANY:
+            found.append(rel)
+    return tuple(found)
+
+
+async def load_hidden_dependents(session: AsyncSession, entity: object) -> None:
+    """Put soft-deleted rows back into the relationships a delete of ``entity`` goes through.
+
+    Without them the ORM would leave soft-deleted children behind (orphans,
+    or a foreign-key violation) when ``entity`` is deleted for good. Reaches
+    down the delete cascade.
+    """
+    await _load_hidden(session, entity, set(), flushed=False)
+
+
+async def _load_hidden(session: AsyncSession, entity: object, done: set[int], *, flushed: bool) -> bool:
+    state = inspect(entity)
+    relationships = _complete_before_delete(state.mapper)
+    if id(entity) in done or not relationships or not state.persistent:
+        return flushed
+    done.add(id(entity))
+    if not flushed:
+        # Pending changes to the collections reach the database first, so the
+        # reload below cannot drop a child added in this unit of work.
+        await session.flush()
+        flushed = True
+    for rel in relationships:
+        query = select(rel.mapper).where(with_parent(entity, rel.class_attribute))
+        rows = list((await session.scalars(query.execution_options(**{INCLUDE_DELETED: True}))).all())
+        set_committed_value(entity, rel.key, rows if rel.uselist else (rows[0] if rows else None))
+        if rel.cascade.delete:
+            for row in rows:
+                flushed = await _load_hidden(session, row, done, flushed=flushed)
+    return flushed
+
+
+__all__ = ["INCLUDE_DELETED", "SOFT_DELETE_SESSION", "IncludeDeleted", "hide_soft_deleted", "load_hidden_dependents"]

@@ -9,11 +9,14 @@ Subclass it with the model as the type argument and add query methods::
 Every entity it returns or adds is reported to the unit of work (``seen``),
 so events the entity records are collected on commit.
 
-Tuning knobs are class attributes, so a subclass or the container can set
-them without a constructor argument (the unit of work builds repositories
-as ``Repo(session, on_seen=..., model=...)``): :attr:`max_page_size`,
-:attr:`default_page_size` and :attr:`cursor_secret` (None: the process-wide
-default set by :func:`keel.infrastructure.repository.configure_repositories`).
+Tuning knobs (:attr:`max_page_size`, :attr:`default_page_size`,
+:attr:`cursor_secret`) come, most specific first, from the repository's own
+subclass, then from the session: a factory made by
+``create_session_factory(engine, repository_settings=...)`` (the container's
+is) carries its settings in ``session.info``, so two applications in one
+process keep theirs; then from the process-wide defaults of
+:func:`keel.infrastructure.repository.configure_repositories`, for sessions
+from factories built by hand.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.cross_cutting.error import ConfigurationError, NotFoundError, ValidationError
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import translating
+from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.repository._bulk import MixedKeys, attribute_rows, bulk_shape, entity_rows, mapping_rows
 from keel.infrastructure.repository._checks import (
@@ -43,7 +47,7 @@ from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by
 from keel.infrastructure.repository.cursor import SecretLike, default_cursor_secret, secret_bytes
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.pages import CursorPage, Page
-from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED, hide_soft_deleted, load_hidden_dependents
 
 T = TypeVar("T")
 
@@ -60,10 +64,11 @@ class SqlAlchemyRepository(Generic[T]):
     #: The mapped class; taken from the generic argument of the subclass.
     model: type[Any]
     #: Largest page ``paginate``/``paginate_by_cursor`` serve; larger sizes are refused.
+    #: Set on a subclass to override the settings; on this class, the process-wide default.
     max_page_size: ClassVar[int] = 1000
-    #: Page size when the caller gives none.
+    #: Page size when the caller gives none (same precedence).
     default_page_size: ClassVar[int] = 50
-    #: Key that signs cursors; None uses the process-wide default.
+    #: Key that signs cursors; None: the session factory's, else the process-wide default.
     cursor_secret: ClassVar[SecretLike | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -86,6 +91,9 @@ class SqlAlchemyRepository(Generic[T]):
                 f"{type(self).__name__} has no model: subclass SqlAlchemyRepository[Model] or pass model="
             )
         self.session = session
+        # Reads rely on the session-wide soft-delete filter; a session from a
+        # hand-built factory gets it here (an explicit False in info stays).
+        hide_soft_deleted(session)
         self._on_seen = on_seen or _ignore
 
     @property
@@ -247,10 +255,16 @@ class SqlAlchemyRepository(Generic[T]):
         return entity
 
     async def hard_delete(self, entity: T) -> None:
-        """Delete the row for good (version-checked when the model has a version)."""
+        """Delete the row for good (version-checked when the model has a version).
+
+        Relationships the delete cascades through (or unlinks) are reloaded
+        with their soft-deleted rows first, so those are deleted or unlinked
+        too instead of being left behind pointing at a missing row.
+        """
         self._check_type(entity)
         self._on_seen(entity)
         with translating(entity=self.traits.entity):
+            await load_hidden_dependents(self.session, entity)
             await self.session.delete(entity)
 
     async def update_many(
@@ -384,7 +398,7 @@ class SqlAlchemyRepository(Generic[T]):
         :meth:`paginate_by_cursor` for feeds and exports.
         """
         page = check_page(page)
-        size = check_size(size, default=self.default_page_size, maximum=self.max_page_size)
+        size = check_size(size, default=self._setting("default_page_size"), maximum=self._setting("max_page_size"))
         stmt = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
         order = resolve_order_by(self.model, order_by, tie_breaker=True)
         total = await self._count(stmt)
@@ -413,7 +427,7 @@ class SqlAlchemyRepository(Generic[T]):
         made for another query is a :class:`ValidationError`. Page N costs
         what page 1 costs when an index matches the ordering.
         """
-        size = check_size(size, default=self.default_page_size, maximum=self.max_page_size)
+        size = check_size(size, default=self._setting("default_page_size"), maximum=self._setting("max_page_size"))
         keys = sort_keys(self.model, order_by)
         conditions = build_conditions(self.model, where, equals)
         plan = plan_cursor_page(
@@ -491,8 +505,26 @@ class SqlAlchemyRepository(Generic[T]):
 
     # --- helpers -------------------------------------------------------------
 
+    def _setting(self, name: str) -> Any:
+        """A tuning knob: this repository's subclass, else its session factory, else the process default."""
+        own = self.__dict__.get(name)
+        if own is None:
+            for klass in type(self).__mro__:
+                if klass is SqlAlchemyRepository:
+                    break
+                own = klass.__dict__.get(name)
+                if own is not None:
+                    break
+        if own is not None:
+            return own
+        configured = self.session.info.get(REPOSITORY_SETTINGS)
+        if configured is not None:
+            return getattr(configured, name)
+        return getattr(SqlAlchemyRepository, name)
+
     def _cursor_secret(self) -> bytes:
-        return default_cursor_secret() if self.cursor_secret is None else secret_bytes(self.cursor_secret)
+        secret = self._setting("cursor_secret")
+        return default_cursor_secret() if secret is None else secret_bytes(secret)
 
     def _change_marks(self, now: Any = None) -> dict[str, Any]:
         """``version + 1`` and ``updated_at = now`` for set-based changes."""
