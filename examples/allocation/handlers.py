@@ -25,11 +25,13 @@ handlers = HandlerRegistry(commands=[commands])
 
 @handlers.register
 async def add_batch(cmd: CreateBatch, uow: AllocationUnitOfWork) -> None:
+    batch = Batch(cmd.ref, cmd.sku, cmd.qty, cmd.eta)
     async with uow:
         product = await uow.products.get_or_none(cmd.sku)
         if product is None:
-            product = uow.products.add(Product(cmd.sku))
-        product.add_batch(Batch(cmd.ref, cmd.sku, cmd.qty, cmd.eta))
+            uow.products.add(Product(cmd.sku, [batch]))  # a new product starts at version 1
+        else:
+            product.add_batch(batch)  # a change to a stored product: the next version
         await uow.commit()
 
 

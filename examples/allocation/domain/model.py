@@ -86,10 +86,12 @@ class Batch:
 class Product(AggregateRoot):
     """The aggregate: every batch of one sku, changed as a whole.
 
-    ``version`` rises with every change to anything inside the product (a
-    new batch, an allocation, a quantity change). The ORM uses it for
-    optimistic locking, so two concurrent allocations of one sku cannot both
-    commit: the loser gets ``ConcurrencyError`` and the bus retries it.
+    ``version`` starts at 1 (create a product with its first batches) and
+    rises with every change to anything inside a stored product (a new
+    batch, an allocation, a quantity change): a change to a child alone would
+    not touch the product's row. The ORM uses it for optimistic locking, so
+    two concurrent allocations of one sku cannot both commit: the loser gets
+    ``ConcurrencyError`` and the bus retries it.
     """
 
     def __init__(self, sku: str, batches: list[Batch] | None = None, version: int = 1) -> None:

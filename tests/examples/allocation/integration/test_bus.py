@@ -23,6 +23,19 @@ async def allocations_of(container: AllocationContainer, orderid: str) -> list[d
     return await views.allocations(orderid, container.unit_of_work())
 
 
+async def test_a_new_product_is_stored_at_version_1_and_each_later_batch_adds_one(
+    container: AllocationContainer,
+) -> None:
+    """Created with its first batch the product is version 1, in memory and in its row; a second batch: 2."""
+    bus = container.bus()
+    await bus.handle(CreateBatch(ref="b1", sku="LAMP", qty=10))
+    async with container.unit_of_work() as uow:
+        assert (await uow.products.get("LAMP")).version == 1
+    await bus.handle(CreateBatch(ref="b2", sku="LAMP", qty=10))
+    async with container.unit_of_work() as uow:
+        assert (await uow.products.get("LAMP")).version == 2
+
+
 async def test_the_change_quantity_cascade_reallocates_end_to_end(container: AllocationContainer) -> None:
     """ChangeBatchQuantity -> Deallocated -> Allocate: lines move to the next batch; the view follows."""
     bus = container.bus()

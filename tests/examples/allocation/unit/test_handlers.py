@@ -52,6 +52,12 @@ async def product(store: InMemoryStore, sku: str) -> Product:
         return await uow.products.get(sku)
 
 
+async def test_a_new_product_starts_at_version_1(bus: MessageBus, store: InMemoryStore) -> None:
+    """The product created together with its first batch is stored at version 1, not 2."""
+    await bus.handle(CreateBatch(ref="b1", sku="LAMP", qty=10))
+    assert (await product(store, "LAMP")).version == 1
+
+
 async def test_add_batch_creates_the_product_then_adds_to_it(bus: MessageBus, store: InMemoryStore) -> None:
     """The first batch of a sku creates its product; later ones join it."""
     await bus.handle(CreateBatch(ref="b1", sku="CRUNCHY-ARMCHAIR", qty=100))
