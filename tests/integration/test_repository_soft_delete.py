@@ -3,15 +3,55 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import joinedload, lazyload, selectinload, subqueryload
+from sqlalchemy import ForeignKey, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, joinedload, lazyload, mapped_column, relationship, selectinload, subqueryload
 
+from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
 from keel.domain.messages import utcnow
-from keel.infrastructure.repository import INCLUDE_DELETED
-from tests.contract.models import ContractUnitOfWork, Document, Folder, Owner, Tag
+from keel.infrastructure.repository import INCLUDE_DELETED, IncludeDeleted
+from keel.orm import Base, SoftDeleteMixin, VersionMixin
+from tests.contract.models import ContractUnitOfWork, Document, Folder, Item, Owner, Tag
 
 Factory = async_sessionmaker[AsyncSession]
+
+
+class Parent(Base, VersionMixin):
+    __tablename__ = "repo_parents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kids: Mapped[list[Kid]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="Kid.id")
+    pets: Mapped[list[Pet]] = relationship(lazy="selectin", order_by="Pet.id")
+
+
+class Kid(Base, SoftDeleteMixin):
+    """Deleted with its parent (cascade)."""
+
+    __tablename__ = "repo_kids"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("repo_parents.id"))
+    toys: Mapped[list[Toy]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class Toy(Base, SoftDeleteMixin):
+    """Deleted with its kid, two levels below the parent."""
+
+    __tablename__ = "repo_toys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid_id: Mapped[int] = mapped_column(ForeignKey("repo_kids.id"))
+
+
+class Pet(Base, SoftDeleteMixin):
+    """Outlives its parent: the ORM unlinks it (parent_id set to NULL)."""
+
+    __tablename__ = "repo_pets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("repo_parents.id"), default=None)
+
+
+class FamilyUnitOfWork(SqlAlchemyUnitOfWork):
+    parents: SqlAlchemyRepository[Parent]
+    kids: SqlAlchemyRepository[Kid]
+    pets: SqlAlchemyRepository[Pet]
 
 
 @pytest.fixture
@@ -95,3 +135,72 @@ async def test_a_refresh_of_an_entity_deleted_meanwhile_still_loads(session_fact
         await session.flush()
         await session.refresh(tag)
         assert tag.deleted_at is not None
+
+
+async def test_hard_delete_reaches_soft_deleted_children_through_the_cascade(session_factory: Factory) -> None:
+    """Deleting a parent for good deletes its soft-deleted kids and toys too, and unlinks soft-deleted pets."""
+    async with FamilyUnitOfWork(session_factory) as uow:
+        kids = [Kid(id=1, toys=[Toy(id=1), Toy(id=2)]), Kid(id=2, toys=[Toy(id=3)])]
+        uow.parents.add(Parent(id=1, kids=kids, pets=[Pet(id=1), Pet(id=2)]))
+        await uow.commit()
+    async with FamilyUnitOfWork(session_factory) as uow:
+        await uow.kids.delete(await uow.kids.get(2))
+        await uow.pets.delete(await uow.pets.get(2))
+        await uow.commit()
+    async with session_factory() as session:
+        toy = await session.get(Toy, 1)
+        assert toy is not None
+        toy.deleted_at = utcnow()  # a hidden toy under a visible kid
+        await session.commit()
+    async with FamilyUnitOfWork(session_factory) as uow:
+        parent = await uow.parents.get(1)
+        assert [k.id for k in parent.kids] == [1]
+        await uow.parents.hard_delete(parent)
+        await uow.commit()
+    async with session_factory() as session:
+        everything = {INCLUDE_DELETED: True}
+        assert (await session.scalars(select(Kid), execution_options=everything)).all() == []
+        assert (await session.scalars(select(Toy), execution_options=everything)).all() == []
+        pets = (await session.scalars(select(Pet).order_by(Pet.id), execution_options=everything)).all()
+        assert [(p.id, p.parent_id) for p in pets] == [(1, None), (2, None)]
+
+
+async def test_sessions_keel_did_not_open_see_every_row(engine: AsyncEngine, session_factory: Factory) -> None:
+    """A plain sessionmaker's sessions (a data migration, a script) are not filtered; keel's are."""
+    async with ContractUnitOfWork(session_factory) as uow:
+        uow.items.add_many([Item(id=1, name="live"), Item(id=2, name="gone")])
+        await uow.commit()
+    async with ContractUnitOfWork(session_factory) as uow:
+        await uow.items.delete(await uow.items.get(2))
+        await uow.commit()
+    plain = async_sessionmaker(engine)
+    async with plain() as session:
+        assert sorted(i.name for i in await session.scalars(select(Item))) == ["gone", "live"]
+        assert await session.get(Item, 2) is not None
+    async with session_factory() as session:
+        assert [i.name for i in await session.scalars(select(Item))] == ["live"]
+    async with ContractUnitOfWork(plain) as uow:  # a hand-built factory: the unit of work opts in
+        assert [i.name for i in await uow.items.list()] == ["live"]
+        assert [i.name for i in (await uow.session.scalars(select(Item))).all()] == ["live"]
+
+
+async def test_merge_of_a_detached_soft_deleted_entity_updates_it_with_include_deleted(
+    session_factory: Factory,
+) -> None:
+    """session.merge(entity, options=[IncludeDeleted()]) finds the soft-deleted row instead of inserting a copy."""
+    async with ContractUnitOfWork(session_factory) as uow:
+        uow.items.add(Item(id=1, name="a"))
+        await uow.commit()
+    async with ContractUnitOfWork(session_factory) as uow:
+        detached = await uow.items.get(1)
+        await uow.items.delete(detached)
+        await uow.commit()
+    detached.name = "renamed"
+    async with session_factory() as session:
+        merged = await session.merge(detached, options=[IncludeDeleted()])
+        await session.commit()
+    assert merged.version == 3
+    async with ContractUnitOfWork(session_factory) as uow:
+        stored = await uow.items.get(1, include_deleted=True)
+        assert (stored.name, stored.version) == ("renamed", 3)
+        assert await uow.items.count(include_deleted=True) == 1

@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 from sqlalchemy import Identity, String, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork, ValidationError
+from keel.config import KeelSettings, RepositorySettings
+from keel.container import KeelContainer, running
+from keel.infrastructure.database import create_session_factory
 from keel.orm import Base
 from tests.contract.models import ContractUnitOfWork, Item, Plain
 
@@ -207,3 +212,69 @@ async def test_a_value_no_column_type_can_bind_is_a_validation_error(session_fac
             await uow.items.count(Item.created_at >= far)
     assert "OverflowError" in caught.value.message
     assert caught.value.details["entity"] == "Item"
+
+
+async def test_session_factories_carry_their_own_repository_settings(engine: AsyncEngine) -> None:
+    """Two factories on one engine keep their own page limits and cursor secrets; the process defaults stay."""
+    small = create_session_factory(
+        engine, repository_settings=RepositorySettings(max_page_size=5, default_page_size=2, cursor_secret="a")
+    )
+    large = create_session_factory(engine, repository_settings=RepositorySettings(cursor_secret="b"))
+    await seed(small, 6)
+    async with ContractUnitOfWork(small) as uow:
+        first = await uow.items.paginate_by_cursor()
+        assert len(first.items) == 2
+        with pytest.raises(ValidationError):
+            await uow.items.paginate(size=10)
+    async with ContractUnitOfWork(large) as uow:
+        assert len((await uow.items.paginate(size=10)).items) == 6
+        with pytest.raises(ValidationError) as caught:
+            await uow.items.paginate_by_cursor(cursor=first.next_cursor)
+        assert caught.value.errors[0]["type"] == "invalid_cursor"
+    async with ContractUnitOfWork(small) as uow:
+        assert len((await uow.items.paginate_by_cursor(cursor=first.next_cursor)).items) == 2
+    assert (SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size) == (1000, 50)
+
+
+async def test_a_subclass_setting_beats_the_session_factorys(engine: AsyncEngine) -> None:
+    """A repository class that sets max_page_size keeps it whatever the factory carries."""
+
+    class ExportRepository(SqlAlchemyRepository[Item]):
+        max_page_size = 20
+
+    factory = create_session_factory(
+        engine, repository_settings=RepositorySettings(max_page_size=5, default_page_size=5)
+    )
+    await seed(factory, 12)
+    async with factory() as session:
+        assert len((await ExportRepository(session).paginate(size=12)).items) == 12
+        with pytest.raises(ValidationError):
+            await SqlAlchemyRepository(session, model=Item).paginate(size=12)
+
+
+async def test_two_containers_in_one_process_keep_their_repository_settings(tmp_path: Path) -> None:
+    """Starting a second container does not change the first one's page limits or cursor secret."""
+    containers = []
+    for name, maximum in (("a", 3), ("b", 30)):
+        container = KeelContainer()
+        url = f"sqlite+aiosqlite:///{tmp_path / name}.db"
+        settings = KeelSettings(
+            database={"url": url}, repository={"max_page_size": maximum, "default_page_size": 2, "cursor_secret": name}
+        )
+        container.settings.override(providers.Object(settings))
+        containers.append(container)
+    async with running(containers[0]) as first, running(containers[1]) as second:
+        for container in (first, second):
+            async with container.engine().begin() as conn:
+                await conn.run_sync(Base.metadata.create_all, tables=[Item.__table__])
+            await seed(container.session_factory(), 5)
+        async with ContractUnitOfWork(first.session_factory()) as uow:
+            with pytest.raises(ValidationError):
+                await uow.items.paginate(size=4)
+            page = await uow.items.paginate_by_cursor(size=2)
+        async with ContractUnitOfWork(second.session_factory()) as uow:
+            assert len((await uow.items.paginate(size=4)).items) == 4
+            with pytest.raises(ValidationError):
+                await uow.items.paginate_by_cursor(size=2, cursor=page.next_cursor)
+        async with ContractUnitOfWork(first.session_factory()) as uow:
+            assert len((await uow.items.paginate_by_cursor(size=2, cursor=page.next_cursor)).items) == 2

@@ -18,10 +18,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Enum, String
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keel import ConfigurationError, SqlAlchemyRepository, ValidationError
 from keel.config import DEV_CURSOR_SECRET, KeelSettings, RepositorySettings
+from keel.infrastructure.database import create_session_factory
+from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.repository import configure_repositories, set_default_cursor_secret
 from keel.infrastructure.repository._sorting import sort_keys
 from keel.infrastructure.repository.cursor import (
@@ -210,6 +213,22 @@ def test_production_refuses_the_development_cursor_secret() -> None:
         configure_repositories(KeelSettings(env="production"))
     assert "KEEL_REPOSITORY__CURSOR_SECRET" in str(caught.value)
     configure_repositories(KeelSettings(env="production", repository={"cursor_secret": "a real secret"}))
+
+
+def test_a_production_session_factory_refuses_the_development_cursor_secret() -> None:
+    """create_session_factory(engine, repository_settings=KeelSettings(env="production")) checks the secret."""
+    engine = create_async_engine("sqlite+aiosqlite://")
+    with pytest.raises(ConfigurationError) as caught:
+        create_session_factory(engine, repository_settings=KeelSettings(env="production"))
+    assert caught.value.details["variables"] == ["KEEL_REPOSITORY__CURSOR_SECRET"]
+    settings = KeelSettings(
+        env="production", repository={"cursor_secret": "a real secret", "max_page_size": 9, "default_page_size": 9}
+    )
+    factory = create_session_factory(engine, repository_settings=settings, info={"mine": 1})
+    session = factory()
+    assert session.info[REPOSITORY_SETTINGS].max_page_size == 9
+    assert session.info["mine"] == 1
+    assert SqlAlchemyRepository.max_page_size == 1000  # nothing process-wide changed
 
 
 def test_settings_refuse_a_default_size_above_the_maximum(monkeypatch: pytest.MonkeyPatch) -> None:
