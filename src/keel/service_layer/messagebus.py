@@ -238,19 +238,6 @@ class MessageBus:
     ) -> Any:
         if policy.max_attempts == 1:
             return await self._call(handler, message, queue)
-        attempt_state = _Attempt()
-
-        def committed_already(exc: BaseException) -> bool:
-            # Running the handler again would repeat the work it committed (and its events).
-            if attempt_state.committed:
-                logger.warning(
-                    "%s %s failed (%s) after its unit of work committed; not retried",
-                    handler.name,
-                    message.message_type,
-                    exc,
-                    extra={"keel_handler": handler.name, "keel_message": message.message_type},
-                )
-            return attempt_state.committed
 
         def before_sleep(state: RetryCallState) -> None:
             exc, wait = describe_retry(state)
@@ -273,18 +260,37 @@ class MessageBus:
                 },
             )
 
-        async for attempt in policy.retrying(before_sleep, unless=committed_already):
-            with attempt:
-                return await self._call(handler, message, queue, attempt_state)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        try:
+            async for attempt in policy.retrying(before_sleep):
+                with attempt:
+                    return await self._call(handler, message, queue, policy)
+        except _AttemptCommitted as stop:
+            error = stop.error
+        else:  # pragma: no cover
+            raise AssertionError("unreachable: tenacity re-raises the last error")
+        # Running the handler again would repeat the work it committed (and its events).
+        logger.warning(
+            "%s %s failed (%s) after its unit of work committed; not retried",
+            handler.name,
+            message.message_type,
+            error,
+            extra={"keel_handler": handler.name, "keel_message": message.message_type},
+        )
+        raise error  # outside the except block: the error keeps its own context
 
     async def _call(
         self,
         handler: PreparedHandler,
         message: Message,
         queue: deque[DomainEvent],
-        attempt: _Attempt | None = None,
+        policy: RetryPolicy | None = None,
     ) -> Any:
+        """Run ``handler`` once; its committed events join ``queue``.
+
+        Under a retry ``policy``, an error it would retry that comes after the
+        unit of work committed is wrapped in :class:`_AttemptCommitted`, which
+        no policy retries.
+        """
         kwargs: dict[str, Any] = {}
         uow: AbstractUnitOfWork | None = None
         if handler.wants_uow:
@@ -296,22 +302,27 @@ class MessageBus:
             if inspect.isawaitable(result):
                 result = await result
             return result
+        except Exception as exc:
+            if policy is not None and uow is not None and uow.committed and policy.retries(exc):
+                raise _AttemptCommitted(exc) from None
+            raise
         finally:
             # Only committed work has events to collect, so this is right
             # even when the handler failed after an earlier commit.
             if uow is not None:
                 queue.extend(uow.collect_new_events())
-                if attempt is not None:
-                    attempt.committed = uow.committed
 
 
-class _Attempt:
-    """What the bus knows about the latest attempt at one message."""
+class _AttemptCommitted(BaseException):
+    """Carries a handler's error out of the retry loop: its unit of work had committed.
 
-    __slots__ = ("committed",)
+    A ``BaseException``, so that no policy's ``retry_on`` matches it; it never
+    leaves :meth:`MessageBus._run`.
+    """
 
-    def __init__(self) -> None:
-        self.committed = False
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _name(message_type: type[Any]) -> str:

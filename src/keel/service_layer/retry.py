@@ -13,14 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_base,
-    retry_if_exception,
-    retry_if_exception_type,
-    stop_after_attempt,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity import wait_exponential as _wait_exponential
 from tenacity import wait_random as _wait_random
 
@@ -58,28 +51,16 @@ class RetryPolicy:
         """Whether ``exc`` is worth another attempt under this policy."""
         return isinstance(exc, self.retry_on)
 
-    def retrying(
-        self,
-        before_sleep: Callable[[RetryCallState], Awaitable[None] | None] | None = None,
-        *,
-        unless: Callable[[BaseException], bool] | None = None,
-    ) -> AsyncRetrying:
-        """A fresh tenacity controller for one message (it holds per-call state).
-
-        ``unless(exc)`` returning True stops the retries even for an error the
-        policy retries (the bus uses it for an attempt that already committed).
-        """
+    def retrying(self, before_sleep: Callable[[RetryCallState], Awaitable[None] | None] | None = None) -> AsyncRetrying:
+        """A fresh tenacity controller for one message (it holds per-call state)."""
         kwargs: dict[str, Any] = {}
         if before_sleep is not None:
             kwargs["before_sleep"] = before_sleep
-        retry: retry_base = retry_if_exception_type(self.retry_on)
-        if unless is not None:
-            retry = retry & retry_if_exception(lambda exc: not unless(exc))
         return AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=_wait_exponential(multiplier=self.initial_backoff, max=self.max_backoff)
             + _wait_random(0, self.jitter),
-            retry=retry,
+            retry=retry_if_exception_type(self.retry_on),
             reraise=True,
             **kwargs,
         )
