@@ -268,8 +268,10 @@ def restore_repository_defaults() -> Any:
 
 @pytest.mark.usefixtures("restore_repository_defaults")
 async def test_starting_the_container_applies_the_repository_settings(db_path: Path) -> None:
-    """KEEL_REPOSITORY__* reach the repositories once resources start."""
+    """KEEL_REPOSITORY__* reach the repositories on the container's sessions, not process-wide defaults."""
+    from keel import ValidationError
     from keel.infrastructure.repository import SqlAlchemyRepository
+    from tests.models import Counter
 
     container = PingContainer()
     container.settings.override(
@@ -280,9 +282,10 @@ async def test_starting_the_container_applies_the_repository_settings(db_path: P
             )
         )
     )
-    async with running(container):
-        assert SqlAlchemyRepository.max_page_size == 7
-        assert SqlAlchemyRepository.default_page_size == 5
+    async with running(container), container.session_factory()() as session:
+        with pytest.raises(ValidationError):
+            await SqlAlchemyRepository(session, model=Counter).paginate(size=8)
+    assert SqlAlchemyRepository.max_page_size == 1000
 
 
 @pytest.mark.usefixtures("restore_repository_defaults")
