@@ -160,3 +160,18 @@ async def test_a_pending_change_and_update_many_on_the_same_row_are_two_updates(
     async with new_uow() as uow:
         stored = await uow.items.get(item_id)
     assert (stored.name, stored.rank, stored.version) == ("changed", 50, 3)
+
+
+async def test_a_copy_from_an_earlier_unit_of_work_added_back_is_saved_once(new_uow: NewUow) -> None:
+    """Re-adding a detached copy with a change, then querying, then committing is one version-checked UPDATE."""
+    item_id = await add_item(new_uow)
+    async with new_uow() as uow:
+        copy = await uow.items.get(item_id)
+    async with new_uow() as uow:
+        copy.name = "renamed"
+        uow.items.add(copy)
+        assert await uow.items.count(name="renamed") == 1
+        await uow.commit()
+    async with new_uow() as uow:
+        stored = await uow.items.get(item_id)
+    assert (stored.name, stored.version) == ("renamed", 2)

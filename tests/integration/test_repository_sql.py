@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from dependency_injector import providers
 from sqlalchemy import Identity, String, event, func, select
+from sqlalchemy.exc import InvalidRequestError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork, ValidationError
+from keel import DatabaseError, SqlAlchemyRepository, SqlAlchemyUnitOfWork, ValidationError
 from keel.config import KeelSettings, RepositorySettings
 from keel.container import KeelContainer, running
 from keel.infrastructure.database import create_session_factory
+from keel.infrastructure.database._translate import translating
 from keel.orm import Base
 from tests.contract.models import ContractUnitOfWork, Item, Plain
 
@@ -278,3 +280,13 @@ async def test_two_containers_in_one_process_keep_their_repository_settings(tmp_
                 await uow.items.paginate_by_cursor(size=2, cursor=page.next_cursor)
         async with ContractUnitOfWork(first.session_factory()) as uow:
             assert len((await uow.items.paginate_by_cursor(size=2, cursor=page.next_cursor)).items) == 2
+
+
+def test_statement_errors_raised_before_the_driver_are_keel_errors() -> None:
+    """A value that cannot be bound is a ValidationError; any other failure to prepare is a DatabaseError."""
+    unbindable = StatementError("boom", "SELECT :x", {"x": "secret"}, OverflowError("date value out of range"))
+    with pytest.raises(ValidationError) as caught, translating(entity="Item"):
+        raise unbindable
+    assert "secret" not in caught.value.message
+    with pytest.raises(DatabaseError), translating():
+        raise StatementError("boom", "SELECT :x", {}, InvalidRequestError("a value is required for bind parameter"))
