@@ -213,7 +213,7 @@ class Workspace:
                 if state == baseline.state:
                     continue
                 if state[0] != baseline.state[0]:
-                    _apply_update_defaults(model, entity, now)
+                    _apply_update_defaults(model, entity, now, previous=_flushed_version(model, baseline))
                     state = state_of(entity)
                 baseline.state, baseline.flushed = state, True
                 continue
@@ -227,7 +227,7 @@ class Workspace:
             elif held is not _MISSING:
                 # A copy from an earlier unit of work, added back: an UPDATE if it differs.
                 if _columns_changed(model, entity, None, committed):
-                    _apply_update_defaults(model, entity, now)
+                    _apply_update_defaults(model, entity, now, previous=held)
                 self._baselines[row_id] = _Baseline(held, state_of(entity), flushed=True)
             # else: a new row whose key is taken; commit reports the conflict.
 
@@ -302,11 +302,13 @@ class Workspace:
             self.store.table(row_id[0]).pop(row_id[1], None)
         for row_id, entity, is_new in writes:
             model, key = row_id
+            baseline = self._baselines.get(row_id)
             if is_new:
                 apply_insert_defaults(model, entity)
-            elif _columns_changed(model, entity, self._baselines.get(row_id), self.store.table(model).get(key)):
+            elif _columns_changed(model, entity, baseline, self.store.table(model).get(key)):
                 # Changed since the last write in this workspace: one more UPDATE.
-                _apply_update_defaults(model, entity, now)
+                previous = _flushed_version(model, baseline) if baseline is not None else entity.__dict__.get(_READ_AT)
+                _apply_update_defaults(model, entity, now, previous=previous)
             stored = copy.deepcopy(entity)
             stored.__dict__.pop(_READ_AT, None)
             self.store.table(model)[key] = stored
@@ -375,11 +377,27 @@ def _columns_changed(model: type[Any], entity: Any, baseline: _Baseline | None, 
     return committed is None or any(entity.__dict__.get(k) != committed.__dict__.get(k) for k in keys)
 
 
-def _apply_update_defaults(model: type[Any], entity: Any, now: Any) -> None:
-    """``version + 1`` and ``onupdate`` columns, as the UPDATE would apply them."""
+def _flushed_version(model: type[Any], baseline: _Baseline) -> Any:
+    """The version the row had at the last flush (what the UPDATE's WHERE would hold)."""
+    traits = model_traits(model)
+    if traits.version is None:
+        return _MISSING
+    columns = baseline.state[0] if isinstance(baseline.state, tuple) and len(baseline.state) == 2 else ()
+    return dict(columns).get(traits.version, _MISSING)
+
+
+def _apply_update_defaults(model: type[Any], entity: Any, now: Any, previous: Any = _MISSING) -> None:
+    """``version + 1`` and ``onupdate`` columns, as the UPDATE would apply them.
+
+    Like SQLAlchemy's version counter, the new version is the one the row had
+    (``previous``) plus one, whatever the entity's attribute says: an
+    aggregate that bumps its own version to force a conflict check (as the
+    allocation example's Product does) ends one higher, not two.
+    """
     traits = model_traits(model)
     if traits.version is not None:
-        setattr(entity, traits.version, (getattr(entity, traits.version) or 0) + 1)
+        base = getattr(entity, traits.version) if previous is _MISSING or previous is None else previous
+        setattr(entity, traits.version, (base or 0) + 1)
     for prop in mapper_of(model).column_attrs:
         if prop.key == traits.updated_at:
             setattr(entity, prop.key, now)
