@@ -56,6 +56,8 @@ async def test_a_new_product_starts_at_version_1(bus: MessageBus, store: InMemor
     """The product created together with its first batch is stored at version 1, not 2."""
     await bus.handle(CreateBatch(ref="b1", sku="LAMP", qty=10))
     assert (await product(store, "LAMP")).version == 1
+    await bus.handle(Allocate(orderid="o1", sku="LAMP", qty=1))
+    assert (await product(store, "LAMP")).version == 2  # one per change, as on SQL
 
 
 async def test_add_batch_creates_the_product_then_adds_to_it(bus: MessageBus, store: InMemoryStore) -> None:
