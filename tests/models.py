@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, String, Table
+from sqlalchemy import Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keel import AggregateRoot, DomainEvent, SqlAlchemyRepository, SqlAlchemyUnitOfWork
@@ -37,6 +37,22 @@ class Counter(Base, AggregateRoot, VersionMixin, TimestampMixin):
     __tablename__ = "core_counters"
     id: Mapped[int] = mapped_column(primary_key=True)
     value: Mapped[int] = mapped_column(default=0)
+
+
+class Animal(Base, VersionMixin):
+    """Joined-table inheritance: the version lives on the base table."""
+
+    __tablename__ = "core_animals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "animal"}
+
+
+class Dog(Animal):
+    __tablename__ = "core_dogs"
+    id: Mapped[int] = mapped_column(ForeignKey("core_animals.id"), primary_key=True)
+    bark: Mapped[str] = mapped_column(String(16), default="woof")
+    __mapper_args__ = {"polymorphic_identity": "dog"}
 
 
 class ProductRepository(SqlAlchemyRepository[Product]):

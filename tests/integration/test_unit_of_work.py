@@ -451,3 +451,29 @@ async def test_committed_says_whether_the_unit_of_work_ever_committed(
         (await uow.counters.get(1)).value = 6
         await uow.commit()
     assert uow.committed
+
+
+async def test_stale_deletes_across_a_class_and_its_subclass_are_caught(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Deleting a stale base-class row and a stale subclass row in one flush raises ConcurrencyError."""
+    from sqlalchemy import update
+
+    from tests.models import Animal, Dog
+
+    async with session_factory() as session:
+        session.add_all([Animal(id=1), Dog(id=2)])
+        await session.commit()
+    assert Dog.__mapper__.version_id_col is Animal.__mapper__.version_id_col
+    async with AppUnitOfWork(session_factory) as uow:
+        animals = (await uow.session.scalars(select(Animal).order_by(Animal.id))).all()
+        assert [type(a) for a in animals] == [Animal, Dog]
+        async with session_factory() as other:
+            await other.execute(update(Animal).values(version=Animal.version + 1))
+            await other.commit()
+        for animal in animals:
+            await uow.session.delete(animal)
+        with pytest.raises(ConcurrencyError):
+            await uow.commit()
+    async with session_factory() as session:
+        assert (await session.scalars(select(Animal.id).order_by(Animal.id))).all() == [1, 2]

@@ -54,7 +54,16 @@ class Base(AsyncAttrs, DeclarativeBase):
 
     def __init_subclass__(cls, **kw: Any) -> None:
         own = cls.__dict__.get("__mapper_args__")
-        if issubclass(cls, VersionMixin) and isinstance(own, dict) and "version_id_col" not in own:
+        # A subclass of a mapped, versioned class inherits its parent's version
+        # column from the mapper; naming the mixin's column again would give it
+        # a second, conflicting one.
+        inherits_mapping = any("__mapper__" in klass.__dict__ for klass in cls.__mro__[1:])
+        if (
+            issubclass(cls, VersionMixin)
+            and not inherits_mapping
+            and isinstance(own, dict)
+            and "version_id_col" not in own
+        ):
             cls.__mapper_args__ = {**own, "version_id_col": _version_column_of(cls)}
         super().__init_subclass__(**kw)
 

@@ -93,14 +93,17 @@ def _lock_and_check_versions(mapper: Mapper[Any], connection: Connection, target
         return
     # Every row of this version column the flush deletes: SQLAlchemy batches
     # them per table, and checks the count only for a batch of one.
+    # Grouped by the base mapper: rows of a class and of its subclasses go out
+    # in one batch on the base table.
+    base = mapper.base_mapper
     group = [
         other
         for other, (is_delete, list_only) in flush.states.items()
-        if is_delete and not list_only and other.mapper.version_id_col is column
+        if is_delete and not list_only and other.mapper.base_mapper is base and other.mapper.version_id_col is not None
     ]
     handled.update(group)
     if len(group) > 1:
-        _check(connection, mapper, column, group)
+        _check(connection, base, base.version_id_col if base.version_id_col is not None else column, group)
 
 
 def _flush_of(state: InstanceState[Any]) -> UOWTransaction | None:
@@ -117,11 +120,12 @@ def _check(
     primary_key = mapper.base_mapper.primary_key
     if any(key.table is not column.table for key in primary_key):
         return  # the version lives in another table than the key: not a layout keel produces
-    version_key = mapper.get_property_by_column(column).key
     held: dict[tuple[Any, ...], Any] = {}
     for state in group:
-        if state.identity is None:
+        own_column = state.mapper.version_id_col
+        if state.identity is None or own_column is None:
             continue
+        version_key = state.mapper.get_property_by_column(own_column).key
         version = state.committed_state.get(version_key, state.dict.get(version_key))
         if version is not None:
             held[tuple(state.identity)] = version
@@ -134,7 +138,10 @@ def _check(
         where = (
             primary_key[0].in_([key[0] for key in chunk]) if len(primary_key) == 1 else tuple_(*primary_key).in_(chunk)
         )
-        rows = connection.execute(select(*primary_key, column).where(where).with_for_update())
+        # Locked in key order, the order SQLAlchemy's own DELETEs take the
+        # locks in, so this check cannot deadlock where plain deletes would not.
+        stmt = select(*primary_key, column).where(where).order_by(*primary_key).with_for_update()
+        rows = connection.execute(stmt)
         found.update((tuple(row[:-1]), row[-1]) for row in rows)
     stale = [(_identity(key), version) for key, version in held.items() if found.get(key) != version]
     if stale:
