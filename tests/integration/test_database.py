@@ -312,3 +312,28 @@ async def test_postgres_pool_opens_up_to_max_connections_then_waits_pool_timeout
             assert await uow.counters.get_or_none(1) is None
     finally:
         await engine.dispose()
+
+
+async def test_a_unit_of_work_inside_another_on_in_memory_sqlite_fails_at_once() -> None:
+    """The task holding the only in-memory connection gets UnitOfWorkError, not a pool timeout."""
+    import time
+
+    from keel import UnitOfWorkError
+    from keel.config import DatabaseSettings
+    from keel.infrastructure.database import create_engine, create_session_factory
+    from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
+
+    engine = create_engine(DatabaseSettings(url="sqlite+aiosqlite:///:memory:", pool_timeout=30))
+    factory = create_session_factory(engine)
+    started = time.monotonic()
+    try:
+        async with SqlAlchemyUnitOfWork(factory) as outer:
+            await outer.session.execute(text("SELECT 1"))
+            with pytest.raises(UnitOfWorkError, match="already holds"):
+                async with SqlAlchemyUnitOfWork(factory) as inner:
+                    await inner.session.execute(text("SELECT 1"))
+        async with SqlAlchemyUnitOfWork(factory) as again:  # returned: the next one gets it
+            assert (await again.session.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+    assert time.monotonic() - started < 10

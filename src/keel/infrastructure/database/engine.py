@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
-from keel.cross_cutting.error import ConfigurationError
+from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
 from keel.infrastructure.database.errors import connect_error
 
 
@@ -38,7 +39,7 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
             kwargs["connect_args"]["check_same_thread"] = False
             # Never replaced while the engine lives: a new connection is a new, empty database.
             kwargs.update(
-                poolclass=AsyncAdaptedQueuePool,
+                poolclass=TurnTakingPool,
                 pool_size=1,
                 max_overflow=0,
                 pool_timeout=db.pool_timeout,
@@ -65,6 +66,41 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
     if db.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class TurnTakingPool(AsyncAdaptedQueuePool):
+    """The one connection of an in-memory SQLite database, taken in turns.
+
+    A task that asks for it while it already holds it (a unit of work opened
+    inside another one, say a command sent from inside a handler's open unit
+    of work) would wait for itself until ``pool_timeout``, and the bus would
+    retry that as a transient failure. It gets a :class:`UnitOfWorkError` at
+    once instead.
+    """
+
+    _holder: asyncio.Task[Any] | None = None
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        task = _current_task()
+        if task is not None and task is self._holder:
+            raise UnitOfWorkError(
+                "this task already holds the in-memory SQLite database's only connection: close the open "
+                "unit of work before starting another, or use a SQLite file, which allows several connections"
+            )
+        record = super()._do_get()
+        self._holder = task
+        return record
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        self._holder = None
+        super()._do_return_conn(record)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: a synchronous caller
+        return None
 
 
 #: ``session.info`` keys keel's session factories set; every session inherits its factory's ``info``.
