@@ -25,7 +25,7 @@ import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, insert, inspect, select, text, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConfigurationError, NotFoundError, ValidationError
@@ -34,6 +34,7 @@ from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.repository._bulk import MixedKeys, attribute_rows, bulk_shape, entity_rows, mapping_rows
+from keel.infrastructure.repository._bulk_insert import execute_insert
 from keel.infrastructure.repository._checks import (
     check_page,
     check_size,
@@ -157,14 +158,16 @@ class SqlAlchemyRepository(Generic[T]):
             return len(entities)
         try:
             if not entities:
-                return await self._execute_insert(mapping_rows(self.model, batch, utcnow()), None)  # type: ignore[arg-type]
+                return await execute_insert(self.session, self.model, mapping_rows(self.model, batch, utcnow()), None)  # type: ignore[arg-type]
             rows, read_keys = entity_rows(self.model, entities, utcnow())
         except MixedKeys:
             raise ValidationError(
                 f"insert_many needs every {self.traits.entity} with a key, or every one without",
                 errors=[error("items", "some entities have keys and some do not")],
             ) from None
-        inserted = await self._execute_insert(rows, shape.generated_key if read_keys else None, entities)
+        inserted = await execute_insert(
+            self.session, self.model, rows, shape.generated_key if read_keys else None, entities
+        )
         for entity in entities:
             self._on_seen(entity)
         return inserted
@@ -176,60 +179,6 @@ class SqlAlchemyRepository(Generic[T]):
         for name, value in row.items():
             setattr(entity, name, value)
         return entity
-
-    async def _execute_insert(
-        self, rows: builtins.list[dict[str, Any]], read_key: str | None, entities: Sequence[Any] = ()
-    ) -> int:
-        # A Core INSERT on the table: the ORM's per-row bulk bookkeeping buys
-        # nothing here, as the entities are not tracked. Pending ORM changes
-        # (a parent row, say) are flushed first, as an ORM statement would.
-        table: Any = inspect(self.model).local_table
-        with translating(entity=self.traits.entity):
-            await self.session.flush()
-            if read_key is None:
-                await self.session.execute(insert(table), rows)
-                return len(rows)
-            column = table.c[inspect(self.model).get_property(read_key).columns[0].key]
-            keys = await self._reserve_keys(table, column, len(rows))
-            if keys is not None:
-                for row, key in zip(rows, keys, strict=True):
-                    row[column.key] = key
-                await self.session.execute(insert(table), rows)
-            else:
-                result = await self.session.execute(insert(table).returning(column, sort_by_parameter_order=True), rows)
-                keys = builtins.list(result.scalars().all())
-        for entity, key in zip(entities, keys, strict=True):
-            entity.__dict__[read_key] = key
-        return len(keys)
-
-    async def _reserve_keys(self, table: Any, column: Any, count: int) -> builtins.list[Any] | None:
-        """On PostgreSQL, take ``count`` values of the key's sequence in one query.
-
-        Sending the keys with the rows spares the INSERT its ``RETURNING``
-        and the re-ordering SQLAlchemy needs to match returned keys to rows,
-        which is what keeps ``insert_many`` level with a hand-written INSERT.
-        Elsewhere (or without a sequence) None: read them back instead.
-        """
-        bind = self.session.bind
-        if bind is None or bind.dialect.name != "postgresql":
-            return None
-        identity = getattr(column, "identity", None)
-        if identity is not None and identity.always:
-            return None  # GENERATED ALWAYS refuses explicit values: read the keys back instead
-        sequence = await self.session.scalar(
-            text("SELECT pg_get_serial_sequence(:table, :column)"),
-            # The table name is parsed as SQL (case-folded unless quoted); the column is taken literally.
-            {"table": bind.dialect.identifier_preparer.format_table(table), "column": column.name},
-        )
-        if sequence is None:
-            return None
-        # One array instead of `count` rows: decoding 100,000 result rows would
-        # cost more than the INSERT saves.
-        reserved = await self.session.scalar(
-            text("SELECT array_agg(nextval(CAST(:sequence AS regclass))) FROM generate_series(1, :count)"),
-            {"sequence": sequence, "count": count},
-        )
-        return builtins.list(reserved)
 
     async def delete(self, entity: T) -> None:
         """Soft-delete (set ``deleted_at``) when the model supports it, else delete the row.
