@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar, get_args, get_origin
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 
 from keel.cross_cutting.error import ConfigurationError, NotFoundError, ValidationError
 from keel.domain.messages import utcnow
-from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.repository import CursorPage, Page
+from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
 from keel.infrastructure.repository._checks import check_update_values, coerce_identity, validate_limit
 from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
 from keel.infrastructure.repository.filters import Condition, build_conditions
@@ -41,14 +41,8 @@ from keel.testing.store import InMemoryStore, Workspace, apply_insert_defaults, 
 
 T = TypeVar("T")
 
-SeenCallback = Callable[[object], None]
 
-
-def _ignore(_: object) -> None:
-    return None
-
-
-class InMemoryRepository(Generic[T]):
+class InMemoryRepository(RepositoryBase[T]):
     """Repository over a :class:`Workspace`.
 
     Standalone, ``InMemoryRepository(model=Product)`` (or a subclass of
@@ -56,22 +50,8 @@ class InMemoryRepository(Generic[T]):
     visible to it at once, as inside one open unit of work.
     """
 
-    model: type[Any]
     # max_page_size, default_page_size and cursor_secret: set them on a
     # subclass like on SqlAlchemyRepository; unset, that class's values apply.
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for base in getattr(cls, "__orig_bases__", ()):
-            args = get_args(base)
-            origin = get_origin(base)
-            if (
-                isinstance(origin, type)
-                and issubclass(origin, InMemoryRepository)
-                and args
-                and isinstance(args[0], type)
-            ):
-                cls.model = args[0]
 
     def __init__(
         self,
@@ -80,19 +60,9 @@ class InMemoryRepository(Generic[T]):
         on_seen: SeenCallback | None = None,
         model: type[T] | None = None,
     ) -> None:
-        if model is not None:
-            self.model = model
-        if getattr(self, "model", None) is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} has no model: use InMemoryRepository[Model] or pass model="
-            )
+        self._bind(model, on_seen)
         mapper_of(self.model)
         self.workspace = workspace if workspace is not None else Workspace(InMemoryStore())
-        self._on_seen = on_seen or _ignore
-
-    @property
-    def traits(self) -> ModelTraits:
-        return model_traits(self.model)
 
     @property
     def store(self) -> InMemoryStore:
@@ -142,25 +112,6 @@ class InMemoryRepository(Generic[T]):
             self.workspace.detach(self.model, entity)
             self._on_seen(entity)
         return len(entities)
-
-    async def delete(self, entity: T) -> None:
-        """Soft-delete (set ``deleted_at``) when the model supports it, else delete for good."""
-        self._check_type(entity)
-        deleted_at = self.traits.deleted_at
-        if deleted_at is None:
-            await self.hard_delete(entity)
-            return
-        self._on_seen(entity)
-        if getattr(entity, deleted_at) is None:
-            setattr(entity, deleted_at, utcnow())
-
-    async def restore(self, entity: T) -> T:
-        """Undo a soft delete."""
-        self._check_type(entity)
-        deleted_at = self._require_soft_delete("restore")
-        self._on_seen(entity)
-        setattr(entity, deleted_at, None)
-        return entity
 
     async def hard_delete(self, entity: T) -> None:
         """Delete the row for good (version-checked on commit)."""
@@ -330,11 +281,6 @@ class InMemoryRepository(Generic[T]):
         rows = rows[offset:] if limit is None else rows[offset : offset + limit]
         return self._hand_out(rows)
 
-    def _track(self, entity: T) -> T:
-        """Mark an entity loaded by custom code as seen; returns it."""
-        self._on_seen(entity)
-        return entity
-
     # --- helpers -------------------------------------------------------------
 
     def _matching(
@@ -369,26 +315,6 @@ class InMemoryRepository(Generic[T]):
             self._on_seen(entity)
             entities.append(entity)
         return entities
-
-    def _is_deleted(self, entity: object) -> bool:
-        deleted_at = self.traits.deleted_at
-        return deleted_at is not None and getattr(entity, deleted_at) is not None
-
-    def _require_soft_delete(self, action: str) -> str:
-        deleted_at = self.traits.deleted_at
-        if deleted_at is None:
-            raise ValidationError(
-                f"{self.traits.entity} has no soft delete; cannot {action}",
-                errors=[{"loc": ["entity"], "msg": "model has no deleted_at column", "type": "value_error"}],
-            )
-        return deleted_at
-
-    def _check_type(self, entity: object) -> None:
-        if not isinstance(entity, self.model):
-            raise ValidationError(
-                f"{type(self).__name__} stores {self.model.__name__}, not {type(entity).__name__}",
-                errors=[{"loc": ["entity"], "msg": f"expected {self.model.__name__}", "type": "type_error"}],
-            )
 
 
 @functools.cache

@@ -22,17 +22,17 @@ from factories built by hand.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.cross_cutting.error import ConfigurationError, NotFoundError, ValidationError
+from keel.cross_cutting.error import NotFoundError, ValidationError
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
-from keel.infrastructure.database.orm import ModelTraits, model_traits
+from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, model_from_generic
 from keel.infrastructure.repository._bulk import MixedKeys, attribute_rows, bulk_shape, entity_rows, mapping_rows
 from keel.infrastructure.repository._bulk_insert import execute_insert
 from keel.infrastructure.repository._checks import (
@@ -52,18 +52,10 @@ from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED, hide_sof
 
 T = TypeVar("T")
 
-SeenCallback = Callable[[object], None]
 
-
-def _ignore(_: object) -> None:
-    return None
-
-
-class SqlAlchemyRepository(Generic[T]):
+class SqlAlchemyRepository(RepositoryBase[T]):
     """Generic repository over one mapped class ``T``, bound to one session."""
 
-    #: The mapped class; taken from the generic argument of the subclass.
-    model: type[Any]
     #: Largest page ``paginate``/``paginate_by_cursor`` serve; larger sizes are refused.
     #: Set on a subclass to override the settings; on this class, the process-wide default.
     max_page_size: ClassVar[int] = 1000
@@ -72,12 +64,6 @@ class SqlAlchemyRepository(Generic[T]):
     #: Key that signs cursors; None: the session factory's, else the process-wide default.
     cursor_secret: ClassVar[SecretLike | None] = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        model = model_from_generic(cls)
-        if model is not None:
-            cls.model = model
-
     def __init__(
         self,
         session: AsyncSession,
@@ -85,22 +71,11 @@ class SqlAlchemyRepository(Generic[T]):
         on_seen: SeenCallback | None = None,
         model: type[T] | None = None,
     ) -> None:
-        if model is not None:
-            self.model = model
-        if getattr(self, "model", None) is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} has no model: subclass SqlAlchemyRepository[Model] or pass model="
-            )
+        self._bind(model, on_seen)
         self.session = session
         # Reads rely on the session-wide soft-delete filter; a session from a
         # hand-built factory gets it here (an explicit False in info stays).
         hide_soft_deleted(session)
-        self._on_seen = on_seen or _ignore
-
-    @property
-    def traits(self) -> ModelTraits:
-        """Primary key and keel columns of :attr:`model`."""
-        return model_traits(self.model)
 
     # --- writes --------------------------------------------------------------
 
@@ -178,29 +153,6 @@ class SqlAlchemyRepository(Generic[T]):
         entity = inspect(self.model).class_manager.new_instance()
         for name, value in row.items():
             setattr(entity, name, value)
-        return entity
-
-    async def delete(self, entity: T) -> None:
-        """Soft-delete (set ``deleted_at``) when the model supports it, else delete the row.
-
-        A soft delete is an ordinary change: on flush ``version`` rises and
-        ``updated_at`` moves, and a stale copy raises ``ConcurrencyError``.
-        """
-        self._check_type(entity)
-        deleted_at = self.traits.deleted_at
-        if deleted_at is None:
-            await self.hard_delete(entity)
-            return
-        self._on_seen(entity)
-        if getattr(entity, deleted_at) is None:
-            setattr(entity, deleted_at, utcnow())
-
-    async def restore(self, entity: T) -> T:
-        """Undo a soft delete (load it with ``get(id, include_deleted=True)``)."""
-        self._check_type(entity)
-        deleted_at = self._require_soft_delete("restore")
-        self._on_seen(entity)
-        setattr(entity, deleted_at, None)
         return entity
 
     async def hard_delete(self, entity: T) -> None:
@@ -447,11 +399,6 @@ class SqlAlchemyRepository(Generic[T]):
             result = await self.session.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def _track(self, entity: T) -> T:
-        """Mark an entity loaded by custom code as seen; returns it."""
-        self._on_seen(entity)
-        return entity
-
     # --- helpers -------------------------------------------------------------
 
     def _setting(self, name: str) -> Any:
@@ -490,43 +437,12 @@ class SqlAlchemyRepository(Generic[T]):
             return []
         return [getattr(self.model, deleted_at).is_(None)]
 
-    def _is_deleted(self, entity: T) -> bool:
-        deleted_at = self.traits.deleted_at
-        return deleted_at is not None and getattr(entity, deleted_at) is not None
-
-    def _require_soft_delete(self, action: str) -> str:
-        deleted_at = self.traits.deleted_at
-        if deleted_at is None:
-            raise ValidationError(
-                f"{self.traits.entity} has no soft delete; cannot {action}",
-                errors=[error("entity", "model has no deleted_at column")],
-            )
-        return deleted_at
-
-    def _check_type(self, entity: object) -> None:
-        if not isinstance(entity, self.model):
-            raise ValidationError(
-                f"{type(self).__name__} stores {self.model.__name__}, not {type(entity).__name__}",
-                errors=[error("entity", f"expected {self.model.__name__}", "type_error")],
-            )
-
     def _identity_of(self, entity: T) -> tuple[Any, ...]:
         return tuple(getattr(entity, name) for name in self.traits.primary_key)
 
     def _coerce_identity(self, id: Any) -> tuple[Any, ...]:
         """Check a primary key value against the key's column types."""
         return coerce_identity(self.model, id)
-
-
-def model_from_generic(cls: type) -> type[Any] | None:
-    """The model ``M`` of a ``class R(SqlAlchemyRepository[M])`` (or a subclass of one)."""
-    for base in getattr(cls, "__orig_bases__", ()):
-        origin = get_origin(base)
-        if isinstance(origin, type) and issubclass(origin, SqlAlchemyRepository):
-            args = get_args(base)
-            if args and isinstance(args[0], type):
-                return args[0]
-    return None
 
 
 def _mode(include_deleted: bool, only_deleted: bool) -> str:

@@ -1,0 +1,114 @@
+"""What every repository shares, whatever it stores into: SQL or the in-memory twin.
+
+The model from the generic argument, the entity checks, reporting entities to
+the unit of work, and soft delete/restore (which only set ``deleted_at``:
+storing the change is the concrete repository's business).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, get_args, get_origin
+
+from keel.cross_cutting.error import ConfigurationError, ValidationError
+from keel.domain.messages import utcnow
+from keel.infrastructure.database.orm import ModelTraits, model_traits
+from keel.infrastructure.repository._checks import error
+
+T = TypeVar("T")
+
+SeenCallback = Callable[[object], None]
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+class RepositoryBase(Generic[T]):
+    """Base of :class:`SqlAlchemyRepository` and ``keel.testing.InMemoryRepository``."""
+
+    #: The mapped class; taken from the generic argument of the subclass.
+    model: type[Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = model_from_generic(cls)
+        if model is not None:
+            cls.model = model
+
+    def _bind(self, model: type[T] | None, on_seen: SeenCallback | None) -> None:
+        """Take ``model`` (if given) and the unit of work's seen-callback."""
+        if model is not None:
+            self.model = model
+        if getattr(self, "model", None) is None:
+            root = next(k for k in type(self).__mro__ if RepositoryBase in k.__bases__)
+            raise ConfigurationError(f"{type(self).__name__} has no model: use {root.__name__}[Model] or pass model=")
+        self._on_seen = on_seen or _ignore
+
+    @property
+    def traits(self) -> ModelTraits:
+        """Primary key and keel columns of :attr:`model`."""
+        return model_traits(self.model)
+
+    async def hard_delete(self, entity: T) -> None:
+        """Delete the row for good."""
+        raise NotImplementedError
+
+    async def delete(self, entity: T) -> None:
+        """Soft-delete (set ``deleted_at``) when the model supports it, else delete the row.
+
+        A soft delete is an ordinary change: on flush ``version`` rises and
+        ``updated_at`` moves, and a stale copy raises ``ConcurrencyError``.
+        """
+        self._check_type(entity)
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None:
+            await self.hard_delete(entity)
+            return
+        self._on_seen(entity)
+        if getattr(entity, deleted_at) is None:
+            setattr(entity, deleted_at, utcnow())
+
+    async def restore(self, entity: T) -> T:
+        """Undo a soft delete (load it with ``get(id, include_deleted=True)``)."""
+        self._check_type(entity)
+        deleted_at = self._require_soft_delete("restore")
+        self._on_seen(entity)
+        setattr(entity, deleted_at, None)
+        return entity
+
+    def _track(self, entity: T) -> T:
+        """Mark an entity loaded by custom code as seen; returns it."""
+        self._on_seen(entity)
+        return entity
+
+    def _is_deleted(self, entity: object) -> bool:
+        deleted_at = self.traits.deleted_at
+        return deleted_at is not None and getattr(entity, deleted_at) is not None
+
+    def _require_soft_delete(self, action: str) -> str:
+        deleted_at = self.traits.deleted_at
+        if deleted_at is None:
+            raise ValidationError(
+                f"{self.traits.entity} has no soft delete; cannot {action}",
+                errors=[error("entity", "model has no deleted_at column")],
+            )
+        return deleted_at
+
+    def _check_type(self, entity: object) -> None:
+        if not isinstance(entity, self.model):
+            raise ValidationError(
+                f"{type(self).__name__} stores {self.model.__name__}, not {type(entity).__name__}",
+                errors=[error("entity", f"expected {self.model.__name__}", "type_error")],
+            )
+
+
+def model_from_generic(cls: type) -> type[Any] | None:
+    """The model ``M`` of a ``class R(SqlAlchemyRepository[M])`` (or of any repository base)."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin = get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, RepositoryBase):
+            args = get_args(base)
+            if args and isinstance(args[0], type):
+                return args[0]
+    return None
