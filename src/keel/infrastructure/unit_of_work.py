@@ -28,10 +28,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from keel.cross_cutting.error import ConcurrencyError, UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
+from keel.domain.ports import builds_from_unit_of_work
 from keel.infrastructure.database.errors import translate_db_error
 from keel.infrastructure.database.stale_deletes import StaleRowsError
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
-from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 _STALE_TABLE = re.compile(r"on table '([^']+)'")
@@ -85,11 +85,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             setattr(self, name, self._build_repository(repo_cls, model, session))
 
     def _build_repository(self, repo_cls: type[Any], model: type[Any] | None, session: AsyncSession) -> Any:
-        """Build one declared repository for this unit of work's session."""
-        kwargs: dict[str, Any] = {"on_seen": self.mark_seen}
-        if model is not None:
-            kwargs["model"] = model
-        return repo_cls(session, **kwargs)
+        """Build one declared repository for this unit of work (see :class:`keel.domain.ports.UnitOfWorkRepository`)."""
+        return repo_cls.for_unit_of_work(self, model)
 
     async def _commit(self, events: list[DomainEvent]) -> None:
         session = self.session
@@ -144,7 +141,7 @@ def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[A
     for name, hint in _annotations(cls).items():
         origin = typing.get_origin(hint)
         target = origin if isinstance(origin, type) else hint
-        if isinstance(target, type) and issubclass(target, SqlAlchemyRepository):
+        if builds_from_unit_of_work(target):
             args = typing.get_args(hint)
             model = args[0] if origin is not None and args and isinstance(args[0], type) else None
             specs[name] = (target, model)

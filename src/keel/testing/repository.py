@@ -22,7 +22,7 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Select, select
 
@@ -63,6 +63,11 @@ class InMemoryRepository(RepositoryBase[T]):
         self._bind(model, on_seen)
         mapper_of(self.model)
         self.workspace = workspace if workspace is not None else Workspace(InMemoryStore())
+
+    @classmethod
+    def for_unit_of_work(cls, uow: Any, model: type[Any] | None = None) -> Self:
+        """This repository on ``uow``'s workspace, reporting what it hands out to ``uow`` as seen."""
+        return cls(uow.workspace, on_seen=uow.mark_seen, model=model)
 
     @property
     def store(self) -> InMemoryStore:

@@ -31,9 +31,10 @@ from typing import Any, ClassVar
 from keel.cross_cutting.error import UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
+from keel.domain.ports import builds_from_unit_of_work
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
-from keel.testing.repository import InMemoryRepository, in_memory_twin
+from keel.testing.repository import in_memory_twin
 from keel.testing.store import InMemoryStore, Workspace
 
 RepositorySpec = tuple[type[Any], type[Any] | None]
@@ -76,12 +77,9 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     async def _begin(self) -> None:
-        workspace = self._workspace = Workspace(self.store)
+        self._workspace = Workspace(self.store)
         for name, (repo_cls, model) in _specs(type(self)).items():
-            kwargs: dict[str, Any] = {"on_seen": self.mark_seen}
-            if model is not None:
-                kwargs["model"] = model
-            setattr(self, name, repo_cls(workspace, **kwargs))
+            setattr(self, name, repo_cls.for_unit_of_work(self, model))
 
     async def _commit(self, events: list[DomainEvent]) -> None:
         self.workspace.commit()
@@ -127,7 +125,12 @@ def _specs(cls: type[InMemoryUnitOfWork]) -> dict[str, RepositorySpec]:
 
 
 def _twin(repository: Any) -> type[Any]:
-    return in_memory_twin(repository)
+    # SQL repositories become in-memory twins; any other repository class
+    # builds itself from this unit of work as it would from the real one.
+    if SqlAlchemyRepository in repository.__mro__:
+        return in_memory_twin(repository)
+    twin: type[Any] = repository
+    return twin
 
 
 def _find_specs(cls: type) -> dict[str, RepositorySpec]:
@@ -136,7 +139,7 @@ def _find_specs(cls: type) -> dict[str, RepositorySpec]:
     for name, hint in _annotations(cls).items():
         origin = typing.get_origin(hint)
         target = origin if isinstance(origin, type) else hint
-        if isinstance(target, type) and issubclass(target, InMemoryRepository | SqlAlchemyRepository):
+        if builds_from_unit_of_work(target):
             args = typing.get_args(hint)
             model = args[0] if origin is not None and args and isinstance(args[0], type) else None
             specs[name] = (target, model)

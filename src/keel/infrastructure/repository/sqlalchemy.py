@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +76,11 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         # Reads rely on the session-wide soft-delete filter; a session from a
         # hand-built factory gets it here (an explicit False in info stays).
         hide_soft_deleted(session)
+
+    @classmethod
+    def for_unit_of_work(cls, uow: Any, model: type[Any] | None = None) -> Self:
+        """This repository on ``uow``'s session, reporting what it hands out to ``uow`` as seen."""
+        return cls(uow.session, on_seen=uow.mark_seen, model=model)
 
     # --- writes --------------------------------------------------------------
 

@@ -1,0 +1,138 @@
+"""The ports: what the domain and the service layer need from the outside, as Protocols.
+
+Implementations live in the infrastructure (``SqlAlchemyRepository``) and in
+``keel.testing`` (``InMemoryRepository``); both satisfy :class:`Repository`,
+which the typed API test checks. The event store, event bus, cache and secret
+provider ports join this module with the issues that build them.
+
+A unit of work builds the repositories declared on it through
+:class:`UnitOfWorkRepository`: any class with a ``for_unit_of_work``
+classmethod can be declared as a unit-of-work attribute, so a new kind of
+repository (an event-sourced one, say) plugs in without the unit of work
+knowing about it.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from typing import Any, Protocol, Self, TypeVar
+
+from keel.domain.pages import CursorPage, Page
+
+T = TypeVar("T")
+
+
+class Repository(Protocol[T]):
+    """The repository surface of DESIGN.md, over aggregates of type ``T``.
+
+    ``where`` conditions and ``order_by`` keys are whatever the
+    implementation takes (SQLAlchemy expressions and keel filters for the
+    SQL repository and its twin), so they are typed loosely here.
+    """
+
+    def add(self, entity: T) -> T:
+        """Add a new entity; it is stored on commit."""
+        ...
+
+    def add_many(self, entities: Iterable[T]) -> builtins.list[T]:
+        """Add many new entities."""
+        ...
+
+    async def get(self, id: Any, *, include_deleted: bool = False) -> T:
+        """The entity with this key; ``NotFoundError`` if absent."""
+        ...
+
+    async def get_or_none(self, id: Any, *, include_deleted: bool = False) -> T | None:
+        """The entity with this key, or None."""
+        ...
+
+    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
+        """The entities with these keys, in the order asked; missing ones skipped."""
+        ...
+
+    async def list(
+        self,
+        *where: Any,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> builtins.list[T]:
+        """Entities matching every condition."""
+        ...
+
+    async def count(self, *where: Any, include_deleted: bool = False, only_deleted: bool = False, **equals: Any) -> int:
+        """How many entities match."""
+        ...
+
+    async def exists(
+        self, *where: Any, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+    ) -> bool:
+        """Whether any entity matches."""
+        ...
+
+    async def paginate(
+        self,
+        *where: Any,
+        page: int = 1,
+        size: int | None = None,
+        order_by: Any = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> Page[T]:
+        """One offset page."""
+        ...
+
+    async def paginate_by_cursor(
+        self,
+        *where: Any,
+        cursor: str | None = None,
+        size: int | None = None,
+        order_by: Any = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> CursorPage[T]:
+        """One keyset page."""
+        ...
+
+    async def delete(self, entity: T) -> None:
+        """Soft-delete when the model supports it, else delete for good."""
+        ...
+
+    async def restore(self, entity: T) -> T:
+        """Undo a soft delete."""
+        ...
+
+    async def hard_delete(self, entity: T) -> None:
+        """Delete for good."""
+        ...
+
+
+class UnitOfWorkRepository(Protocol):
+    """A repository class a unit of work can build for itself.
+
+    ``uow`` is the open unit of work (its session, workspace or store is
+    the implementation's business); ``model`` is the type argument of the
+    declaration (``products: SqlAlchemyRepository[Product]``), or None when
+    the class names its model itself.
+    """
+
+    @classmethod
+    def for_unit_of_work(cls, uow: Any, model: type[Any] | None = None) -> Self:
+        """A repository bound to ``uow``'s transaction, reporting what it hands out as seen."""
+        ...
+
+
+def builds_from_unit_of_work(candidate: object) -> bool:
+    """Whether ``candidate`` is a class a unit of work can declare (see :class:`UnitOfWorkRepository`)."""
+    return isinstance(candidate, type) and callable(getattr(candidate, "for_unit_of_work", None))
+
+
+__all__ = ["Repository", "UnitOfWorkRepository", "builds_from_unit_of_work"]
