@@ -7,6 +7,8 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import keel
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXTRAS = ("postgres", "pubsub", "redis", "otel", "web")
@@ -19,6 +21,7 @@ def test_installed_distribution_is_keel_framework() -> None:
     assert project["name"] == "keel-framework"
     assert metadata.version("keel-framework") == project["version"]
     assert metadata.metadata("keel-framework")["Name"] == "keel-framework"
+    assert keel.__version__ == metadata.version("keel-framework")  # what `keel --version` prints
 
 
 def test_self_referencing_extras_name_the_distribution() -> None:
