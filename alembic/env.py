@@ -1,8 +1,9 @@
 """Alembic environment for keel's examples and tests, run on asyncio.
 
-The URL comes from ``sqlalchemy.url`` when a caller set it (keel's
-``migrations.upgrade(url)`` does), otherwise from ``KEEL_DATABASE__URL``
-through :class:`keel.config.KeelSettings`. Autogenerate compares against
+The URL comes from keel's ``migrations.upgrade(url)`` when a caller gives
+one, otherwise from ``KEEL_DATABASE__URL`` through
+:class:`keel.config.KeelSettings` (see
+:func:`keel.infrastructure.database.migrations.database_settings`). Autogenerate compares against
 ``keel.orm.Base.metadata`` (filled by importing every ``examples/*/orm.py``)
 plus ``keel.orm.keel_metadata`` (keel's own tables, migrated by the ``keel``
 branch), so neither side's tables look like drift to the other.
@@ -20,8 +21,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from keel.config import DatabaseSettings, KeelSettings
-from keel.infrastructure.database.migrations import render_item, target_metadata
+from keel.infrastructure.database.migrations import database_settings, render_item, target_metadata
 from keel.orm import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +40,6 @@ def import_example_models() -> list[str]:
     return names
 
 
-def database_settings() -> DatabaseSettings:
-    url = config.get_main_option("sqlalchemy.url")
-    return DatabaseSettings(url=url) if url else KeelSettings().database
-
-
 import_example_models()
 TARGET_METADATA = target_metadata(Base.metadata)
 
@@ -60,7 +55,7 @@ def configure(**options: object) -> None:
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of running it (``alembic upgrade heads --sql``)."""
-    settings = database_settings()
+    settings = database_settings(config)
     configure(
         url=settings.url.render_as_string(hide_password=True),
         literal_binds=True,
@@ -81,7 +76,7 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     # A plain engine, not keel's: no statement_timeout cutting a long
     # migration short, and no pooled connections left behind.
-    engine = create_async_engine(database_settings().effective_url, poolclass=pool.NullPool)
+    engine = create_async_engine(database_settings(config).effective_url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

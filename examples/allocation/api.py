@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 
 from examples.allocation import views
 from examples.allocation.container import AllocationContainer
-from examples.allocation.domain.commands import Allocate, ChangeBatchQuantity, CreateBatch
+from examples.allocation.domain.commands import MAX_REFERENCE_LENGTH, Allocate, ChangeBatchQuantity, CreateBatch
 from examples.allocation.problems import install_problem_handlers, problem
 from keel import MessageBus, NotFoundError
 from keel.container import running
 from keel.infrastructure.database import check_database
 
 OK = {"message": "OK"}
+#: An order id in the path, as long as the column allows: a longer one is a 422, not a query.
+OrderId = Annotated[str, Path(min_length=1, max_length=MAX_REFERENCE_LENGTH)]
 
 
 def create_app(container: AllocationContainer | None = None, *, manage_resources: bool = True) -> FastAPI:
@@ -67,10 +69,11 @@ def create_app(container: AllocationContainer | None = None, *, manage_resources
         return OK
 
     @app.get("/allocations/{orderid}")
-    async def allocations_view(orderid: str) -> list[dict[str, str]]:
+    async def allocations_view(orderid: OrderId) -> list[dict[str, str]]:
         result = await views.allocations(orderid, container.unit_of_work())
         if not result:
-            raise NotFoundError(f"no allocations for order {orderid!r}", entity="Order", id=orderid)
+            # The id is in the problem's `instance` (the path) already: not repeated in the body.
+            raise NotFoundError("no allocations for this order", entity="Order")
         return result
 
     @app.get("/health/live")

@@ -14,7 +14,7 @@ from examples.allocation.domain.model import Batch, InvalidSku, OrderLine, Produ
 from examples.allocation.notifications import Notifications
 from examples.allocation.unit_of_work import AllocationUnitOfWork
 from examples.allocation.views import AllocationRow
-from keel import HandlerRegistry, MessageBus
+from keel import ConcurrencyError, ConflictError, HandlerRegistry, MessageBus, NotFoundError
 
 #: Every command in ``domain/commands.py`` must have a handler, or the bus refuses to start.
 handlers = HandlerRegistry(commands=[commands])
@@ -23,16 +23,33 @@ handlers = HandlerRegistry(commands=[commands])
 # --- commands ----------------------------------------------------------------------
 
 
+def duplicate_batch(ref: str) -> ConflictError:
+    """The one answer to a batch reference in use, whichever product holds it."""
+    return ConflictError(f"batch {ref!r} already exists", entity="Batch")
+
+
 @handlers.register
 async def add_batch(cmd: CreateBatch, uow: AllocationUnitOfWork) -> None:
     batch = Batch(cmd.ref, cmd.sku, cmd.qty, cmd.eta)
     async with uow:
+        # References are unique across products: check them all, not only this sku's batches.
+        try:
+            await uow.products.get_by_batchref(cmd.ref)
+        except NotFoundError:
+            pass
+        else:
+            raise duplicate_batch(cmd.ref)
         product = await uow.products.get_or_none(cmd.sku)
         if product is None:
             uow.products.add(Product(cmd.sku, [batch]))  # a new product starts at version 1
         else:
             product.add_batch(batch)  # a change to a stored product: the next version
-        await uow.commit()
+        try:
+            await uow.commit()
+        except ConflictError as exc:
+            # A concurrent add_batch took the reference or created the product first:
+            # retry, and the retry answers from what it committed (a duplicate, or a second batch).
+            raise ConcurrencyError(f"batch {cmd.ref!r} or product {cmd.sku!r} was added concurrently") from exc
 
 
 @handlers.register

@@ -1,19 +1,25 @@
 """keel errors as RFC 9457 problem details (``application/problem+json``).
 
-Every error body has the RFC's members (``type``, ``title``, ``status``,
-``detail``, ``instance``) plus keel's stable ``code``, and ``message`` (so
-clients written for Cosmic Python's API, which read ``message``, keep
-working). Validation problems list the field ``errors``.
+Every error response is ``application/problem+json``: keel's errors, request
+validation, Starlette's own (unknown route 404, wrong method 405, a body it
+cannot read 400) and crashes. The body has the RFC's members (``type``,
+``title``, ``status``, ``detail``, ``instance``) plus keel's stable ``code``,
+and ``message`` (so clients written for Cosmic Python's API, which read
+``message``, keep working). Validation problems list the field ``errors``.
+A 503 and a 409 for a concurrent change (the bus's retries ran out) carry
+``Retry-After``: trying again later can succeed.
 """
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from keel import (
     ConcurrencyError,
@@ -47,7 +53,22 @@ def status_for(exc: KeelError) -> int:
     return 500
 
 
-def problem(status: int, *, code: str, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+#: Seconds a client should wait before retrying a request that failed for a transient reason.
+RETRY_AFTER = "1"
+#: keel codes for the statuses Starlette raises itself.
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+def problem(
+    status: int,
+    *,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": f"urn:keel:problem:{code}",
         "title": title,
@@ -58,8 +79,10 @@ def problem(status: int, *, code: str, title: str, detail: str, instance: str, *
         "message": detail,
         **extra,
     }
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    headers = dict(headers or {})
+    if status == 503 or code == ConcurrencyError.code:
+        headers.setdefault("Retry-After", RETRY_AFTER)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 async def keel_error(request: Request, exc: Exception) -> JSONResponse:
@@ -94,6 +117,29 @@ async def request_validation_error(request: Request, exc: Exception) -> JSONResp
     )
 
 
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's and FastAPI's own errors (no such route, method not allowed, unreadable body)."""
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
+    if status == 404:
+        detail = "no such route"  # the path is in `instance` already
+    elif status == 405:
+        detail = f"{request.method} is not allowed here; allowed: {(exc.headers or {}).get('Allow', 'none')}"
+    return problem(
+        status,
+        code=HTTP_CODES.get(status, f"http_{status}"),
+        title=title,
+        detail=detail,
+        instance=request.url.path,
+        headers=dict(exc.headers or {}),  # keeps `Allow` on a 405
+    )
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("%s %s failed", request.method, request.url.path)
     return problem(
@@ -106,7 +152,8 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Render keel errors, request validation errors and crashes as problem details."""
+    """Render keel errors, request validation errors, HTTP errors and crashes as problem details."""
     app.add_exception_handler(KeelError, keel_error)
     app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)

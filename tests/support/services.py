@@ -42,7 +42,7 @@ def create_postgres_database() -> tuple[str | None, str]:
     try:
         import asyncpg  # noqa: F401
     except ImportError:
-        return None, "asyncpg is not installed (pip install keel[postgres])"
+        return None, "asyncpg is not installed (pip install 'keel-framework[postgres]')"
     name = f"keel_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))

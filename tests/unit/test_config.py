@@ -166,11 +166,11 @@ def test_a_url_without_an_async_driver_is_refused_at_start_up(
 
 def test_an_async_driver_that_is_not_installed_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """create_engine says which driver is missing and how to install it, without the URL's password."""
-    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if keel[postgres] were not installed
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if keel-framework[postgres] were not installed
     settings = DatabaseSettings(url=f"postgresql://app:{PASSWORD}@db/shop")
     with pytest.raises(ConfigurationError, match=re.escape("'asyncpg' driver, which is not installed")) as caught:
         create_engine(settings)
-    assert "pip install 'keel[postgres]'" in caught.value.message
+    assert "pip install 'keel-framework[postgres]'" in caught.value.message
     assert caught.value.details["variables"] == ["KEEL_DATABASE__URL"]
     assert PASSWORD not in repr(caught.value.to_dict())
 

@@ -15,7 +15,12 @@ Enable them in your top-level ``conftest.py``::
     A random cursor secret for the test, restored afterwards; use it when a
     test needs cursors signed with a known key.
 
-Importing this module needs pytest; ``keel.testing`` itself does not.
+The async fixtures are declared with ``pytest_asyncio.fixture``, so they work under
+pytest-asyncio's default ``asyncio_mode = "strict"`` as well as ``auto``; your
+own async tests still need ``@pytest.mark.asyncio`` in strict mode.
+
+Importing this module needs pytest and pytest-asyncio; ``keel.testing`` itself
+does not.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.config import DatabaseSettings
@@ -40,7 +46,9 @@ def keel_store() -> InMemoryStore:
     return InMemoryStore()
 
 
-@pytest.fixture
+# pytest_asyncio.fixture, not pytest.fixture: strict mode (pytest-asyncio's
+# default) leaves a plain async fixture un-awaited and hands the test a generator.
+@pytest_asyncio.fixture
 async def keel_session_factory(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Sessions on a fresh SQLite database holding every ``Base`` table."""
     engine = create_engine(DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'keel-test.db'}"))

@@ -174,7 +174,7 @@ def _database_settings(settings: KeelSettings | DatabaseSettings | None) -> Data
 
 
 #: The extra that installs a driver keel supports.
-_DRIVER_EXTRAS = {"asyncpg": "keel[postgres]"}
+_DRIVER_EXTRAS = {"asyncpg": "keel-framework[postgres]"}
 
 
 def _missing_driver(url: URL, exc: ImportError) -> ConfigurationError:

@@ -5,7 +5,9 @@ environment:
 
 * ``alembic.ini``: add :data:`VERSIONS_LOCATION` to ``version_locations``
   (one per line, with ``path_separator = newline``: the location holds a colon);
-* ``env.py``: ``target_metadata = target_metadata(Base.metadata)`` so
+* ``env.py``: :func:`database_settings` for the URL (``KEEL_DATABASE__URL``
+  wins over ``alembic init``'s placeholder ``sqlalchemy.url``),
+  ``target_metadata = target_metadata(Base.metadata)`` so
   autogenerate knows keel's tables and never proposes to drop them, and
   ``render_item=render_item`` so custom column types import themselves;
 * ``alembic upgrade heads`` (every branch) or ``alembic upgrade keel@head``.
@@ -27,6 +29,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
 
 from keel.cross_cutting.error import ConfigurationError
+from keel.infrastructure.database.migrations._settings import EXPLICIT_URL, database_settings
 from keel.infrastructure.database.orm import keel_metadata
 from keel.infrastructure.database.types import UTCDateTime
 
@@ -77,6 +80,7 @@ def alembic_config(config_path: str | Path = "alembic.ini", url: str | URL | Non
         rendered = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
         # ConfigParser interpolates "%": a URL-encoded password would break it.
         config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+        config.attributes[EXPLICIT_URL] = rendered  # so database_settings() prefers it to KEEL_DATABASE__URL
     return config
 
 
@@ -103,6 +107,7 @@ __all__ = [
     "TABLE_MODULES",
     "VERSIONS_LOCATION",
     "alembic_config",
+    "database_settings",
     "render_item",
     "target_metadata",
     "upgrade",
