@@ -140,7 +140,8 @@ async def test_a_real_serialization_failure_is_a_concurrency_error(postgres_url:
                 await first.execute(text("UPDATE core_errors_rows SET n = n + 1 WHERE id = 1"))
         error = translate_db_error(failure.value)
         assert isinstance(error, ConcurrencyError)
-        assert error.details["sqlstate"] == "40001"
+        assert error.diagnostics["sqlstate"] == "40001"
+        assert "sqlstate" not in error.details
         assert is_transient(error)
     finally:
         async with engine.begin() as conn:
@@ -159,7 +160,8 @@ async def test_serialization_and_deadlock_sqlstates_are_concurrency_errors(postg
         await engine.dispose()
     error = translate_db_error(exc)
     assert isinstance(error, ConcurrencyError)
-    assert error.details["sqlstate"] == sqlstate
+    assert error.diagnostics["sqlstate"] == sqlstate
+    assert "sqlstate" not in json.dumps(error.to_problem())
 
 
 @pytest.mark.postgres
