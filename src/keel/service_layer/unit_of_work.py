@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
 from types import TracebackType
@@ -19,6 +20,8 @@ from typing import Self
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.errors import UnitOfWorkError
 from keel.domain.messages import DomainEvent
+
+_logger = logging.getLogger("keel.unit_of_work")
 
 
 class AbstractUnitOfWork(abc.ABC):
@@ -65,7 +68,15 @@ class AbstractUnitOfWork(abc.ABC):
         try:
             self._discard_pending_events()
             cleanup = asyncio.ensure_future(self._close())
-            await asyncio.shield(cleanup)
+            try:
+                await asyncio.shield(cleanup)
+            except Exception as failure:
+                if exc is None:
+                    raise  # _close raises keel errors: nothing else went wrong, so this is the news
+                # The body's error is what the caller must see; raising here
+                # would replace it (leaving it only as __context__).
+                _logger.warning("%s: cleanup failed while leaving on %r", type(self).__name__, exc, exc_info=failure)
+                exc.add_note(f"{type(self).__name__}: the cleanup after this error failed too: {failure}")
         finally:
             self._open = False
             self._seen = {}
