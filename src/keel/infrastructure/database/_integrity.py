@@ -72,6 +72,15 @@ def constraint_error(exc: sa_exc.IntegrityError, code: str | None, **context: An
     return cls(_message(cls, constraint, table, names), constraint=constraint, table=table, columns=names, **context)
 
 
+def duplicate_key_error(table: Table, **context: Any) -> ConflictError:
+    """What a primary-key violation on ``table`` is reported as (the in-memory twin raises it too)."""
+    columns = [c.name for c in table.primary_key.columns]
+    constraint = table.primary_key.name
+    name = str(constraint) if constraint else None
+    message = _message(ConflictError, name, table.name, columns)
+    return ConflictError(message, constraint=name, table=table.name, columns=columns, **context)
+
+
 def _message(cls: type[ConstraintViolationError], constraint: str | None, table: str | None, columns: list[str]) -> str:
     named = f" ({constraint})" if constraint else ""
     where = ", ".join(f"{table}.{c}" if table else c for c in columns)

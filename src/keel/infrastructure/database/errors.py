@@ -102,6 +102,14 @@ def pending_rollback_error(**context: Any) -> UnitOfWorkError:
     )
 
 
+def attached_elsewhere(entity: str) -> UnitOfWorkError:
+    """The error for an entity that another open unit of work holds (SQLAlchemy: attached to another session)."""
+    return UnitOfWorkError(
+        f"this {entity} belongs to another open unit of work; load it in this one (or leave the other first)",
+        entity=entity,
+    )
+
+
 def _dbapi_error(exc: sa_exc.DBAPIError, code: str | None, **context: Any) -> KeelError:
     if code in RETRYABLE_SQLSTATES:
         return ConcurrencyError("the transaction conflicted with a concurrent one", **context)
