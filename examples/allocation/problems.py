@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from keel import (
     ConcurrencyError,
     ConflictError,
+    ConstraintViolationError,
     DatabaseUnavailableError,
     DomainError,
     KeelError,
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: tuple[tuple[type[KeelError], int], ...] = (
     (ValidationError, 422),
     (ConcurrencyError, 409),
     (ConflictError, 409),
+    (ConstraintViolationError, 422),  # check, not-null, foreign key: the data sent breaks a rule
     (DomainError, 400),
     (DatabaseUnavailableError, 503),
 )

@@ -63,13 +63,17 @@ def constraint_error(exc: sa_exc.IntegrityError, code: str | None, **context: An
     if found is not None:
         owner, item = found
         table = table or owner.name
-        constraint = constraint or item.name
-        if not columns and not isinstance(item, CheckConstraint):
+        constraint = constraint or (str(item.name) if item.name else None)
+        # A foreign key's own columns: PostgreSQL's detail names the referenced ones on a delete.
+        if (not columns or cls is ForeignKeyViolationError) and not isinstance(item, CheckConstraint):
             columns = [c.name for c in item.columns]
     if isinstance(constraint, str) and constraint.startswith("sqlite_autoindex"):
         constraint = None
     names = [str(c) for c in columns]
-    return cls(_message(cls, constraint, table, names), constraint=constraint, table=table, columns=names, **context)
+    error = cls(_message(cls, constraint, table, names), constraint=constraint, table=table, columns=names, **context)
+    # The same keys on every backend, even where this one told nothing.
+    error.details.update(constraint=constraint, table=table, columns=names)
+    return error
 
 
 def duplicate_key_error(table: Table, **context: Any) -> ConflictError:
