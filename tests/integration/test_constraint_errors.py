@@ -46,7 +46,8 @@ def gauge(**values: Any) -> Gauge:
     return Gauge(**{"code": SECRET, "label": "ok", **values})
 
 
-CASES = {
+Case = tuple[dict[str, Any], type[ConstraintViolationError], tuple[str | None, str, list[str]], str]
+CASES: dict[str, Case] = {
     "duplicate key": (
         {"id": 1, "code": "other"},
         ConflictError,
