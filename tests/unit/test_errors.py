@@ -336,3 +336,21 @@ def test_what_is_not_a_database_error_is_left_alone() -> None:
     assert translate_db_error(wrapped) is not_found
     assert isinstance(translate_db_error(sa_exc.TimeoutError()), DatabaseUnavailableError)
     assert not is_transient(not_found)
+
+
+@pytest.mark.postgres
+async def test_a_statement_in_an_aborted_postgresql_transaction_asks_for_a_rollback(postgres_url: str) -> None:
+    """PostgreSQL's "current transaction is aborted" (25P02) is the UnitOfWorkError that says to roll back."""
+    engine = create_engine(DatabaseSettings(url=postgres_url))
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(sa_exc.DBAPIError):
+                await conn.execute(text("SELECT 1/0"))
+            with pytest.raises(sa_exc.DBAPIError) as aborted:
+                await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    error = translate_db_error(aborted.value)
+    assert isinstance(error, UnitOfWorkError)
+    assert "rollback()" in error.message
+    assert error.diagnostics["sqlstate"] == "25P02"

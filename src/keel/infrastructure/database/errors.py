@@ -24,6 +24,7 @@ from keel.infrastructure.database.stale_deletes import StaleRowsError
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57P")  # connection exceptions, operator intervention
 _QUERY_CANCELED = "57014"  # statement_timeout (or pg_cancel_backend)
+_IN_FAILED_TRANSACTION = "25P02"  # a statement after an earlier one failed in this transaction
 #: Why a connection could not be opened, by SQLSTATE class; the driver's own
 #: message is not reused because it quotes user and database names.
 _CONNECT_FAILURES = {
@@ -117,6 +118,8 @@ def _dbapi_error(exc: sa_exc.DBAPIError, code: str | None, **context: Any) -> Ke
         return DatabaseUnavailableError("the database connection was lost", **context)
     if code == _QUERY_CANCELED:
         return DatabaseError("the statement was cancelled (statement_timeout)", **context)
+    if code == _IN_FAILED_TRANSACTION:
+        return pending_rollback_error(**context)
     if isinstance(exc.orig, sqlite3.Error):
         return _sqlite_error(exc, **context)
     if isinstance(exc, sa_exc.IntegrityError):
