@@ -47,6 +47,19 @@ async def test_after_a_conflicting_insert_the_unit_of_work_must_be_rolled_back(n
         assert (await uow.plain.get("X")).qty == 3
 
 
+async def test_a_conflict_found_by_a_querys_autoflush_also_needs_a_rollback(new_uow: NewUow) -> None:
+    """A taken key fails the next query (autoflush) with ConflictError, then UnitOfWorkError until rollback()."""
+    await seed_plain(new_uow)
+    async with new_uow() as uow:
+        uow.plain.add(Plain(code="X", qty=2))
+        with pytest.raises(ConflictError):
+            await uow.plain.list()
+        with pytest.raises(UnitOfWorkError, match="rollback"):
+            await uow.plain.count()
+        await uow.rollback()
+        assert [p.qty for p in await uow.plain.list()] == [1]
+
+
 async def test_a_duplicate_key_conflict_names_the_constraint_not_the_value(new_uow: NewUow) -> None:
     """The primary key's conflict says constraint, table and columns, identically, and never the key's value."""
     await seed_plain(new_uow, code="SECRET-KEY")

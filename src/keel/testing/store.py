@@ -262,7 +262,11 @@ class Workspace:
                 if _columns_changed(model, entity, None, committed):
                     _apply_update_defaults(model, entity, now, previous=held)
                 self._baselines[row_id] = _Baseline(held, state_of(entity), flushed=True)
-            # else: a new row whose key is taken; commit reports the conflict.
+            else:
+                # A new row whose key is taken: the INSERT of SQL's autoflush fails here,
+                # and leaves the transaction to be rolled back.
+                self.failed = True
+                raise _duplicate_key(model)
 
     def apply_set(self, model: type[Any], entity: Any, values: dict[str, Any], now: Any) -> None:
         """A set-based change, applied at once as the SQL statement would be (after a :meth:`flush`)."""
