@@ -62,3 +62,25 @@ async def test_a_body_error_survives_a_failed_exit_after_the_connection_was_kill
     assert any("cleanup after this error failed" in note and "database_unavailable" in note for note in notes), notes
     assert any("cleanup failed" in record.getMessage() for record in caplog.records)
     await assert_pool_recovers(engine, session_factory)
+
+
+async def test_a_socket_error_while_closing_is_a_keel_error_and_never_hides_the_body_error(
+    session_factory: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close failing under the driver (a reset socket) is DatabaseUnavailableError, or a note on the body's error."""
+
+    async def reset_socket() -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(DatabaseUnavailableError):
+        async with AppUnitOfWork(session_factory) as uow:
+            await uow.counters.get_or_none(1)
+            monkeypatch.setattr(uow.session, "close", reset_socket)
+    with pytest.raises(Boom) as raised:
+        async with AppUnitOfWork(session_factory) as uow:
+            await uow.counters.get_or_none(1)
+            monkeypatch.setattr(uow.session, "close", reset_socket)
+            raise Boom("the handler failed")
+    assert any("database_unavailable" in note for note in getattr(raised.value, "__notes__", []))
+    async with AppUnitOfWork(session_factory) as uow:
+        assert await uow.counters.get_or_none(1) is None

@@ -123,7 +123,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         if session is not None:
             try:
                 await session.close()
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, OSError) as exc:
                 # The rollback failed (a connection the server killed, say): drop
                 # the connection instead of returning it to the pool half-open.
                 await _invalidate(session)
