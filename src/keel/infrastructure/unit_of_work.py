@@ -127,10 +127,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 # The rollback failed (a connection the server killed, say): drop
                 # the connection instead of returning it to the pool half-open.
                 await _invalidate(session)
-                translated = translate_db_error(exc) or DatabaseUnavailableError(
-                    "the unit of work's connection failed while closing"
-                )
-                raise translated from exc
+                translated = translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else None
+                lost = DatabaseUnavailableError("the connection failed while the unit of work closed")
+                raise translated or lost from exc
 
     def _candidates(self) -> Iterable[AggregateRoot]:
         # Aggregates loaded by custom queries or relationships are in the
@@ -150,7 +149,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 async def _invalidate(session: AsyncSession) -> None:
     try:
         await session.invalidate()
-    except SQLAlchemyError:
+    except (SQLAlchemyError, OSError):
         # Already as dead as it gets; the close's own error is the one to report.
         _logger.debug("invalidating a failed session failed too", exc_info=True)
 

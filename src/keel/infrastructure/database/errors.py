@@ -183,7 +183,7 @@ def _configuration_mistake(exc: BaseException) -> ConfigurationError | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, TypeError | ValueError) and not isinstance(current, sqlite3.Error | OSError):
+        if isinstance(current, TypeError | ValueError):
             # Only an argument's name is quoted: the driver's text may hold a value.
             unexpected = _UNEXPECTED_ARGUMENT.search(str(current))
             what = (
