@@ -140,7 +140,7 @@ class Workspace:
         self.identity: dict[RowId, Any] = {}
         self._baselines: dict[RowId, _Baseline] = {}
         self._removed: dict[RowId, Any] = {}
-        #: A commit failed: like a session after a failed flush, only a rollback makes it usable.
+        #: A flush or commit failed: as with a session after a failed flush, only a rollback helps.
         self.failed = False
         self.closed = False
 
