@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,8 +38,20 @@ class Gauge(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("err_gauges.id"), default=None)
 
 
+class Label(Base):
+    """Unique whatever the case: a unique index on an expression."""
+
+    __tablename__ = "err_labels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+
+Index("ix_err_labels_lower_name", func.lower(Label.name), unique=True)
+
+
 class GaugeUnitOfWork(SqlAlchemyUnitOfWork):
     gauges: SqlAlchemyRepository[Gauge]
+    labels: SqlAlchemyRepository[Label]
 
 
 def gauge(**values: Any) -> Gauge:
@@ -113,6 +125,22 @@ async def test_each_constraint_violation_has_its_class_and_names_the_constraint(
     assert SECRET not in shown
     assert "sqlstate" not in shown
     assert "999" not in shown
+
+
+async def test_a_unique_expression_index_is_named_alike(session_factory: Factory) -> None:
+    """SQLite names only the index, PostgreSQL spells the expression: both give the index and the column it reads."""
+    async with GaugeUnitOfWork(session_factory) as uow:
+        uow.labels.add(Label(id=1, name=SECRET))
+        await uow.commit()
+    async with GaugeUnitOfWork(session_factory) as uow:
+        uow.labels.add(Label(id=2, name=SECRET.upper()))
+        with pytest.raises(ConflictError) as raised:
+            await uow.commit()
+    error = raised.value
+    assert error.details == {"constraint": "ix_err_labels_lower_name", "table": "err_labels", "columns": ["name"]}
+    assert error.message == "a row with the same err_labels.name already exists (ix_err_labels_lower_name)"
+    assert SECRET not in str(error.to_problem())
+    assert SECRET.upper() not in str(error.to_problem())
 
 
 async def test_a_violation_found_by_autoflush_in_a_query_is_typed_too(session_factory: Factory) -> None:

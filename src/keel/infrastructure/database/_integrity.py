@@ -46,6 +46,7 @@ _SQLITE_KIND: dict[str, type[ConstraintViolationError]] = {
 }
 #: PostgreSQL's detail: ``Key (a, b)=(1, 2) already exists.``; only the names before ``=`` are kept.
 _KEY_DETAIL = re.compile(r"^Key \((.+?)\)=\(")
+_SQLITE_INDEX = re.compile(r"^index '([^']+)'$")
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+\"?([\w.]+)\"?", re.IGNORECASE)
 
 
@@ -56,7 +57,8 @@ def constraint_error(exc: sa_exc.IntegrityError, code: str | None, **context: An
         constraint = _field(exc, "constraint_name")
         table = _field(exc, "table_name")
         column = _field(exc, "column_name")
-        columns = [column] if column else _detail_columns(_field(exc, "detail"))
+        detail = _field(exc, "detail") or _field(exc, "message_detail")  # asyncpg, psycopg
+        columns = [column] if column else _detail_columns(detail)
     else:
         cls, constraint, table, columns = _parse_sqlite(str(exc.orig), exc.statement)
     found = _lookup(cls, constraint, table, columns)
@@ -64,8 +66,9 @@ def constraint_error(exc: sa_exc.IntegrityError, code: str | None, **context: An
         owner, item = found
         table = table or owner.name
         constraint = constraint or (str(item.name) if item.name else None)
-        # A foreign key's own columns: PostgreSQL's detail names the referenced ones on a delete.
-        if (not columns or cls is ForeignKeyViolationError) and not isinstance(item, CheckConstraint):
+        # The metadata's columns win: PostgreSQL's detail names the referenced columns on a
+        # foreign key's delete, and spells an expression index's SQL, which SQLite never gives.
+        if not isinstance(item, CheckConstraint):
             columns = [c.name for c in item.columns]
     if isinstance(constraint, str) and constraint.startswith("sqlite_autoindex"):
         constraint = None
@@ -133,6 +136,9 @@ def _parse_sqlite(
         # SQLite names no table for a foreign key; on an INSERT it is the inserting table.
         table = inserted.group(1).rsplit(".", 1)[-1] if inserted and cls is ForeignKeyViolationError else None
         return cls, rest or None, table, []
+    index = _SQLITE_INDEX.match(rest)
+    if index is not None:  # a unique index on expressions: SQLite names the index only
+        return cls, index.group(1), None, []
     qualified = [part.strip() for part in rest.split(",") if part.strip()]
     table = qualified[0].rsplit(".", 1)[0].rsplit(".", 1)[-1] if qualified and "." in qualified[0] else None
     return cls, None, table, [part.rsplit(".", 1)[-1] for part in qualified]
