@@ -48,6 +48,21 @@ async def test_leaving_after_the_server_killed_the_connection_is_database_unavai
 
 
 @pytest.mark.parametrize("backend", POSTGRES_ONLY)
+async def test_a_connection_killed_after_the_commit_does_not_fail_the_committed_work(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the block committed, a failed cleanup is logged, not raised: the caller must not retry durable work."""
+    async with AppUnitOfWork(session_factory) as uow:
+        uow.counters.add(Counter(id=7, value=3))
+        await uow.commit()
+        await kill_backend_of(uow, engine)
+    assert any("after a commit" in record.getMessage() for record in caplog.records)
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    async with AppUnitOfWork(session_factory) as uow:
+        assert (await uow.counters.get(7)).value == 3
+
+
+@pytest.mark.parametrize("backend", POSTGRES_ONLY)
 async def test_a_body_error_survives_a_failed_exit_after_the_connection_was_killed(
     engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
 ) -> None:
