@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from keel import (
     ConcurrencyError,
     ConflictError,
+    ConstraintViolationError,
     DatabaseUnavailableError,
     DomainError,
     KeelError,
@@ -41,6 +42,7 @@ STATUS_BY_ERROR: tuple[tuple[type[KeelError], int], ...] = (
     (ValidationError, 422),
     (ConcurrencyError, 409),
     (ConflictError, 409),
+    (ConstraintViolationError, 422),  # check, not-null, foreign key: the data sent breaks a rule
     (DomainError, 400),
     (DatabaseUnavailableError, 503),
 )

@@ -17,15 +17,19 @@ import keel
 from keel import (
     AuthorizationError,
     CacheError,
+    CheckViolationError,
     ConcurrencyError,
     ConfigurationError,
     ConflictError,
+    ConstraintViolationError,
     DatabaseError,
     DatabaseUnavailableError,
     DomainError,
+    ForeignKeyViolationError,
     InfrastructureError,
     KeelError,
     NotFoundError,
+    NotNullViolationError,
     PublishError,
     UnitOfWorkError,
     ValidationError,
@@ -41,6 +45,10 @@ STABLE_CODES = {
     NotFoundError: "not_found",
     ConcurrencyError: "concurrency_conflict",
     ConflictError: "conflict",
+    ConstraintViolationError: "constraint_violation",
+    CheckViolationError: "check_violation",
+    NotNullViolationError: "not_null_violation",
+    ForeignKeyViolationError: "foreign_key_violation",
     ValidationError: "validation_error",
     AuthorizationError: "authorization_denied",
     UnitOfWorkError: "unit_of_work_error",
@@ -69,6 +77,8 @@ def test_every_public_error_is_in_the_hierarchy() -> None:
         parent = cls.__mro__[1]
         assert cls is KeelError or cls.code != parent.code, f"{cls.__name__} needs a code of its own"
     assert issubclass(NotFoundError, DomainError)
+    for violation in (ConflictError, CheckViolationError, NotNullViolationError, ForeignKeyViolationError):
+        assert issubclass(violation, ConstraintViolationError)
     assert issubclass(DatabaseUnavailableError, InfrastructureError)
     assert not issubclass(InfrastructureError, DomainError)
 
@@ -93,6 +103,31 @@ def test_errors_carry_structured_json_ready_details() -> None:
     invalid = ValidationError("bad", errors=[{"loc": ["qty"], "msg": "must be > 0", "type": "greater_than"}])
     assert invalid.details == {"errors": invalid.errors}
     assert "ValidationError(code='validation_error'" in repr(invalid)
+
+
+def test_to_problem_gives_rfc_9457_members_without_diagnostics() -> None:
+    """to_problem() has type, title, status, detail, instance, code and details; diagnostics stay out."""
+    error = ConflictError(
+        "a row with the same t.code already exists", constraint="uq_t_code", table="t", columns=["code"]
+    )
+    error.diagnostics["sqlstate"] = "23505"
+    assert error.to_problem(409, instance="/things") == {
+        "type": "urn:keel:problem:conflict",
+        "title": "The change conflicts with existing data (for example a unique key).",
+        "status": 409,
+        "detail": "a row with the same t.code already exists",
+        "instance": "/things",
+        "code": "conflict",
+        "details": {"constraint": "uq_t_code", "table": "t", "columns": ["code"]},
+    }
+    assert "23505" in repr(error)
+    assert "23505" not in str(error) + json.dumps(error.to_dict())
+    assert UnitOfWorkError("closed").to_problem() == {
+        "type": "urn:keel:problem:unit_of_work_error",
+        "title": UnitOfWorkError.default_message(),
+        "detail": "closed",
+        "code": "unit_of_work_error",
+    }
 
 
 # --- translating real driver exceptions ------------------------------------------------
@@ -140,7 +175,8 @@ async def test_a_real_serialization_failure_is_a_concurrency_error(postgres_url:
                 await first.execute(text("UPDATE core_errors_rows SET n = n + 1 WHERE id = 1"))
         error = translate_db_error(failure.value)
         assert isinstance(error, ConcurrencyError)
-        assert error.details["sqlstate"] == "40001"
+        assert error.diagnostics["sqlstate"] == "40001"
+        assert "sqlstate" not in error.details
         assert is_transient(error)
     finally:
         async with engine.begin() as conn:
@@ -159,7 +195,8 @@ async def test_serialization_and_deadlock_sqlstates_are_concurrency_errors(postg
         await engine.dispose()
     error = translate_db_error(exc)
     assert isinstance(error, ConcurrencyError)
-    assert error.details["sqlstate"] == sqlstate
+    assert error.diagnostics["sqlstate"] == sqlstate
+    assert "sqlstate" not in json.dumps(error.to_problem())
 
 
 @pytest.mark.postgres
@@ -273,6 +310,23 @@ async def test_a_refused_connection_is_database_unavailable() -> None:
         await engine.dispose()
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", ["sslmod=require", "ssl=bogus"])
+async def test_a_url_argument_the_driver_refuses_is_a_configuration_error(postgres_url: str, query: str) -> None:
+    """A misspelt or invalid URL query argument is a ConfigurationError naming the setting, not a retried outage."""
+    engine = create_engine(DatabaseSettings(url=f"{postgres_url}?{query}"))
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            async with asyncio.timeout(10), engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+    assert not is_transient(raised.value)
+    assert raised.value.details["variables"] == ["KEEL_DATABASE__URL"]
+    if query.startswith("sslmod="):
+        assert "'sslmod'" in raised.value.message
+
+
 def test_what_is_not_a_database_error_is_left_alone() -> None:
     """translate_db_error returns None for foreign exceptions and keel errors unchanged."""
     assert translate_db_error(ValueError("x")) is None
@@ -282,3 +336,21 @@ def test_what_is_not_a_database_error_is_left_alone() -> None:
     assert translate_db_error(wrapped) is not_found
     assert isinstance(translate_db_error(sa_exc.TimeoutError()), DatabaseUnavailableError)
     assert not is_transient(not_found)
+
+
+@pytest.mark.postgres
+async def test_a_statement_in_an_aborted_postgresql_transaction_asks_for_a_rollback(postgres_url: str) -> None:
+    """PostgreSQL's "current transaction is aborted" (25P02) is the UnitOfWorkError that says to roll back."""
+    engine = create_engine(DatabaseSettings(url=postgres_url))
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(sa_exc.DBAPIError):
+                await conn.execute(text("SELECT 1/0"))
+            with pytest.raises(sa_exc.DBAPIError) as aborted:
+                await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    error = translate_db_error(aborted.value)
+    assert isinstance(error, UnitOfWorkError)
+    assert "rollback()" in error.message
+    assert error.diagnostics["sqlstate"] == "25P02"

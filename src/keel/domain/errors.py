@@ -6,7 +6,8 @@ infrastructure errors and re-exports the whole hierarchy.
 
 Every error has a stable ``code`` (safe to match on, shown in ``str()``), a
 human ``message`` and structured ``details`` (safe to serialise into an API
-response: never a password or a raw driver message).
+response: never a password, a raw driver message or a backend's internals
+such as a SQLSTATE; those go to ``diagnostics``, for logs only).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class KeelError(Exception):
     def __init__(self, message: str = "", /, **details: Any) -> None:
         self.message = message or self.default_message()
         self.details: dict[str, Any] = details
+        #: Backend specifics for operators (a SQLSTATE, say): shown by ``repr()``, so
+        #: they reach logs, but never by ``str()``, :meth:`to_dict` or :meth:`to_problem`.
+        self.diagnostics: dict[str, Any] = {}
         super().__init__(self.message)
 
     @classmethod
@@ -32,11 +36,33 @@ class KeelError(Exception):
         return f"[{self.code}] {self.message}"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, details={self.details!r})"
+        extra = f", diagnostics={self.diagnostics!r}" if self.diagnostics else ""
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, details={self.details!r}{extra})"
 
     def to_dict(self) -> dict[str, Any]:
         """The error as JSON-ready data: ``code``, ``message`` and ``details``."""
         return {"code": self.code, "message": self.message, "details": self.details}
+
+    def to_problem(self, status: int | None = None, *, instance: str | None = None) -> dict[str, Any]:
+        """RFC 9457 problem details: ``type``, ``title``, ``status``, ``detail``, ``instance``.
+
+        keel's ``code`` and the structured ``details`` are extension members;
+        ``diagnostics`` never are. ``status`` and ``instance`` are left out when
+        not given (the HTTP layer knows them, the error does not).
+        """
+        problem: dict[str, Any] = {
+            "type": f"urn:keel:problem:{self.code}",
+            "title": self.default_message(),
+            "detail": self.message,
+            "code": self.code,
+        }
+        if status is not None:
+            problem["status"] = status
+        if instance is not None:
+            problem["instance"] = instance
+        if self.details:
+            problem["details"] = self.details
+        return problem
 
 
 class ConfigurationError(KeelError):
@@ -50,7 +76,10 @@ class ConfigurationError(KeelError):
 
 
 class UnitOfWorkError(KeelError):
-    """The unit of work was used out of order (re-entered, or used while closed)."""
+    """The unit of work was used out of order (re-entered, used while closed, or after a failed flush).
+
+    Also raised for an entity that belongs to another open unit of work.
+    """
 
     code = "unit_of_work_error"
 
@@ -97,10 +126,59 @@ class ConcurrencyError(DomainError):
         super().__init__(message, entity=entity, id=_jsonable(id), version=version, **details)
 
 
-class ConflictError(DomainError):
+class ConstraintViolationError(DomainError):
+    """The change breaks a rule the database enforces (a constraint).
+
+    Base of the family, PEP 249's ``IntegrityError`` split by cause:
+    :class:`ConflictError` (unique), :class:`CheckViolationError`,
+    :class:`NotNullViolationError` and :class:`ForeignKeyViolationError`.
+    ``constraint``, ``table`` and ``columns`` name what was violated where
+    the backend tells (``details`` holds the same keys on every backend);
+    the offending values are never included.
+    """
+
+    code = "constraint_violation"
+
+    def __init__(
+        self,
+        message: str = "",
+        /,
+        *,
+        constraint: str | None = None,
+        table: str | None = None,
+        columns: list[str] | tuple[str, ...] | None = None,
+        **details: Any,
+    ) -> None:
+        self.constraint = constraint
+        self.table = table
+        self.columns = list(columns or ())
+        if constraint is not None or table is not None or self.columns:
+            details.update(constraint=constraint, table=table, columns=self.columns)
+        super().__init__(message, **details)
+
+
+class ConflictError(ConstraintViolationError):
     """The change conflicts with existing data (for example a unique key)."""
 
     code = "conflict"
+
+
+class CheckViolationError(ConstraintViolationError):
+    """A value breaks a CHECK constraint."""
+
+    code = "check_violation"
+
+
+class NotNullViolationError(ConstraintViolationError):
+    """A required column was left empty (NOT NULL)."""
+
+    code = "not_null_violation"
+
+
+class ForeignKeyViolationError(ConstraintViolationError):
+    """A reference points at a row that does not exist (or a referenced row is still in use)."""
+
+    code = "foreign_key_violation"
 
 
 class ValidationError(DomainError):

@@ -14,6 +14,7 @@ bound to its session::
 
 from __future__ import annotations
 
+import logging
 import re
 import typing
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from keel.cross_cutting.error import ConcurrencyError, UnitOfWorkError
+from keel.cross_cutting.error import ConcurrencyError, DatabaseUnavailableError, UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.domain.ports import builds_from_unit_of_work
@@ -35,6 +36,7 @@ from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 _STALE_TABLE = re.compile(r"on table '([^']+)'")
+_logger = logging.getLogger("keel.unit_of_work")
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
@@ -116,7 +118,15 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         for name in _repository_specs(type(self)):
             self.__dict__.pop(name, None)
         if session is not None:
-            await session.close()
+            try:
+                await session.close()
+            except (SQLAlchemyError, OSError) as exc:
+                # The rollback failed (a connection the server killed, say): drop
+                # the connection instead of returning it to the pool half-open.
+                await _invalidate(session)
+                translated = translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else None
+                lost = DatabaseUnavailableError("the connection failed while the unit of work closed")
+                raise translated or lost from exc
 
     def _candidates(self) -> Iterable[AggregateRoot]:
         # Aggregates loaded by custom queries or relationships are in the
@@ -131,6 +141,14 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+async def _invalidate(session: AsyncSession) -> None:
+    try:
+        await session.invalidate()
+    except (SQLAlchemyError, OSError):
+        # Already as dead as it gets; the close's own error is the one to report.
+        _logger.debug("invalidating a failed session failed too", exc_info=True)
 
 
 def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[Any], type[Any] | None]]:

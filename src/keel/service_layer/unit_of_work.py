@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
 from types import TracebackType
@@ -19,6 +20,8 @@ from typing import Self
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.errors import UnitOfWorkError
 from keel.domain.messages import DomainEvent
+
+_logger = logging.getLogger("keel.unit_of_work")
 
 
 class AbstractUnitOfWork(abc.ABC):
@@ -35,6 +38,7 @@ class AbstractUnitOfWork(abc.ABC):
         #: True once this instance has committed (in any of its ``async with`` blocks).
         #: The message bus reads it: an attempt whose work committed is not run again.
         self.committed = False
+        self._committed_in_block = False
 
     @property
     def is_open(self) -> bool:
@@ -47,6 +51,7 @@ class AbstractUnitOfWork(abc.ABC):
                 f"{type(self).__name__} is already open; a unit of work is entered by one task at a time"
             )
         self._seen = {}
+        self._committed_in_block = False
         await self._begin()
         self._open = True
         return self
@@ -65,7 +70,24 @@ class AbstractUnitOfWork(abc.ABC):
         try:
             self._discard_pending_events()
             cleanup = asyncio.ensure_future(self._close())
-            await asyncio.shield(cleanup)
+            try:
+                await asyncio.shield(cleanup)
+            except Exception as failure:
+                if exc is None and not self._committed_in_block:
+                    raise  # _close raises keel errors: nothing else went wrong, so this is the news
+                # A body's error is what the caller must see: raising here would
+                # replace it (leaving it only as __context__). After a commit, the
+                # work is durable and only a rollback of what followed failed (the
+                # server drops that with the connection): raising would make the
+                # caller think the work failed, and retry it.
+                _logger.warning(
+                    "%s: cleanup failed while leaving (%s)",
+                    type(self).__name__,
+                    "after a commit" if exc is None else f"on {exc!r}",
+                    exc_info=failure,
+                )
+                if exc is not None:
+                    exc.add_note(f"{type(self).__name__}: the cleanup after this error failed too: {failure}")
         finally:
             self._open = False
             self._seen = {}
@@ -76,6 +98,7 @@ class AbstractUnitOfWork(abc.ABC):
         events = self._pull_events()
         await self._commit(events)
         self.committed = True
+        self._committed_in_block = True
         self._new_events.extend(events)
 
     async def rollback(self) -> None:

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import copy
 import itertools
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import Table, inspect
 from sqlalchemy.orm import Mapper
 
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, ConflictError
 from keel.domain.messages import utcnow
+from keel.infrastructure.database._integrity import duplicate_key_error
+from keel.infrastructure.database.errors import attached_elsewhere, pending_rollback_error
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 
 Key = tuple[Any, ...]
@@ -34,6 +37,9 @@ RowId = tuple[type[Any], Key]
 #: were read at. Lets a copy from an earlier unit of work be re-added and
 #: saved with a version check, like a detached instance in SQLAlchemy.
 _READ_AT = "_keel_in_memory_read_at"
+#: Set on entities a workspace handed out or was given: a weak reference to it, so
+#: another open workspace refuses them as a session refuses another session's objects.
+_OWNER = "_keel_in_memory_owner"
 _MISSING = object()
 
 
@@ -112,6 +118,7 @@ class InMemoryStore:
         for entity in entities:
             workspace.add(type(entity), entity)
         workspace.commit()
+        workspace.close()
 
     def clear(self) -> None:
         self._tables.clear()
@@ -133,12 +140,32 @@ class Workspace:
         self.identity: dict[RowId, Any] = {}
         self._baselines: dict[RowId, _Baseline] = {}
         self._removed: dict[RowId, Any] = {}
+        #: A flush or commit failed: as with a session after a failed flush, only a rollback helps.
+        self.failed = False
+        self.closed = False
 
     def reset(self) -> None:
         """Forget everything uncommitted (a rollback)."""
         self.identity.clear()
         self._baselines.clear()
         self._removed.clear()
+        self.failed = False
+
+    def close(self) -> None:
+        """The unit of work ended: its entities may join another one."""
+        self.closed = True
+
+    def _require_usable(self) -> None:
+        if self.failed:
+            raise pending_rollback_error()
+
+    def _claim(self, entity: Any, entity_name: str) -> None:
+        """Make ``entity`` this workspace's; refuse one that another open workspace holds."""
+        owner_ref = entity.__dict__.get(_OWNER)
+        owner = owner_ref() if owner_ref is not None else None
+        if owner is not None and owner is not self and not owner.closed:
+            raise attached_elsewhere(entity_name)
+        entity.__dict__[_OWNER] = weakref.ref(self)
 
     # --- reading ---------------------------------------------------------------
 
@@ -164,6 +191,9 @@ class Workspace:
             return None
         found = self.identity.get(row_id)
         if found is not None:
+            if self.failed and row_id not in self._baselines:
+                # Never flushed, so not in a session's identity map: SQL would query, and fail.
+                raise pending_rollback_error()
             return found
         committed = self.store.table(model).get(key)
         if committed is None:
@@ -171,6 +201,7 @@ class Workspace:
         entity = copy.deepcopy(committed)
         version = _version(model, entity)
         entity.__dict__[_READ_AT] = version
+        entity.__dict__[_OWNER] = weakref.ref(self)
         self.identity[row_id] = entity
         self._baselines[row_id] = _Baseline(version, state_of(entity))
         return entity
@@ -190,6 +221,7 @@ class Workspace:
         current = self.identity.get(row_id)
         if current is entity:
             return
+        self._claim(entity, traits.entity)
         if current is not None:
             raise ConflictError(f"{traits.entity} {key!r} is already in this unit of work", entity=traits.entity)
         self._removed.pop(row_id, None)
@@ -204,6 +236,7 @@ class Workspace:
         as they do in SQL. What stays for commit: the version check, the
         duplicate-key check, and making anything visible to other units of work.
         """
+        self._require_usable()
         now = utcnow()
         for row_id, entity in self.identity.items():
             model, key = row_id
@@ -229,7 +262,11 @@ class Workspace:
                 if _columns_changed(model, entity, None, committed):
                     _apply_update_defaults(model, entity, now, previous=held)
                 self._baselines[row_id] = _Baseline(held, state_of(entity), flushed=True)
-            # else: a new row whose key is taken; commit reports the conflict.
+            else:
+                # A new row whose key is taken: the INSERT of SQL's autoflush fails here,
+                # and leaves the transaction to be rolled back.
+                self.failed = True
+                raise _duplicate_key(model)
 
     def apply_set(self, model: type[Any], entity: Any, values: dict[str, Any], now: Any) -> None:
         """A set-based change, applied at once as the SQL statement would be (after a :meth:`flush`)."""
@@ -251,11 +288,14 @@ class Workspace:
 
     def remove(self, model: type[Any], entity: Any) -> None:
         row_id = (model, identity_of(model, entity))
+        if self.identity.get(row_id) is not entity:
+            self._claim(entity, model_traits(model).entity)
         self.identity.pop(row_id, None)
         self._removed[row_id] = entity
 
     def commit(self) -> None:
         """Apply every change atomically, or raise and apply nothing."""
+        self._require_usable()
         now = utcnow()
         writes: list[tuple[RowId, Any, bool]] = []
         deletes: list[RowId] = []
@@ -279,10 +319,7 @@ class Workspace:
                     writes.append((row_id, entity, True))
                     continue
                 if held is _MISSING:
-                    entity_name = model_traits(model).entity
-                    raise ConflictError(
-                        f"{entity_name} {key[0] if len(key) == 1 else key!r} already exists", entity=entity_name
-                    )
+                    raise _duplicate_key(model)
                 self._check_version(model, key, committed, held)
                 writes.append((row_id, entity, False))
                 continue
@@ -290,8 +327,7 @@ class Workspace:
                 continue
             if baseline.inserted:
                 if committed is not None:
-                    entity_name = model_traits(model).entity
-                    raise ConflictError(f"{entity_name} {_id(key)!r} already exists", entity=entity_name)
+                    raise _duplicate_key(model)
                 writes.append((row_id, entity, False))
                 continue
             if committed is None:
@@ -311,6 +347,7 @@ class Workspace:
                 _apply_update_defaults(model, entity, now, previous=previous)
             stored = copy.deepcopy(entity)
             stored.__dict__.pop(_READ_AT, None)
+            stored.__dict__.pop(_OWNER, None)
             self.store.table(model)[key] = stored
             version = _version(model, entity)
             entity.__dict__[_READ_AT] = version
@@ -324,6 +361,15 @@ class Workspace:
             return
         if getattr(committed, traits.version) != held:
             raise ConcurrencyError(entity=traits.entity, id=_id(key), version=held)
+
+
+def _duplicate_key(model: type[Any]) -> ConflictError:
+    # Worded as the database's unique violation is: the constraint, never the key's value.
+    table = mapper_of(model).base_mapper.local_table
+    entity = model_traits(model).entity
+    if isinstance(table, Table):
+        return duplicate_key_error(table, entity=entity)
+    return ConflictError(f"{entity} conflicts with existing data", entity=entity)  # mapped to a non-table
 
 
 def _id(key: Key) -> Any:

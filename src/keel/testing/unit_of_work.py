@@ -82,7 +82,13 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             setattr(self, name, repo_cls.for_unit_of_work(self, model))
 
     async def _commit(self, events: list[DomainEvent]) -> None:
-        self.workspace.commit()
+        workspace = self.workspace
+        try:
+            workspace.commit()
+        except Exception:
+            # As a session after a failed flush: unusable until rolled back.
+            workspace.failed = True
+            raise
         self.committed = True
         self.commits += 1
         self.committed_events.extend(events)
@@ -94,6 +100,8 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
     async def _close(self) -> None:
         for name in _specs(type(self)):
             self.__dict__.pop(name, None)
+        if self._workspace is not None:
+            self._workspace.close()
         self._workspace = None
 
     def _candidates(self) -> Iterable[AggregateRoot]:

@@ -7,9 +7,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import object_session
 
 from keel.cross_cutting.error import DatabaseError, KeelError, ValidationError
-from keel.infrastructure.database.errors import translate_db_error
+from keel.infrastructure.database.errors import attached_elsewhere, translate_db_error
 
 #: Raised by a column type or the driver while binding a parameter, before
 #: anything reaches the database: the value, not the database, is at fault.
@@ -26,6 +28,17 @@ def translating(**context: Any) -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+def require_attachable(session: AsyncSession, entity: object, name: str) -> None:
+    """Refuse ``entity`` with a :class:`UnitOfWorkError` when another open session holds it.
+
+    SQLAlchemy's own refusal is a bare ``InvalidRequestError``; a closed unit
+    of work's entities (detached) are accepted, as SQLAlchemy accepts them.
+    """
+    owner = object_session(entity)
+    if owner is not None and owner is not session.sync_session:
+        raise attached_elsewhere(name)
 
 
 def _statement_error(exc: SQLAlchemyError, **context: Any) -> KeelError | None:

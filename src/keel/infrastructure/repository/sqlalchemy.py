@@ -26,11 +26,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, tuple_, update
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import NotFoundError, ValidationError
 from keel.domain.messages import utcnow
-from keel.infrastructure.database._translate import translating
+from keel.infrastructure.database._translate import require_attachable, translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, model_from_generic
 from keel.infrastructure.repository._bulk import MixedKeys, attribute_rows, bulk_shape, entity_rows, mapping_rows
@@ -87,7 +88,11 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     def add(self, entity: T) -> T:
         """Add a new entity to the session (inserted on flush/commit)."""
         self._check_type(entity)
-        self.session.add(entity)
+        try:
+            self.session.add(entity)
+        except InvalidRequestError:
+            require_attachable(self.session, entity, self.traits.entity)
+            raise
         self._on_seen(entity)
         return entity
 
@@ -96,7 +101,12 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         added = builtins.list(entities)
         for entity in added:
             self._check_type(entity)
-        self.session.add_all(added)
+        try:
+            self.session.add_all(added)
+        except InvalidRequestError:
+            for entity in added:
+                require_attachable(self.session, entity, self.traits.entity)
+            raise
         for entity in added:
             self._on_seen(entity)
         return added
@@ -168,6 +178,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         too instead of being left behind pointing at a missing row.
         """
         self._check_type(entity)
+        require_attachable(self.session, entity, self.traits.entity)
         self._on_seen(entity)
         with translating(entity=self.traits.entity):
             await load_hidden_dependents(self.session, entity)
