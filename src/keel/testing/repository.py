@@ -128,24 +128,22 @@ class InMemoryRepository(RepositoryBase[T]):
     ) -> int:
         """Set ``values`` on every matching row; returns how many rows changed."""
         check_update_values(self.model, self.traits, values)
-        rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=False)
+        keys = self._matched_keys(where, equals, include_deleted=include_deleted)
         now = utcnow()
-        for row in rows:
-            entity = self.workspace.load(self.model, identity_of(self.model, row))
-            self.workspace.apply_set(self.model, entity, dict(values), now)
-        return len(rows)
+        for key in keys:
+            self.workspace.set_row(self.model, key, dict(values), now)
+        return len(keys)
 
     async def delete_many(self, *where: Condition, **equals: Any) -> int:
         """Delete every matching row (soft when the model supports it); returns the count."""
-        rows = self._matching(where, equals, include_deleted=False, only_deleted=False)
+        keys = self._matched_keys(where, equals, include_deleted=False)
         now = utcnow()
-        for row in rows:
-            entity = self.workspace.load(self.model, identity_of(self.model, row))
+        for key in keys:
             if self.traits.deleted_at is not None:
-                self.workspace.apply_set(self.model, entity, {self.traits.deleted_at: now}, now)
+                self.workspace.set_row(self.model, key, {self.traits.deleted_at: now}, now)
             else:
-                self.workspace.remove(self.model, entity)
-        return len(rows)
+                self.workspace.delete_row(self.model, key)
+        return len(keys)
 
     # --- reads ---------------------------------------------------------------
 
@@ -307,6 +305,21 @@ class InMemoryRepository(RepositoryBase[T]):
             if all(matches(e, row) for e in evaluators):
                 rows.append(row)
         return rows
+
+    def _matched_keys(
+        self, where: Iterable[Condition], equals: Mapping[str, Any], *, include_deleted: bool
+    ) -> builtins.list[Any]:
+        """Keys of the rows a set-based statement matches: evaluated on the rows, not on held copies."""
+        evaluators = [compile_where(self.model, c) for c in build_conditions(self.model, where, equals)]
+        self.workspace.flush()
+        keys = []
+        for key in self.workspace.keys(self.model):
+            row = self.workspace.current(self.model, key)
+            if row is None or (not include_deleted and self._is_deleted(row)):
+                continue
+            if all(matches(e, row) for e in evaluators):
+                keys.append(key)
+        return keys
 
     def _hand_out(self, rows: Iterable[Any]) -> builtins.list[T]:
         entities = []

@@ -395,6 +395,15 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             return int((await self.session.execute(counted)).scalar_one())
 
     async def _execute_dml(self, stmt: Any) -> int:
+        # "fetch", not the default in-Python evaluation of the WHERE clause:
+        # that matches held copies by their (possibly stale) values, so a copy
+        # whose row the statement skipped got the new version and then
+        # committed over a concurrent change, and delete_many dropped copies
+        # of rows it never deleted. "fetch" reads the matched keys back
+        # (RETURNING, or a SELECT first) and synchronises only those copies;
+        # a stale one keeps a version below the row's, so saving it still
+        # raises ConcurrencyError.
+        stmt = stmt.execution_options(synchronize_session="fetch")
         with translating(entity=self.traits.entity):
             result = await self.session.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
