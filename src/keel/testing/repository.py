@@ -37,7 +37,7 @@ from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.testing._evaluate import compile_where, matches
 from keel.testing._paging import cursor_page, offset_page, sort_rows
-from keel.testing.store import InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
+from keel.testing.store import _READ_AT, InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
 
 T = TypeVar("T")
 
@@ -118,6 +118,14 @@ class InMemoryRepository(RepositoryBase[T]):
         self._check_type(entity)
         self._on_seen(entity)
         self.workspace.remove(self.model, entity)
+
+    def _attach(self, entity: T) -> None:
+        # A copy from an earlier unit of work, added back like add() does:
+        # saved with a check of the version it was read at.
+        if _READ_AT not in entity.__dict__:
+            return  # never stored: not an entity of another unit of work
+        if self.workspace.identity.get((self.model, identity_of(self.model, entity))) is not entity:
+            self.workspace.add(self.model, entity)
 
     async def update_many(
         self,
@@ -258,6 +266,7 @@ class InMemoryRepository(RepositoryBase[T]):
         columns), LIMIT and OFFSET are applied in Python, so custom query
         methods written with ``self.select(...)`` work on the twin too.
         """
+        self._check_deleted_scope(include_deleted, only_deleted)
         stmt: Select[T] = select(self.model)
         deleted_at = self.traits.deleted_at
         if deleted_at is not None and (include_deleted or only_deleted):
@@ -290,6 +299,7 @@ class InMemoryRepository(RepositoryBase[T]):
     def _filter(
         self, conditions: builtins.list[Any], *, include_deleted: bool, only_deleted: bool
     ) -> builtins.list[Any]:
+        self._check_deleted_scope(include_deleted, only_deleted)
         evaluators = [compile_where(self.model, c) for c in conditions]
         self.workspace.flush()  # every SQL query autoflushes first
         deleted_at = self.traits.deleted_at
@@ -310,6 +320,7 @@ class InMemoryRepository(RepositoryBase[T]):
         self, where: Iterable[Condition], equals: Mapping[str, Any], *, include_deleted: bool
     ) -> builtins.list[Any]:
         """Keys of the rows a set-based statement matches: evaluated on the rows, not on held copies."""
+        self._check_deleted_scope(include_deleted, False)
         evaluators = [compile_where(self.model, c) for c in build_conditions(self.model, where, equals)]
         self.workspace.flush()
         keys = []

@@ -168,6 +168,13 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             await load_hidden_dependents(self.session, entity)
             await self.session.delete(entity)
 
+    def _attach(self, entity: T) -> None:
+        # A detached instance keeps the version it was loaded at: added back,
+        # its UPDATE is checked against it (the same as a re-added copy).
+        if inspect(entity).detached:
+            with translating(entity=self.traits.entity):
+                self.session.add(entity)
+
     async def update_many(
         self,
         *where: Condition,
@@ -185,6 +192,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         ``include_deleted=True``.
         """
         check_update_values(self.model, self.traits, values)
+        self._check_deleted_scope(include_deleted, False)
         conditions = build_conditions(self.model, where, equals)
         stmt = (
             update(self.model)
@@ -329,6 +337,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         what page 1 costs when an index matches the ordering.
         """
         size = check_size(size, default=self._setting("default_page_size"), maximum=self._setting("max_page_size"))
+        self._check_deleted_scope(include_deleted, only_deleted)
         keys = sort_keys(self.model, order_by)
         conditions = build_conditions(self.model, where, equals)
         plan = plan_cursor_page(
@@ -365,6 +374,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         criteria, which also reach relationship loads); ``include_deleted``
         and ``only_deleted`` set the ``include_deleted`` execution option.
         """
+        self._check_deleted_scope(include_deleted, only_deleted)
         stmt: Select[T] = select(self.model)
         deleted_at = self.traits.deleted_at
         if deleted_at is not None and (include_deleted or only_deleted):
