@@ -33,7 +33,14 @@ from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, model_from_generic
-from keel.infrastructure.repository._bulk import MixedKeys, attribute_rows, bulk_shape, entity_rows, mapping_rows
+from keel.infrastructure.repository._bulk import (
+    MixedKeys,
+    attribute_rows,
+    bulk_shape,
+    carries_related,
+    entity_rows,
+    mapping_rows,
+)
 from keel.infrastructure.repository._bulk_insert import execute_insert
 from keel.infrastructure.repository._checks import (
     check_page,
@@ -110,7 +117,10 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         attribute values, each with any subset of the columns (missing ones
         get their defaults, or NULL). Models the set-based path cannot serve
         (inheritance, mapper insert events, server-side or SQL-expression
-        defaults) fall back to :meth:`add_many` plus a flush.
+        defaults), and entities carrying related objects (children in a
+        collection, or a parent given as ``parent=``), fall back to
+        :meth:`add_many` plus a flush, so nothing is dropped; those entities
+        stay in the session.
         """
         batch = builtins.list(items)
         if not batch:
@@ -124,7 +134,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         for entity in entities:
             self._check_type(entity)
         shape = bulk_shape(self.model)
-        if shape.unsupported:
+        if shape.unsupported or carries_related(self.model, entities):
             if not entities:
                 entities = [self._new_from_mapping(row) for row in attribute_rows(self.model, batch)]  # type: ignore[arg-type]
             self.add_many(entities)
