@@ -130,3 +130,15 @@ async def test_hard_delete_many_of_a_row_held_stale_deletes_it(new_uow: NewUow) 
         await uow.commit()
     async with new_uow() as uow:
         assert await uow.owners.count() == 0
+
+
+async def test_an_entity_added_but_not_flushed_sees_a_set_based_change(new_uow: NewUow) -> None:
+    """A new entity is flushed before the statement and then synchronised like a loaded one."""
+    async with new_uow() as uow:
+        item = uow.items.add(Item(name="new", rank=1))
+        assert await uow.items.update_many(Item.rank == 1, values={"name": "seen"}) == 1
+        assert (item.name, item.version) == ("seen", 2)
+        await uow.commit()
+    async with new_uow() as uow:
+        stored = await uow.items.get(item.id)
+    assert (stored.name, stored.version) == ("seen", 2)

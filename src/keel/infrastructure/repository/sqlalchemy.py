@@ -415,20 +415,29 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             return int((await self.session.execute(counted)).scalar_one())
 
     async def _execute_dml(self, stmt: Any) -> int:
-        # "fetch", not the default in-Python evaluation of the WHERE clause:
-        # that matches held copies by their (possibly stale) values, so a copy
-        # whose row the statement skipped got the new version and then
+        # Never the default in-Python evaluation of the WHERE clause: it
+        # matches held copies by their (possibly stale) values, so a copy
+        # whose row the statement skipped took the new version and then
         # committed over a concurrent change, and delete_many dropped copies
         # of rows it never deleted. "fetch" reads the matched keys back
         # (RETURNING, or a SELECT first) and synchronises only those copies;
         # a stale one keeps a version below the row's, so saving it still
-        # raises ConcurrencyError.
-        stmt = stmt.execution_options(synchronize_session="fetch")
+        # raises ConcurrencyError. Reading the keys back costs about as much
+        # as the statement, so it is skipped when there is no copy to update.
+        sync = "fetch" if self._holds_copies() else False
+        stmt = stmt.execution_options(synchronize_session=sync)
         with translating(entity=self.traits.entity):
             result = await self.session.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
 
     # --- helpers -------------------------------------------------------------
+
+    def _holds_copies(self) -> bool:
+        """Whether the session holds (or is about to flush) any instance of this model's table hierarchy."""
+        # By class, not by identity key: a subclass's rows can live in the
+        # table the statement changes, whatever its mapper's identity class.
+        root = inspect(self.model).base_mapper.class_
+        return any(isinstance(obj, root) for obj in (*self.session.identity_map.values(), *self.session.new))
 
     def _setting(self, name: str) -> Any:
         """A tuning knob: this repository's subclass, else its session factory, else the process default."""
