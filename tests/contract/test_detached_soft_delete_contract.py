@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from keel import ConcurrencyError, ValidationError
+from keel import ConcurrencyError, ConflictError, ValidationError
 from tests.contract.models import Item, Plain
 
 NewUow = Callable[[], Any]
@@ -93,3 +93,13 @@ async def test_deleted_row_options_on_a_model_without_soft_delete_are_refused(
         with pytest.raises(ValidationError):
             uow.plain.select(**{option: True})
         assert await uow.plain.count() == 1
+
+
+async def test_delete_of_a_second_copy_of_a_row_held_in_this_unit_of_work_is_a_conflict(
+    new_uow: NewUow, detached: Item
+) -> None:
+    """An entity from elsewhere cannot join a unit of work that already holds a copy of its row."""
+    async with new_uow() as uow:
+        await uow.items.get(detached.id)
+        with pytest.raises(ConflictError):
+            await uow.items.delete(detached)

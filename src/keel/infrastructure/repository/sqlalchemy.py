@@ -28,7 +28,7 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.cross_cutting.error import NotFoundError, ValidationError
+from keel.cross_cutting.error import ConflictError, NotFoundError, ValidationError
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
@@ -181,9 +181,19 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     def _attach(self, entity: T) -> None:
         # A detached instance keeps the version it was loaded at: added back,
         # its UPDATE is checked against it (the same as a re-added copy).
-        if inspect(entity).detached:
-            with translating(entity=self.traits.entity):
-                self.session.add(entity)
+        state = inspect(entity)
+        if not state.detached:
+            return
+        held = self.session.identity_map.get(state.key) if state.key is not None else None
+        if held is not None and held is not entity:
+            # As on the twin: two copies of one row in one unit of work would
+            # each be saved over the other.
+            identity = state.key[1] if state.key is not None else None
+            raise ConflictError(
+                f"{self.traits.entity} {identity!r} is already in this unit of work", entity=self.traits.entity
+            )
+        with translating(entity=self.traits.entity):
+            self.session.add(entity)
 
     async def update_many(
         self,
