@@ -31,3 +31,14 @@ async def test_insert_many_of_parents_without_children_still_works(new_uow: NewU
         await uow.commit()
     async with new_uow() as uow:
         assert [(o.name, o.tags) for o in await uow.owners.list(order_by="name")] == [("a", []), ("b", [])]
+
+
+async def test_parents_saved_with_their_children_stay_in_the_unit_of_work(new_uow: NewUow) -> None:
+    """Entities that took the ORM path are tracked like add_many's: a later change is saved."""
+    async with new_uow() as uow:
+        (owner,) = [Owner(name="a", tags=[Tag(label="x")])]
+        await uow.owners.insert_many([owner])
+        owner.name = "renamed"
+        await uow.commit()
+    async with new_uow() as uow:
+        assert [o.name for o in await uow.owners.list()] == ["renamed"]

@@ -30,6 +30,7 @@ from keel.cross_cutting.error import ConfigurationError, NotFoundError, Validati
 from keel.domain.messages import utcnow
 from keel.infrastructure.repository import CursorPage, Page
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
+from keel.infrastructure.repository._bulk import bulk_shape, carries_related
 from keel.infrastructure.repository._checks import check_update_values, coerce_identity, validate_limit
 from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
 from keel.infrastructure.repository.filters import Condition, build_conditions
@@ -105,11 +106,15 @@ class InMemoryRepository(RepositoryBase[T]):
                 f"insert_many needs every {self.traits.entity} with a key, or every one without",
                 errors=[{"loc": ["items"], "msg": "some entities have keys and some do not", "type": "value_error"}],
             )
+        # Where the SQL repository falls back to add_many plus a flush, the
+        # entities stay tracked there, so they do here.
+        tracked = bool(bulk_shape(self.model).unsupported) or carries_related(self.model, entities)
         self.workspace.flush()
         for entity in entities:
             self.workspace.add(self.model, entity)
             apply_insert_defaults(self.model, entity)
-            self.workspace.detach(self.model, entity)
+            if not tracked:
+                self.workspace.detach(self.model, entity)
             self._on_seen(entity)
         return len(entities)
 
