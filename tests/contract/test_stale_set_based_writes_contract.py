@@ -7,6 +7,7 @@ one changes it and commits, then ours runs a set-based write and saves its
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -37,14 +38,29 @@ async def _sell(new_uow: NewUow, item_id: int, qty: int) -> None:
 async def test_stale_copy_is_refused_after_an_update_many_the_database_did_not_match(
     new_uow: NewUow, stock_id: int
 ) -> None:
-    """A set-based update that matches the stale copy but not the row leaves the copy stale: commit raises."""
-    async with new_uow() as uow:
-        held = await uow.items.get(stock_id)
+    """A set-based update that matches the stale copy but not the row leaves the copy stale: commit raises.
+
+    Stock 10; another writer sells 5 while we hold the item; our copy sells 1:
+    the commit must fail, not store 9.
+    """
+    loaded, sold = asyncio.Event(), asyncio.Event()
+
+    async def ours() -> None:
+        async with new_uow() as uow:
+            held = await uow.items.get(stock_id)
+            loaded.set()
+            await sold.wait()
+            assert await uow.items.update_many(Item.rank >= 8, values={"category": "plenty"}) == 0
+            held.rank -= 1
+            with pytest.raises(ConcurrencyError):
+                await uow.commit()
+
+    async def theirs() -> None:
+        await loaded.wait()
         await _sell(new_uow, stock_id, 5)
-        assert await uow.items.update_many(Item.rank >= 8, values={"category": "plenty"}) == 0
-        held.rank -= 1
-        with pytest.raises(ConcurrencyError):
-            await uow.commit()
+        sold.set()
+
+    await asyncio.wait_for(asyncio.gather(ours(), theirs()), timeout=30)
     async with new_uow() as uow:
         item = await uow.items.get(stock_id)
     assert (item.rank, item.category, item.version) == (5, None, 2)
