@@ -30,6 +30,7 @@ from keel.cross_cutting.error import ConfigurationError, NotFoundError, Validati
 from keel.domain.messages import utcnow
 from keel.infrastructure.repository import CursorPage, Page
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
+from keel.infrastructure.repository._bulk import bulk_shape, carries_related
 from keel.infrastructure.repository._checks import check_update_values, coerce_identity, validate_limit
 from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
 from keel.infrastructure.repository.filters import Condition, build_conditions
@@ -37,7 +38,7 @@ from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.testing._evaluate import compile_where, matches
 from keel.testing._paging import cursor_page, offset_page, sort_rows
-from keel.testing.store import InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
+from keel.testing.store import _READ_AT, InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
 
 T = TypeVar("T")
 
@@ -110,11 +111,15 @@ class InMemoryRepository(RepositoryBase[T]):
                 f"insert_many needs every {self.traits.entity} with a key, or every one without",
                 errors=[{"loc": ["items"], "msg": "some entities have keys and some do not", "type": "value_error"}],
             )
+        # Where the SQL repository falls back to add_many plus a flush, the
+        # entities stay tracked there, so they do here.
+        tracked = bool(bulk_shape(self.model).unsupported) or carries_related(self.model, entities)
         self.workspace.flush()
         for entity in entities:
             self.workspace.add(self.model, entity)
             apply_insert_defaults(self.model, entity)
-            self.workspace.detach(self.model, entity)
+            if not tracked:
+                self.workspace.detach(self.model, entity)
             self._on_seen(entity)
         return len(entities)
 
@@ -123,6 +128,14 @@ class InMemoryRepository(RepositoryBase[T]):
         self._check_type(entity)
         self._on_seen(entity)
         self.workspace.remove(self.model, entity)
+
+    def _attach(self, entity: T) -> None:
+        # A copy from an earlier unit of work, added back like add() does:
+        # saved with a check of the version it was read at.
+        if _READ_AT not in entity.__dict__:
+            return  # never stored: not an entity of another unit of work
+        if self.workspace.identity.get((self.model, identity_of(self.model, entity))) is not entity:
+            self.workspace.add(self.model, entity)
 
     async def update_many(
         self,
@@ -133,24 +146,22 @@ class InMemoryRepository(RepositoryBase[T]):
     ) -> int:
         """Set ``values`` on every matching row; returns how many rows changed."""
         check_update_values(self.model, self.traits, values)
-        rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=False)
+        keys = self._matched_keys(where, equals, include_deleted=include_deleted)
         now = utcnow()
-        for row in rows:
-            entity = self.workspace.load(self.model, identity_of(self.model, row))
-            self.workspace.apply_set(self.model, entity, dict(values), now)
-        return len(rows)
+        for key in keys:
+            self.workspace.set_row(self.model, key, dict(values), now)
+        return len(keys)
 
     async def delete_many(self, *where: Condition, **equals: Any) -> int:
         """Delete every matching row (soft when the model supports it); returns the count."""
-        rows = self._matching(where, equals, include_deleted=False, only_deleted=False)
+        keys = self._matched_keys(where, equals, include_deleted=False)
         now = utcnow()
-        for row in rows:
-            entity = self.workspace.load(self.model, identity_of(self.model, row))
+        for key in keys:
             if self.traits.deleted_at is not None:
-                self.workspace.apply_set(self.model, entity, {self.traits.deleted_at: now}, now)
+                self.workspace.set_row(self.model, key, {self.traits.deleted_at: now}, now)
             else:
-                self.workspace.remove(self.model, entity)
-        return len(rows)
+                self.workspace.delete_row(self.model, key)
+        return len(keys)
 
     # --- reads ---------------------------------------------------------------
 
@@ -265,6 +276,7 @@ class InMemoryRepository(RepositoryBase[T]):
         columns), LIMIT and OFFSET are applied in Python, so custom query
         methods written with ``self.select(...)`` work on the twin too.
         """
+        self._check_deleted_scope(include_deleted, only_deleted)
         stmt: Select[T] = select(self.model)
         deleted_at = self.traits.deleted_at
         if deleted_at is not None and (include_deleted or only_deleted):
@@ -297,6 +309,7 @@ class InMemoryRepository(RepositoryBase[T]):
     def _filter(
         self, conditions: builtins.list[Any], *, include_deleted: bool, only_deleted: bool
     ) -> builtins.list[Any]:
+        self._check_deleted_scope(include_deleted, only_deleted)
         evaluators = [compile_where(self.model, c) for c in conditions]
         self.workspace.flush()  # every SQL query autoflushes first
         deleted_at = self.traits.deleted_at
@@ -312,6 +325,22 @@ class InMemoryRepository(RepositoryBase[T]):
             if all(matches(e, row) for e in evaluators):
                 rows.append(row)
         return rows
+
+    def _matched_keys(
+        self, where: Iterable[Condition], equals: Mapping[str, Any], *, include_deleted: bool
+    ) -> builtins.list[Any]:
+        """Keys of the rows a set-based statement matches: evaluated on the rows, not on held copies."""
+        self._check_deleted_scope(include_deleted, False)
+        evaluators = [compile_where(self.model, c) for c in build_conditions(self.model, where, equals)]
+        self.workspace.flush()
+        keys = []
+        for key in self.workspace.keys(self.model):
+            row = self.workspace.current(self.model, key)
+            if row is None or (not include_deleted and self._is_deleted(row)):
+                continue
+            if all(matches(e, row) for e in evaluators):
+                keys.append(key)
+        return keys
 
     def _hand_out(self, rows: Iterable[Any]) -> builtins.list[T]:
         entities = []

@@ -143,12 +143,19 @@ class Workspace:
         #: A flush or commit failed: as with a session after a failed flush, only a rollback helps.
         self.failed = False
         self.closed = False
+        #: Rows a set-based write changed while this workspace held a stale
+        #: copy of them: (the row as written, the committed version it was written over).
+        self._set_rows: dict[RowId, tuple[Any, Any]] = {}
+        #: Rows deleted by a set-based DELETE: the committed version they were deleted at.
+        self._set_deleted: dict[RowId, Any] = {}
 
     def reset(self) -> None:
         """Forget everything uncommitted (a rollback)."""
         self.identity.clear()
         self._baselines.clear()
         self._removed.clear()
+        self._set_rows.clear()
+        self._set_deleted.clear()
         self.failed = False
 
     def close(self) -> None:
@@ -205,6 +212,64 @@ class Workspace:
         self.identity[row_id] = entity
         self._baselines[row_id] = _Baseline(version, state_of(entity))
         return entity
+
+    def current(self, model: type[Any], key: Key) -> Any:
+        """The row as a statement in this transaction sees it (None if absent), without copying it.
+
+        Rows this workspace wrote are its copies; a row it only read is the
+        committed row, which differs from the copy handed out when someone
+        else has changed it since. Set-based writes match and change this
+        row, as SQL does, not the (possibly stale) copy.
+        """
+        row_id = (model, key)
+        if row_id in self._removed:
+            return None
+        written = self._set_rows.get(row_id)
+        if written is not None:
+            return written[0]
+        entity = self.identity.get(row_id)
+        baseline = self._baselines.get(row_id)
+        if entity is not None and (baseline is None or baseline.flushed or baseline.inserted):
+            return entity
+        return self.store.table(model).get(key)
+
+    def set_row(self, model: type[Any], key: Key, values: dict[str, Any], now: Any) -> None:
+        """A set-based UPDATE of one row the statement matched (after a :meth:`flush`).
+
+        When this workspace holds a stale copy, the row is changed where it
+        is (written on commit if nobody changed it meanwhile) and the copy
+        takes the values on top of its own version, as SQLAlchemy's
+        synchronisation does: it stays stale, so saving it raises.
+        """
+        entity = self.load(model, key)
+        row_id = (model, key)
+        baseline = self._baselines.get(row_id)
+        committed = self.store.table(model).get(key)
+        stale = (
+            baseline is not None
+            and not (baseline.flushed or baseline.inserted)
+            and committed is not None
+            and (row_id in self._set_rows or state_of(committed)[0] != baseline.state[0])
+        )
+        if not stale:
+            self.apply_set(model, entity, values, now)
+            return
+        assert baseline is not None
+        written = self._set_rows.get(row_id)
+        if written is None:
+            written = self._set_rows[row_id] = (copy.deepcopy(committed), _version(model, committed))
+        for target in (written[0], entity):
+            for name, value in values.items():
+                setattr(target, name, value)
+            _apply_update_defaults(model, target, now)
+        baseline.state = state_of(entity)
+
+    def delete_row(self, model: type[Any], key: Key) -> None:
+        """A set-based DELETE of one row the statement matched: no check of the version the copy holds."""
+        row = self.current(model, key)
+        entity = self.load(model, key)
+        self._set_deleted[(model, key)] = _version(model, row)
+        self.remove(model, entity)
 
     # --- writing ---------------------------------------------------------------
 
@@ -306,9 +371,15 @@ class Workspace:
             baseline = self._baselines.get(row_id)
             if baseline is not None:
                 held = baseline.version
+            held = self._set_deleted.get(row_id, held)
             if committed is not None and held is not _MISSING:
                 self._check_version(model, key, committed, held)
             deletes.append(row_id)
+        set_rows = [(row_id, row) for row_id, (row, _) in self._set_rows.items() if row_id not in self._removed]
+        for row_id, (_, version) in self._set_rows.items():
+            committed = self.store.table(row_id[0]).get(row_id[1])
+            if row_id not in self._removed and (committed is None or _version(row_id[0], committed) != version):
+                raise ConcurrencyError(entity=model_traits(row_id[0]).entity, id=_id(row_id[1]), version=version)
         for row_id, entity in self.identity.items():
             model, key = row_id
             committed = self.store.table(model).get(key)
@@ -336,6 +407,8 @@ class Workspace:
             writes.append((row_id, entity, False))
         for row_id in deletes:
             self.store.table(row_id[0]).pop(row_id[1], None)
+        for row_id, row in set_rows:
+            self.store.table(row_id[0])[row_id[1]] = copy.deepcopy(row)
         for row_id, entity, is_new in writes:
             model, key = row_id
             baseline = self._baselines.get(row_id)
@@ -353,6 +426,8 @@ class Workspace:
             entity.__dict__[_READ_AT] = version
             self._baselines[row_id] = _Baseline(version, state_of(entity))
         self._removed.clear()
+        self._set_rows.clear()
+        self._set_deleted.clear()
         self.store.commits += 1
 
     def _check_version(self, model: type[Any], key: Key, committed: Any, held: Any) -> None:

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, event, select, tuple_
+from sqlalchemy import CHAR, NCHAR, ColumnElement, event, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState, Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
@@ -120,7 +120,10 @@ def _check(
     primary_key = mapper.base_mapper.primary_key
     if any(key.table is not column.table for key in primary_key):
         return  # the version lives in another table than the key: not a layout keel produces
+    normalise = _key_normaliser(primary_key)
     held: dict[tuple[Any, ...], Any] = {}
+    #: The identity each normalised key was held under, to look the rows up by.
+    identities: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for state in group:
         own_column = state.mapper.version_id_col
         if state.identity is None or own_column is None:
@@ -128,11 +131,13 @@ def _check(
         version_key = state.mapper.get_property_by_column(own_column).key
         version = state.committed_state.get(version_key, state.dict.get(version_key))
         if version is not None:
-            held[tuple(state.identity)] = version
+            key = normalise(tuple(state.identity))
+            held[key] = version
+            identities[key] = tuple(state.identity)
     if not held:
         return
     found: dict[tuple[Any, ...], Any] = {}
-    keys = list(held)
+    keys = list(identities.values())
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         where = (
@@ -142,10 +147,30 @@ def _check(
         # locks in, so this check cannot deadlock where plain deletes would not.
         stmt = select(*primary_key, column).where(where).order_by(*primary_key).with_for_update()
         rows = connection.execute(stmt)
-        found.update((tuple(row[:-1]), row[-1]) for row in rows)
+        found.update((normalise(tuple(row[:-1])), row[-1]) for row in rows)
     stale = [(_identity(key), version) for key, version in held.items() if found.get(key) != version]
     if stale:
         raise StaleRowsError(column.table.description or "?", mapper.class_.__name__, stale, len(held))
+
+
+def _key_normaliser(columns: Sequence[Any]) -> Any:
+    """Keys compared as the database compares them.
+
+    A fixed-width ``CHAR(n)`` value is padded with spaces to ``n``, and the
+    padding does not count in comparisons: PostgreSQL returns ``'ab      '``
+    for a key the session holds as ``'ab'`` (it inserted it), which is the
+    same row. Trailing spaces are stripped from both sides for such columns.
+    """
+    padded = [isinstance(column.type, CHAR | NCHAR) for column in columns]
+    if not any(padded):
+        return lambda key: key
+
+    def normalise(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(
+            part.rstrip(" ") if pad and isinstance(part, str) else part for part, pad in zip(key, padded, strict=True)
+        )
+
+    return normalise
 
 
 def _identity(key: tuple[Any, ...]) -> Any:

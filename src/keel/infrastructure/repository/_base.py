@@ -59,23 +59,44 @@ class RepositoryBase(Generic[T]):
 
         A soft delete is an ordinary change: on flush ``version`` rises and
         ``updated_at`` moves, and a stale copy raises ``ConcurrencyError``.
+        An entity loaded in another (closed) unit of work is attached to this
+        one first, as :meth:`hard_delete` does, and saved with the version it
+        was loaded at.
         """
         self._check_type(entity)
         deleted_at = self.traits.deleted_at
         if deleted_at is None:
             await self.hard_delete(entity)
             return
+        self._attach(entity)
         self._on_seen(entity)
         if getattr(entity, deleted_at) is None:
             setattr(entity, deleted_at, utcnow())
 
     async def restore(self, entity: T) -> T:
-        """Undo a soft delete (load it with ``get(id, include_deleted=True)``)."""
+        """Undo a soft delete (load it with ``get(id, include_deleted=True)``).
+
+        An entity from another unit of work is attached first, as for :meth:`delete`.
+        """
         self._check_type(entity)
         deleted_at = self._require_soft_delete("restore")
+        self._attach(entity)
         self._on_seen(entity)
         setattr(entity, deleted_at, None)
         return entity
+
+    def _attach(self, entity: T) -> None:
+        """Make an entity loaded elsewhere (detached) part of this unit of work, version-checked."""
+        raise NotImplementedError
+
+    def _check_deleted_scope(self, include_deleted: bool, only_deleted: bool) -> None:
+        """``include_deleted``/``only_deleted`` need a model with soft delete.
+
+        On any other model ``only_deleted=True`` would silently mean every
+        row (none is marked deleted), so both are refused, like ``restore``.
+        """
+        if include_deleted or only_deleted:
+            self._require_soft_delete("read only_deleted rows" if only_deleted else "include deleted rows")
 
     def _track(self, entity: T) -> T:
         """Mark an entity loaded by custom code as seen; returns it."""

@@ -18,7 +18,7 @@ inheritance, mapper insert events) are "unsupported" and take the ORM path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,26 @@ def _find_shape(model: type[Any]) -> BulkShape:
             problems.append(f"SQL-side default on {prop.key}")
     unsupported = problems[0] if problems else None
     return BulkShape(columns, column_keys, generated, tuple(defaults), unsupported)
+
+
+def carries_related(model: type[Any], entities: Iterable[Any]) -> bool:
+    """Whether any entity holds related objects (a non-empty collection, or a parent/child set).
+
+    Rows built from columns alone would drop them: the children would never
+    be inserted and a child's foreign key to the parent it was given would
+    stay NULL. Only the ORM's flush saves related objects and sets those keys.
+    """
+    keys = [rel.key for rel in inspect(model).relationships]
+    if not keys:
+        return False
+    for entity in entities:
+        state = entity.__dict__
+        for key in keys:
+            value = state.get(key)
+            if value is None or (isinstance(value, Collection) and not value):
+                continue
+            return True
+    return False
 
 
 def _is_int(column: Any) -> bool:
@@ -185,4 +205,12 @@ def mapping_rows(model: type[Any], rows: Iterable[Mapping[str, Any]], now: Any) 
     return completed
 
 
-__all__ = ["BulkShape", "MixedKeys", "attribute_rows", "bulk_shape", "entity_rows", "mapping_rows"]
+__all__ = [
+    "BulkShape",
+    "MixedKeys",
+    "attribute_rows",
+    "bulk_shape",
+    "carries_related",
+    "entity_rows",
+    "mapping_rows",
+]

@@ -29,12 +29,19 @@ from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, sel
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.cross_cutting.error import NotFoundError, ValidationError
+from keel.cross_cutting.error import ConflictError, NotFoundError, ValidationError
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import require_attachable, translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, model_from_generic
-from keel.infrastructure.repository._bulk import MixedKeys, attribute_rows, bulk_shape, entity_rows, mapping_rows
+from keel.infrastructure.repository._bulk import (
+    MixedKeys,
+    attribute_rows,
+    bulk_shape,
+    carries_related,
+    entity_rows,
+    mapping_rows,
+)
 from keel.infrastructure.repository._bulk_insert import execute_insert
 from keel.infrastructure.repository._checks import (
     check_page,
@@ -125,7 +132,10 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         attribute values, each with any subset of the columns (missing ones
         get their defaults, or NULL). Models the set-based path cannot serve
         (inheritance, mapper insert events, server-side or SQL-expression
-        defaults) fall back to :meth:`add_many` plus a flush.
+        defaults), and entities carrying related objects (children in a
+        collection, or a parent given as ``parent=``), fall back to
+        :meth:`add_many` plus a flush, so nothing is dropped; those entities
+        stay in the session.
         """
         batch = builtins.list(items)
         if not batch:
@@ -139,7 +149,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         for entity in entities:
             self._check_type(entity)
         shape = bulk_shape(self.model)
-        if shape.unsupported:
+        if shape.unsupported or carries_related(self.model, entities):
             if not entities:
                 entities = [self._new_from_mapping(row) for row in attribute_rows(self.model, batch)]  # type: ignore[arg-type]
             self.add_many(entities)
@@ -184,6 +194,23 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             await load_hidden_dependents(self.session, entity)
             await self.session.delete(entity)
 
+    def _attach(self, entity: T) -> None:
+        # A detached instance keeps the version it was loaded at: added back,
+        # its UPDATE is checked against it (the same as a re-added copy).
+        state = inspect(entity)
+        if not state.detached:
+            return
+        held = self.session.identity_map.get(state.key) if state.key is not None else None
+        if held is not None and held is not entity:
+            # As on the twin: two copies of one row in one unit of work would
+            # each be saved over the other.
+            identity = state.key[1] if state.key is not None else None
+            raise ConflictError(
+                f"{self.traits.entity} {identity!r} is already in this unit of work", entity=self.traits.entity
+            )
+        with translating(entity=self.traits.entity):
+            self.session.add(entity)
+
     async def update_many(
         self,
         *where: Condition,
@@ -201,6 +228,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         ``include_deleted=True``.
         """
         check_update_values(self.model, self.traits, values)
+        self._check_deleted_scope(include_deleted, False)
         conditions = build_conditions(self.model, where, equals)
         stmt = (
             update(self.model)
@@ -345,6 +373,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         what page 1 costs when an index matches the ordering.
         """
         size = check_size(size, default=self._setting("default_page_size"), maximum=self._setting("max_page_size"))
+        self._check_deleted_scope(include_deleted, only_deleted)
         keys = sort_keys(self.model, order_by)
         conditions = build_conditions(self.model, where, equals)
         plan = plan_cursor_page(
@@ -381,6 +410,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         criteria, which also reach relationship loads); ``include_deleted``
         and ``only_deleted`` set the ``include_deleted`` execution option.
         """
+        self._check_deleted_scope(include_deleted, only_deleted)
         stmt: Select[T] = select(self.model)
         deleted_at = self.traits.deleted_at
         if deleted_at is not None and (include_deleted or only_deleted):
@@ -411,11 +441,29 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             return int((await self.session.execute(counted)).scalar_one())
 
     async def _execute_dml(self, stmt: Any) -> int:
+        # Never the default in-Python evaluation of the WHERE clause: it
+        # matches held copies by their (possibly stale) values, so a copy
+        # whose row the statement skipped took the new version and then
+        # committed over a concurrent change, and delete_many dropped copies
+        # of rows it never deleted. "fetch" reads the matched keys back
+        # (RETURNING, or a SELECT first) and synchronises only those copies;
+        # a stale one keeps a version below the row's, so saving it still
+        # raises ConcurrencyError. Reading the keys back costs about as much
+        # as the statement, so it is skipped when there is no copy to update.
+        sync = "fetch" if self._holds_copies() else False
+        stmt = stmt.execution_options(synchronize_session=sync)
         with translating(entity=self.traits.entity):
             result = await self.session.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
 
     # --- helpers -------------------------------------------------------------
+
+    def _holds_copies(self) -> bool:
+        """Whether the session holds (or is about to flush) any instance of this model's table hierarchy."""
+        # By class, not by identity key: a subclass's rows can live in the
+        # table the statement changes, whatever its mapper's identity class.
+        root = inspect(self.model).base_mapper.class_
+        return any(isinstance(obj, root) for obj in (*self.session.identity_map.values(), *self.session.new))
 
     def _setting(self, name: str) -> Any:
         """A tuning knob: this repository's subclass, else its session factory, else the process default."""
