@@ -81,7 +81,7 @@ async def test_a_duplicate_key_conflict_names_the_constraint_not_the_value(new_u
 
 
 async def test_an_entity_another_open_unit_of_work_holds_is_refused(new_uow: NewUow) -> None:
-    """add and hard_delete of an entity another open unit of work holds are UnitOfWorkErrors; later it is accepted."""
+    """add, delete, restore and hard_delete of an entity another open unit of work holds are refused; later accepted."""
     async with new_uow() as uow:
         added = uow.items.add(Item(name="lamp"))
         await uow.commit()
@@ -95,6 +95,11 @@ async def test_an_entity_another_open_unit_of_work_holds_is_refused(new_uow: New
                 second.items.add_many([item])
             with pytest.raises(UnitOfWorkError, match="another open unit of work"):
                 await second.items.hard_delete(item)
+            with pytest.raises(UnitOfWorkError, match="another open unit of work"):
+                await second.items.delete(item)
+            with pytest.raises(UnitOfWorkError, match="another open unit of work"):
+                await second.items.restore(item)
+        assert item.deleted_at is None  # the refused soft delete did not reach the other unit of work's copy
     async with new_uow() as third:
         await third.items.hard_delete(item)  # detached now, as after a closed session
         await third.commit()

@@ -197,6 +197,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     def _attach(self, entity: T) -> None:
         # A detached instance keeps the version it was loaded at: added back,
         # its UPDATE is checked against it (the same as a re-added copy).
+        require_attachable(self.session, entity, self.traits.entity)
         state = inspect(entity)
         if not state.detached:
             return
