@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -22,7 +21,9 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
     PostgreSQL: a queue pool of ``pool_size`` connections that may grow to
     ``max_connections``, pre-ping (a connection the server killed is replaced
     on checkout instead of failing the next unit of work), recycling,
-    ``application_name`` and ``statement_timeout`` set per connection.
+    ``application_name`` and ``statement_timeout`` set per connection, and
+    client-side ``connect_timeout``/``command_timeout``, which hold when the
+    server stops answering altogether (frozen, partitioned).
 
     SQLite: foreign keys on, WAL journal, a busy timeout so concurrent writers
     wait rather than fail. An in-memory database lives in one connection, so
@@ -55,8 +56,13 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         if url.get_driver_name() == "asyncpg":
             server_settings = {"application_name": db.application_name}
             if db.statement_timeout:
-                server_settings["statement_timeout"] = str(int(db.statement_timeout * 1000))
-            kwargs["connect_args"] = {"timeout": db.connect_timeout, "server_settings": server_settings}
+                # Settings refuse anything below 1 ms, so this never rounds down to 0 (disabled).
+                server_settings["statement_timeout"] = str(max(1, round(db.statement_timeout * 1000)))
+            kwargs["connect_args"] = {
+                "timeout": db.connect_timeout,
+                "command_timeout": db.command_timeout or None,
+                "server_settings": server_settings,
+            }
     kwargs.update(overrides)
     try:
         engine = create_async_engine(url, **kwargs)
@@ -109,8 +115,6 @@ HIDE_SOFT_DELETED = "keel.hide_soft_deleted"
 #: The :class:`~keel.config.RepositorySettings` repositories on the session use.
 REPOSITORY_SETTINGS = "keel.repository_settings"
 
-_logger = logging.getLogger("keel.repository")
-
 
 def create_session_factory(
     engine: AsyncEngine,
@@ -142,27 +146,30 @@ def checked_repository_settings(settings: KeelSettings | RepositorySettings) -> 
     """The repository section of ``settings``, with the cursor secret checked.
 
     The public development secret is refused when ``settings`` says
-    ``KEEL_ENV=production`` and logged as a warning otherwise (a bare
+    ``KEEL_ENV=production`` (any spelling of it); elsewhere it is allowed,
+    and the first cursor signed with it logs a warning (a bare
     ``RepositorySettings`` does not know the environment: no check).
     """
     if isinstance(settings, RepositorySettings):
         return settings
     check_cursor_secret(
-        settings.repository.cursor_secret.get_secret_value().encode(), production=settings.env == "production"
+        settings.repository.cursor_secret.get_secret_value().encode(), production=settings.is_production
     )
     return settings.repository
 
 
 def check_cursor_secret(secret: bytes, *, production: bool) -> None:
-    """Refuse the public development cursor secret in production; warn about it elsewhere."""
-    if secret != DEV_CURSOR_SECRET.encode():
-        return
-    if production:
+    """Refuse the public development cursor secret in production.
+
+    Elsewhere it is fine to start with; the warning comes when a cursor is
+    actually signed with it (``keel.infrastructure.repository.cursor``), so
+    a service that never pages does not log it on every start.
+    """
+    if production and secret == DEV_CURSOR_SECRET.encode():
         raise ConfigurationError(
             "KEEL_REPOSITORY__CURSOR_SECRET is the development default; set a random secret in production",
             variables=["KEEL_REPOSITORY__CURSOR_SECRET"],
         )
-    _logger.warning("cursors are signed with the development secret; set KEEL_REPOSITORY__CURSOR_SECRET")
 
 
 def _database_settings(settings: KeelSettings | DatabaseSettings | None) -> DatabaseSettings:
