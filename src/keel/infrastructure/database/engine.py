@@ -12,6 +12,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
+from keel.infrastructure.database import _timeouts
 from keel.infrastructure.database.errors import connect_error
 
 
@@ -69,6 +70,8 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
     except ImportError as exc:
         raise _missing_driver(url, exc) from None
     event.listen(engine.sync_engine, "do_connect", _connect)
+    if url.get_driver_name() == "asyncpg":
+        _timeouts.install(engine)
     if db.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
