@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.engine import URL, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
@@ -39,6 +39,10 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         kwargs["connect_args"] = {"timeout": db.sqlite_busy_timeout}
         if _is_memory_sqlite(url.database):
             kwargs["connect_args"]["check_same_thread"] = False
+            # No server can drop it, so a ping has nothing to find; and a
+            # ping cancelled mid-flight makes the pool close the connection,
+            # taking the database with it.
+            kwargs["pool_pre_ping"] = False
             # Never replaced while the engine lives: a new connection is a new, empty database.
             kwargs.update(
                 poolclass=TurnTakingPool,
@@ -74,6 +78,8 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         _timeouts.install(engine)
     if db.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if _is_memory_sqlite(url.database):
+            event.listen(engine.sync_engine, "handle_error", _keep_memory_connection)
     return engine
 
 
@@ -103,6 +109,26 @@ class TurnTakingPool(AsyncAdaptedQueuePool):
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         self._holder = None
         super()._do_return_conn(record)
+
+
+def _keep_memory_connection(context: ExceptionContext) -> None:
+    """A cancelled statement on in-memory SQLite leaves the connection, and so the database, in place.
+
+    SQLAlchemy treats a cancellation mid-statement as a lost connection and
+    closes it, since it cannot know its state. For a server that is safe;
+    here the connection *is* the database, and closing it drops every table
+    and row. The statement is interrupted instead (so a long query stops now
+    rather than holding the connection until it would have finished), and
+    the connection stays: the unit of work's rollback, which runs after a
+    cancellation too, brings it back to a clean state.
+    """
+    if not isinstance(context.original_exception, asyncio.CancelledError) or context.connection is None:
+        return
+    driver_connection = context.connection.connection.driver_connection
+    sqlite_connection = getattr(driver_connection, "_conn", None)  # aiosqlite's thread-owned sqlite3.Connection
+    if sqlite_connection is not None:
+        sqlite_connection.interrupt()  # thread-safe, made for exactly this
+    context.is_disconnect = False
 
 
 def _current_task() -> asyncio.Task[Any] | None:
