@@ -107,7 +107,11 @@ def unknown_variables(
     """A problem per ``KEEL_*`` variable that no setting reads, with the nearest setting as a hint.
 
     Names compare case-insensitively, as pydantic-settings reads them.
+    Without a prefix every variable of the process would be suspect, so
+    nothing is checked.
     """
+    if not prefix:
+        return []
     names, open_prefixes = known_variables(model, prefix, delimiter)
     known = names | {name.upper() for name in allowed}
     found: dict[str, str] = {}  # upper-cased -> as written, first source wins

@@ -134,3 +134,31 @@ async def test_a_statement_slower_than_command_timeout_drops_only_its_own_connec
         assert pid_after == pid_before
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite-memory", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def one_connection(request: pytest.FixtureRequest) -> DatabaseSettings:
+    """Settings whose pool holds a single connection and would wait 30 s for it."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        return DatabaseSettings(url=url, pool_size=1, max_connections=1, pool_timeout=30)
+    return DatabaseSettings(url="sqlite+aiosqlite://", pool_timeout=30)
+
+
+async def test_readiness_keeps_its_timeout_while_waiting_for_a_pooled_connection(
+    one_connection: DatabaseSettings,
+) -> None:
+    """Every connection is taken and pool_timeout is 30 s: check_database(timeout=0.3) still answers in ~0.3 s."""
+    engine = create_engine(one_connection)
+    try:
+        async with engine.connect() as held:
+            await held.execute(text("SELECT 1"))
+            started = time.monotonic()
+            result = await check_database(engine, timeout=0.3)
+            elapsed = time.monotonic() - started
+        assert not result.healthy
+        assert result.detail == "no answer within 0.3s"
+        assert 0.3 <= elapsed < 0.3 + 0.25
+        assert (await check_database(engine, timeout=5)).healthy, "the abandoned probe gave its place back"
+    finally:
+        await engine.dispose()

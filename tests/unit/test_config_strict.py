@@ -114,6 +114,16 @@ def test_an_application_declares_its_own_variables_by_field_or_by_allow_list(mon
     assert sorted(caught.value.details["variables"]) == ["KEEL_SHOP_DEPLOY_TAG", "KEEL_SHOP__CURRENCY"]
 
 
+def test_a_subclass_without_a_prefix_checks_no_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With env_prefix="" every variable of the process would look unknown: the check steps aside."""
+
+    class Unprefixed(KeelSettings):
+        model_config = {**KeelSettings.model_config, "env_prefix": ""}
+
+    monkeypatch.setenv("KEEL_DATABSE__URL", "sqlite:///x.db")
+    assert Unprefixed().env == "development"
+
+
 def test_no_tooling_variable_is_also_a_setting() -> None:
     """A later setting may not take a tooling variable's name (the allow-list would hide a typo for it)."""
     settings = {item.variable for item in settings_reference()}
