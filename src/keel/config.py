@@ -82,12 +82,8 @@ def _require_async_dialect(url: URL) -> None:
         )
 
 
-def _environment(value: object) -> str:
-    return normalise_environment(value)
-
-
 #: A deployment environment, normalised from any of its spellings (see :data:`ENVIRONMENT_ALIASES`).
-Environment = Annotated[Literal["development", "test", "staging", "production"], BeforeValidator(_environment)]
+Environment = Annotated[Literal["development", "test", "staging", "production"], BeforeValidator(normalise_environment)]
 
 #: A SQLAlchemy URL; its ``repr``/serialisation hide the password. ``NoDecode``:
 #: pydantic-settings would otherwise take the URL (a named tuple) for JSON.
