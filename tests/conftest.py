@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from keel.config import DatabaseSettings
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.orm import Base
+from tests.support.postgres_cluster import private_postgres as private_postgres
 from tests.support.services import create_postgres_database, drop_postgres_database, unavailable
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

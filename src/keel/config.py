@@ -2,22 +2,30 @@
 
 ``KEEL_DATABASE__URL`` sets ``settings.database.url`` (nested with ``__``).
 ``KEEL_ENV=production`` also reads ``.env.production`` (after ``.env``);
-real environment variables win over both files.
+real environment variables win over both files. A ``KEEL_*`` variable that
+is no setting is refused (see :mod:`keel._settings_variables`), and
+``KEEL_ENV`` is one of :data:`ENVIRONMENTS` (``prod``, ``PRODUCTION`` and
+the like are normalised).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from keel._settings_variables import ENVIRONMENT_ALIASES as ENVIRONMENT_ALIASES
+from keel._settings_variables import ENVIRONMENTS as ENVIRONMENTS
+from keel._settings_variables import TOOLING_VARIABLES as TOOLING_VARIABLES
+from keel._settings_variables import env_file_paths, normalise_environment, unknown_variables
 from keel.cross_cutting.error import ConfigurationError
 
 ENV_PREFIX = "KEEL_"
@@ -40,7 +48,24 @@ def _parse_url(value: Any) -> URL:
     driver = ASYNC_DRIVERS.get(url.drivername)
     url = url.set(drivername=driver) if driver else url
     _require_async_dialect(url)
-    return url
+    return _password_out_of_query(url)
+
+
+def _password_out_of_query(url: URL) -> URL:
+    # SQLAlchemy masks only the password of the URL's userinfo (repr, str,
+    # error messages, logs); asyncpg also takes ``?password=``, which would
+    # then show wherever the URL does. Moved into the userinfo, it is masked.
+    keys = [key for key in url.query if key.lower() == "password"]
+    if not keys:
+        return url
+    values = [value for key in keys for value in _query_values(url.query[key])]
+    if url.password is not None or len(values) != 1:
+        raise ValueError("the password is given more than once (in the URL and in its query string)")
+    return url.difference_update_query(keys).set(password=values[0])
+
+
+def _query_values(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else value
 
 
 def _require_async_dialect(url: URL) -> None:
@@ -56,6 +81,9 @@ def _require_async_dialect(url: URL) -> None:
             "(postgresql+asyncpg://, sqlite+aiosqlite://)"
         )
 
+
+#: A deployment environment, normalised from any of its spellings (see :data:`ENVIRONMENT_ALIASES`).
+Environment = Annotated[Literal["development", "test", "staging", "production"], BeforeValidator(normalise_environment)]
 
 #: A SQLAlchemy URL; its ``repr``/serialisation hide the password. ``NoDecode``:
 #: pydantic-settings would otherwise take the URL (a named tuple) for JSON.
@@ -88,7 +116,17 @@ class DatabaseSettings(BaseModel):
     )
     connect_timeout: float = Field(10.0, gt=0, description="Seconds allowed to open a connection (PostgreSQL).")
     statement_timeout: float = Field(
-        30.0, ge=0, description="Seconds a statement may run before the server cancels it (PostgreSQL); 0 disables."
+        30.0,
+        ge=0,
+        description="Seconds a statement may run before the server cancels it (PostgreSQL); 0 disables, "
+        "otherwise at least 0.001 (the server counts whole milliseconds).",
+    )
+    command_timeout: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds the client waits for any answer from the server before giving the connection up "
+        "(PostgreSQL); holds when the server is frozen or cut off, where `statement_timeout` cannot. "
+        "Keep it above `statement_timeout`; 0 disables.",
     )
     sqlite_busy_timeout: float = Field(
         5.0, gt=0, description="Seconds SQLite waits for a competing writer before giving up."
@@ -103,6 +141,14 @@ class DatabaseSettings(BaseModel):
             super().__init__(**values)
         except pydantic.ValidationError as exc:
             raise configuration_error(exc, prefix=("database",)) from None
+
+    @field_validator("statement_timeout")
+    @classmethod
+    def _whole_milliseconds(cls, value: float) -> float:
+        # PostgreSQL takes milliseconds: 0.0004 s would become 0, which disables the timeout.
+        if 0 < value < 0.001:
+            raise ValueError("must be 0 (disabled) or at least 0.001 seconds (1 ms)")
+        return value
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> DatabaseSettings:
@@ -178,9 +224,14 @@ class KeelSettings(BaseSettings):
         extra="ignore",
     )
 
-    env: str = Field(
+    #: ``KEEL_*`` variables accepted though no field reads them (keel's tooling).
+    #: A subclass adds its own: ``extra_variables = KeelSettings.extra_variables | {"KEEL_MY_TOOL"}``.
+    extra_variables: ClassVar[frozenset[str]] = TOOLING_VARIABLES
+
+    env: Environment = Field(
         "development",
-        description="Deployment name; `KEEL_ENV` in the process env also selects `.env.<env>`.",
+        description="Deployment environment; `prod`, `dev`, `stage`, `testing` and any capitalisation are "
+        "accepted and normalised. `KEEL_ENV` in the process env also selects `.env.<env>`.",
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
@@ -188,13 +239,48 @@ class KeelSettings(BaseSettings):
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
-            environment = os.environ.get(f"{ENV_PREFIX}ENV")
+            environment = _process_environment()
             if environment:
                 values["_env_file"] = (".env", f".env.{environment}")
+        config = type(self).model_config
+        unknown = unknown_variables(
+            type(self),
+            prefix=values.get("_env_prefix") or config.get("env_prefix") or "",
+            delimiter=config.get("env_nested_delimiter") or NESTED_DELIMITER,
+            allowed=type(self).extra_variables,
+            env_files=env_file_paths(values.get("_env_file", config.get("env_file"))),
+            encoding=values.get("_env_file_encoding") or config.get("env_file_encoding"),
+        )
         try:
             super().__init__(**values)
         except pydantic.ValidationError as exc:
-            raise configuration_error(exc) from None
+            raise configuration_error(exc, unknown=unknown) from None
+        except ConfigurationError as exc:
+            # A section (DatabaseSettings) raised its own, already naming its variables.
+            if not unknown:
+                raise
+            raise _merged(list(exc.details.get("errors", [])), unknown) from None
+        if unknown:
+            raise configuration_error(None, unknown=unknown)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def _process_environment() -> str | None:
+    """``KEEL_ENV`` from the process environment, normalised (it picks the ``.env.<env>`` file)."""
+    variable = f"{ENV_PREFIX}ENV"
+    raw = next((value for name, value in os.environ.items() if name.upper() == variable), None)
+    if not raw:
+        return None
+    try:
+        return normalise_environment(raw)
+    except ValueError as exc:
+        problem = {"variable": variable, "msg": str(exc), "type": "value_error"}
+        raise ConfigurationError(
+            f"invalid settings: {variable}: {exc}", variables=[variable], errors=[problem]
+        ) from None
 
 
 def env_var(loc: tuple[int | str, ...]) -> str:
@@ -202,16 +288,29 @@ def env_var(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in loc)
 
 
-def configuration_error(exc: pydantic.ValidationError, prefix: tuple[str, ...] = ()) -> ConfigurationError:
+def configuration_error(
+    exc: pydantic.ValidationError | None,
+    prefix: tuple[str, ...] = (),
+    *,
+    unknown: Sequence[dict[str, str]] = (),
+) -> ConfigurationError:
     """Name every offending variable; never echo values (they may be secrets).
 
     ``prefix`` is where the failing model sits in :class:`KeelSettings`
     (``("database",)`` for a :class:`DatabaseSettings` built on its own).
+    ``unknown`` are variables no setting reads; one pydantic also refused
+    (an extra key inside a section) is reported once, with its hint.
     """
-    problems = [
-        {"variable": env_var((*prefix, *err["loc"])), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
+    errors = exc.errors(include_url=False, include_input=False) if exc is not None else []
+    problems = [{"variable": env_var((*prefix, *err["loc"])), "msg": err["msg"], "type": err["type"]} for err in errors]
+    return _merged(problems, unknown)
+
+
+def _merged(problems: list[dict[str, str]], unknown: Sequence[dict[str, str]]) -> ConfigurationError:
+    """One error for ``problems`` and ``unknown`` variables, each variable named once (with its hint)."""
+    hints: dict[str, dict[str, str] | None] = {problem["variable"].upper(): problem for problem in unknown}
+    problems = [hints.pop(problem["variable"].upper(), None) or problem for problem in problems]
+    problems += [hint for hint in hints.values() if hint is not None]
     summary = "; ".join(f"{p['variable']}: {p['msg']}" for p in problems)
     return ConfigurationError(
         f"invalid settings: {summary}", variables=[p["variable"] for p in problems], errors=problems

@@ -204,7 +204,7 @@ def test_the_settings_reference_lists_every_leaf_setting_with_its_variable() -> 
     assert reference["KEEL_DATABASE__POOL_SIZE"].default == "10"
     assert reference["KEEL_DATABASE__URL"].default == "sqlite+aiosqlite:///./keel.db"
     assert reference["KEEL_DATABASE__PASSWORD"].type == "secret (optional)"
-    assert reference["KEEL_ENV"].type == "str"
+    assert reference["KEEL_ENV"].type == "'development' \\| 'test' \\| 'staging' \\| 'production'"
     sections = [name for name, field in KeelSettings.model_fields.items() if hasattr(field.annotation, "model_fields")]
     expected = len(KeelSettings.model_fields) - len(sections)
     expected += sum(len(KeelSettings.model_fields[name].annotation.model_fields) for name in sections)  # type: ignore[union-attr]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.engine import URL, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
+from keel.infrastructure.database import _timeouts
 from keel.infrastructure.database.errors import connect_error
 
 
@@ -22,7 +22,9 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
     PostgreSQL: a queue pool of ``pool_size`` connections that may grow to
     ``max_connections``, pre-ping (a connection the server killed is replaced
     on checkout instead of failing the next unit of work), recycling,
-    ``application_name`` and ``statement_timeout`` set per connection.
+    ``application_name`` and ``statement_timeout`` set per connection, and
+    client-side ``connect_timeout``/``command_timeout``, which hold when the
+    server stops answering altogether (frozen, partitioned).
 
     SQLite: foreign keys on, WAL journal, a busy timeout so concurrent writers
     wait rather than fail. An in-memory database lives in one connection, so
@@ -37,6 +39,10 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         kwargs["connect_args"] = {"timeout": db.sqlite_busy_timeout}
         if _is_memory_sqlite(url.database):
             kwargs["connect_args"]["check_same_thread"] = False
+            # No server can drop it, so a ping has nothing to find; and a
+            # ping cancelled mid-flight makes the pool close the connection,
+            # taking the database with it.
+            kwargs["pool_pre_ping"] = False
             # Never replaced while the engine lives: a new connection is a new, empty database.
             kwargs.update(
                 poolclass=TurnTakingPool,
@@ -55,16 +61,25 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         if url.get_driver_name() == "asyncpg":
             server_settings = {"application_name": db.application_name}
             if db.statement_timeout:
-                server_settings["statement_timeout"] = str(int(db.statement_timeout * 1000))
-            kwargs["connect_args"] = {"timeout": db.connect_timeout, "server_settings": server_settings}
+                # Settings refuse anything below 1 ms, so this never rounds down to 0 (disabled).
+                server_settings["statement_timeout"] = str(max(1, round(db.statement_timeout * 1000)))
+            kwargs["connect_args"] = {
+                "timeout": db.connect_timeout,
+                "command_timeout": db.command_timeout or None,
+                "server_settings": server_settings,
+            }
     kwargs.update(overrides)
     try:
         engine = create_async_engine(url, **kwargs)
     except ImportError as exc:
         raise _missing_driver(url, exc) from None
     event.listen(engine.sync_engine, "do_connect", _connect)
+    if url.get_driver_name() == "asyncpg":
+        _timeouts.install(engine)
     if db.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if _is_memory_sqlite(url.database):
+            event.listen(engine.sync_engine, "handle_error", _keep_memory_connection)
     return engine
 
 
@@ -96,6 +111,26 @@ class TurnTakingPool(AsyncAdaptedQueuePool):
         super()._do_return_conn(record)
 
 
+def _keep_memory_connection(context: ExceptionContext) -> None:
+    """A cancelled statement on in-memory SQLite leaves the connection, and so the database, in place.
+
+    SQLAlchemy treats a cancellation mid-statement as a lost connection and
+    closes it, since it cannot know its state. For a server that is safe;
+    here the connection *is* the database, and closing it drops every table
+    and row. The statement is interrupted instead (so a long query stops now
+    rather than holding the connection until it would have finished), and
+    the connection stays: the unit of work's rollback, which runs after a
+    cancellation too, brings it back to a clean state.
+    """
+    if not isinstance(context.original_exception, asyncio.CancelledError) or context.connection is None:
+        return
+    driver_connection = context.connection.connection.driver_connection
+    sqlite_connection = getattr(driver_connection, "_conn", None)  # aiosqlite's thread-owned sqlite3.Connection
+    if sqlite_connection is not None:
+        sqlite_connection.interrupt()  # thread-safe, made for exactly this
+    context.is_disconnect = False
+
+
 def _current_task() -> asyncio.Task[Any] | None:
     try:
         return asyncio.current_task()
@@ -108,8 +143,6 @@ def _current_task() -> asyncio.Task[Any] | None:
 HIDE_SOFT_DELETED = "keel.hide_soft_deleted"
 #: The :class:`~keel.config.RepositorySettings` repositories on the session use.
 REPOSITORY_SETTINGS = "keel.repository_settings"
-
-_logger = logging.getLogger("keel.repository")
 
 
 def create_session_factory(
@@ -142,27 +175,30 @@ def checked_repository_settings(settings: KeelSettings | RepositorySettings) -> 
     """The repository section of ``settings``, with the cursor secret checked.
 
     The public development secret is refused when ``settings`` says
-    ``KEEL_ENV=production`` and logged as a warning otherwise (a bare
+    ``KEEL_ENV=production`` (any spelling of it); elsewhere it is allowed,
+    and the first cursor signed with it logs a warning (a bare
     ``RepositorySettings`` does not know the environment: no check).
     """
     if isinstance(settings, RepositorySettings):
         return settings
     check_cursor_secret(
-        settings.repository.cursor_secret.get_secret_value().encode(), production=settings.env == "production"
+        settings.repository.cursor_secret.get_secret_value().encode(), production=settings.is_production
     )
     return settings.repository
 
 
 def check_cursor_secret(secret: bytes, *, production: bool) -> None:
-    """Refuse the public development cursor secret in production; warn about it elsewhere."""
-    if secret != DEV_CURSOR_SECRET.encode():
-        return
-    if production:
+    """Refuse the public development cursor secret in production.
+
+    Elsewhere it is fine to start with; the warning comes when a cursor is
+    actually signed with it (``keel.infrastructure.repository.cursor``), so
+    a service that never pages does not log it on every start.
+    """
+    if production and secret == DEV_CURSOR_SECRET.encode():
         raise ConfigurationError(
             "KEEL_REPOSITORY__CURSOR_SECRET is the development default; set a random secret in production",
             variables=["KEEL_REPOSITORY__CURSOR_SECRET"],
         )
-    _logger.warning("cursors are signed with the development secret; set KEEL_REPOSITORY__CURSOR_SECRET")
 
 
 def _database_settings(settings: KeelSettings | DatabaseSettings | None) -> DatabaseSettings:

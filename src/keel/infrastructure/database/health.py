@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.cross_cutting.error import KeelError
 from keel.infrastructure.database.errors import translate_db_error
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from keel.infrastructure.database.migrations import MigrationState
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +38,65 @@ class HealthCheckResult:
         return asdict(self)
 
 
-async def check_database(engine: AsyncEngine, *, timeout: float = 2.0) -> HealthCheckResult:
-    """Run ``SELECT 1`` within ``timeout`` seconds; never raises (except cancellation)."""
+#: Probes given up on, kept referenced until their clean-up has finished.
+_abandoned: set[asyncio.Task[Any]] = set()
+
+
+async def check_database(
+    engine: AsyncEngine, *, timeout: float = 2.0, alembic_config: Config | str | Path | None = None
+) -> HealthCheckResult:
+    """Run ``SELECT 1`` within ``timeout`` seconds; never raises (except cancellation).
+
+    The timeout covers everything, pool checkout and connecting included: a
+    probe that has not answered in time is reported at once and left to
+    clean up in the background (closing a connection to a frozen server can
+    itself take seconds). With ``alembic_config`` (the application's
+    ``alembic.ini`` or a :class:`~alembic.config.Config`), the database is
+    also only ready when it is at every head, the application's and keel's.
+    """
     started = time.perf_counter()
     extra: dict[str, Any] = {"backend": engine.dialect.name}
+    probe = asyncio.ensure_future(_probe(engine, alembic_config))
     try:
-        async with asyncio.timeout(timeout):
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-    except TimeoutError:
+        done, _ = await asyncio.wait({probe}, timeout=timeout)
+    except asyncio.CancelledError:
+        probe.cancel()
+        raise
+    if not done:
+        probe.cancel()
+        _abandoned.add(probe)
+        probe.add_done_callback(_forget)
         return HealthCheckResult("database", False, _ms(started), f"no answer within {timeout}s", extra)
+    try:
+        state = probe.result()
     except Exception as exc:  # a probe reports, it does not raise
         error = translate_db_error(exc)
         if isinstance(error, KeelError):
             return HealthCheckResult("database", False, _ms(started), str(error), {**extra, "code": error.code})
         return HealthCheckResult("database", False, _ms(started), type(exc).__name__, extra)
+    if state is not None and not state.at_head:
+        extra |= {"missing_heads": sorted(state.missing), "unexpected_revisions": sorted(state.unexpected)}
+        return HealthCheckResult("database", False, _ms(started), state.describe(), extra)
     return HealthCheckResult("database", True, _ms(started), extra=extra)
+
+
+async def _probe(engine: AsyncEngine, alembic_config: Config | str | Path | None) -> MigrationState | None:
+    from keel.infrastructure.database import migrations  # Alembic is only needed for the head check
+
+    expected = None
+    if alembic_config is not None:
+        expected = await asyncio.to_thread(migrations.expected_heads, alembic_config)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        if expected is None:
+            return None
+        return await conn.run_sync(migrations.migration_state, expected)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log "exception was never retrieved"
 
 
 def _ms(started: float) -> float:

@@ -25,6 +25,7 @@ import enum
 import hashlib
 import hmac
 import json
+import logging
 import math
 import uuid
 from collections.abc import Iterable, Sequence
@@ -55,6 +56,10 @@ _TAG_BYTES = 32
 _DOMAIN = b"keel.cursor.v1"
 
 _secret: bytes = DEV_CURSOR_SECRET.encode()
+_DEV_SECRET = DEV_CURSOR_SECRET.encode()
+#: Set once the first cursor signed with the development secret has been warned about.
+_warned_development_secret = False
+_logger = logging.getLogger("keel.repository")
 
 SecretLike = str | bytes | SecretStr
 
@@ -103,6 +108,8 @@ def _mac(secret: bytes, payload: bytes) -> bytes:
 
 def encode_cursor(state: CursorState, secret: bytes, keys: Sequence[SortKey] = ()) -> str:
     """The signed token for ``state``; ``keys`` (the sort keys) name the culprit if it is too long."""
+    if secret == _DEV_SECRET:
+        _warn_development_secret()
     encoded = [_encode_value(v) for v in state.values]
     body = {"v": encoded, "b": int(state.backward), "f": state.fingerprint}
     payload = json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
@@ -110,6 +117,18 @@ def encode_cursor(state: CursorState, secret: bytes, keys: Sequence[SortKey] = (
     if len(token) > MAX_CURSOR_LENGTH:
         raise _too_long(encoded, keys)
     return token
+
+
+def _warn_development_secret() -> None:
+    # Once per process, and only when a cursor is really signed with it: a
+    # warning on every start would be noise for services that never page.
+    global _warned_development_secret
+    if not _warned_development_secret:
+        _warned_development_secret = True
+        _logger.warning(
+            "a cursor was signed with the public development secret (anyone can forge such cursors); "
+            "set KEEL_REPOSITORY__CURSOR_SECRET"
+        )
 
 
 def _too_long(encoded: Sequence[Any], keys: Sequence[SortKey]) -> ConfigurationError:

@@ -12,20 +12,26 @@ environment:
   ``render_item=render_item`` so custom column types import themselves;
 * ``alembic upgrade heads`` (every branch) or ``alembic upgrade keel@head``.
 
-:func:`upgrade` does the same from Python, e.g. at a program's start.
+:func:`upgrade` does the same from Python, e.g. at a program's start, and
+:func:`migration_state` tells whether a database is at every head (the
+readiness probe, ``check_database(engine, alembic_config=...)``, uses it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
-from sqlalchemy import MetaData
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, MetaData
 from sqlalchemy.engine import URL
 
 from keel.cross_cutting.error import ConfigurationError
@@ -102,12 +108,63 @@ def upgrade(url: str | URL | None = None, *, config_path: str | Path = "alembic.
     command.upgrade(alembic_config(config_path, url), revision)
 
 
+def keel_heads() -> frozenset[str]:
+    """The head revision(s) of keel's own branch."""
+    versions = str(Path(__file__).parent / "versions")
+    return frozenset(ScriptDirectory(versions, version_locations=[versions]).get_heads())
+
+
+def expected_heads(config: Config | str | Path = "alembic.ini") -> frozenset[str]:
+    """Every head a database must be at: the application's branches (from its Alembic config) and keel's.
+
+    keel's are included even when the config does not list
+    :data:`VERSIONS_LOCATION`, so a forgotten branch still counts as pending.
+    """
+    cfg = config if isinstance(config, Config) else alembic_config(config)
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads()) | keel_heads()
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    """Where a database stands against the code's migrations."""
+
+    #: Heads the database has not reached (none applied yet, or an older revision).
+    missing: frozenset[str]
+    #: Revisions the database is at that are not heads (older, or unknown to this code).
+    unexpected: frozenset[str]
+
+    @property
+    def at_head(self) -> bool:
+        return not self.missing and not self.unexpected
+
+    def describe(self) -> str:
+        if self.at_head:
+            return "migrations are at head"
+        parts = []
+        if self.missing:
+            parts.append(f"not at head {', '.join(sorted(self.missing))}")
+        if self.unexpected:
+            parts.append(f"at revision(s) {', '.join(sorted(self.unexpected))} that are not heads")
+        return "migrations pending: " + "; ".join(parts) + " (run `alembic upgrade heads`)"
+
+
+def migration_state(connection: Connection, expected: Collection[str]) -> MigrationState:
+    """Compare the database's ``alembic_version`` with ``expected`` heads (synchronous: use ``run_sync``)."""
+    current = frozenset(MigrationContext.configure(connection).get_current_heads())
+    wanted = frozenset(expected)
+    return MigrationState(missing=wanted - current, unexpected=current - wanted)
+
+
 __all__ = [
     "BRANCH",
     "TABLE_MODULES",
     "VERSIONS_LOCATION",
+    "MigrationState",
     "alembic_config",
     "database_settings",
+    "expected_heads",
+    "keel_heads",
+    "migration_state",
     "render_item",
     "target_metadata",
     "upgrade",
