@@ -118,17 +118,24 @@ def coerce_identity(model: type[Any], id: Any) -> tuple[Any, ...]:
     :class:`ValidationError`; a well-formed id that matches no row is a miss.
     """
     plan = key_plan(model)
+    columns = plan.columns
+    if len(columns) == 1 and not isinstance(id, tuple):
+        # The common case, kept free of generators: every get pays for it.
+        return (_checked_key(columns[0], id, plan.entity),)
     values = id if isinstance(id, tuple) else (id,)
-    if len(values) != len(plan.columns):
+    if len(values) != len(columns):
         raise ValidationError(
-            f"{plan.entity} has a {len(plan.columns)}-column primary key",
-            errors=[error("id", f"expected {len(plan.columns)} values")],
+            f"{plan.entity} has a {len(columns)}-column primary key",
+            errors=[error("id", f"expected {len(columns)} values")],
         )
-    key = tuple(_parse_key(column, value, plan.entity) for column, value in zip(plan.columns, values, strict=True))
-    for column, value in zip(plan.columns, key, strict=True):
-        problem = storable_problem(column.column_type, value)
-        if problem:
-            raise ValidationError(f"{plan.entity} id: {problem}", errors=[error("id", problem)])
+    return tuple(_checked_key(column, value, plan.entity) for column, value in zip(columns, values, strict=True))
+
+
+def _checked_key(column: _KeyColumn, value: Any, entity: str) -> Any:
+    key = _parse_key(column, value, entity)
+    problem = storable_problem(column.column_type, key)
+    if problem:
+        raise ValidationError(f"{entity} id: {problem}", errors=[error("id", problem)])
     return key
 
 
