@@ -31,7 +31,7 @@ from keel.domain.messages import utcnow
 from keel.infrastructure.repository import CursorPage, Page
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
 from keel.infrastructure.repository._bulk import bulk_shape, carries_related
-from keel.infrastructure.repository._checks import check_update_values, coerce_identity, validate_limit
+from keel.infrastructure.repository._checks import check_update_values, coerce_identity, identity_list, validate_limit
 from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
@@ -186,7 +186,7 @@ class InMemoryRepository(RepositoryBase[T]):
     async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
         """The entities with these primary keys, in the order asked; missing ones are skipped."""
         found = []
-        keys = dict.fromkeys(coerce_identity(self.model, i) for i in ids)
+        keys = dict.fromkeys(coerce_identity(self.model, i) for i in identity_list(ids))
         if keys:
             self.workspace.flush()
         for key in keys:

@@ -164,11 +164,12 @@ def decode_cursor(
     try:
         body = json.loads(payload)
         values, backward, found = body["v"], body["b"], body["f"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
+        # RecursionError: deep nesting ("[[[[...") in a payload signed with a known secret.
         raise invalid_cursor("malformed") from None
     if found != fingerprint:
         raise invalid_cursor("made for another ordering or filter")
-    if not isinstance(values, list) or len(values) != len(keys) or backward not in (0, 1):
+    if not isinstance(values, list) or len(values) != len(keys) or type(backward) is not int or backward not in (0, 1):
         raise invalid_cursor("malformed")
     mapper = inspect(model)
     decoded = []
@@ -205,55 +206,113 @@ def _encode_value(value: Any) -> Any:
     raise ConfigurationError(f"cannot put a {type(value).__name__} sort value into a cursor")
 
 
-_DECODERS: dict[str, Any] = {
-    "$f": float,
-    "$dt": datetime.fromisoformat,
-    "$d": date.fromisoformat,
-    "$t": time.fromisoformat,
-    "$td": lambda s: timedelta(seconds=s),
-    "$dec": Decimal,
-    "$u": uuid.UUID,
-    "$b": base64.urlsafe_b64decode,
+def _timedelta(seconds: Any) -> timedelta:
+    if type(seconds) not in (int, float):
+        raise TypeError("expected seconds")
+    return timedelta(seconds=seconds)
+
+
+#: Tag -> (the Python type it stands for, its decoder). Decoders take text
+#: (numbers for ``$td``) that ``decode_cursor`` has already length-checked.
+_DECODERS: dict[str, tuple[type[Any], Any]] = {
+    "$f": (float, float),
+    "$dt": (datetime, datetime.fromisoformat),
+    "$d": (date, date.fromisoformat),
+    "$t": (time, time.fromisoformat),
+    "$td": (timedelta, _timedelta),
+    "$dec": (Decimal, Decimal),
+    "$u": (uuid.UUID, uuid.UUID),
+    "$b": (bytes, base64.urlsafe_b64decode),
 }
+_PLAIN = (bool, int, str, float)
+_DECODE_ERRORS = (
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    InvalidOperation,
+    NotImplementedError,
+    binascii.Error,
+)
 
 
 def _decode_value(value: Any, column_type: Any) -> Any:
+    """A cursor's JSON value back as Python: a scalar, or one ``{"$tag": payload}``; nothing deeper."""
     try:
         if isinstance(value, dict) and len(value) == 1:
             ((tag, raw),) = value.items()
+            if isinstance(raw, dict | list):
+                raise TypeError("nested")
             if tag == "$e":
                 return column_type.python_type[raw]
-            return _DECODERS[tag](raw)
-        if value is None or isinstance(value, bool | int | str | float):
+            expected, decode = _DECODERS[tag]
+            decoded = decode(raw)
+            if not isinstance(decoded, expected):
+                raise TypeError("wrong type")
+            return decoded
+        if value is None or isinstance(value, _PLAIN):
             return value
-    except (KeyError, ValueError, TypeError, InvalidOperation, NotImplementedError, binascii.Error):
+    except _DECODE_ERRORS:
         pass
     raise invalid_cursor("malformed")
 
 
 def _typed(value: Any, model: type[Any], name: str, column_type: Any) -> Any:
-    """``value`` as the column's Python type; a signed cursor with the wrong type is still refused.
+    """``value`` as the column's Python type, as strictly as an id; a signed cursor of another type is refused.
 
     Only a holder of the secret can make one (the public development
-    secret, say), but it must not reach the database as a type error or
-    break the in-memory twin's comparisons.
+    secret, say), but it must not reach the database as a type or range
+    error, make the server build a huge number (``{"$dec": "1e999999999"}``
+    for an integer column) or break the in-memory twin's comparisons. keel
+    writes each sort value in its column's own form, so a value of another
+    form is refused rather than converted.
     """
     if value is None:
         return None
     python_type: Any = column_python_type(model, name)
     if python_type is None:
         return value
-    try:
-        converted = type_adapter(python_type).validate_python(value)
-    except (pydantic.ValidationError, TypeError, ValueError):
-        raise invalid_cursor("malformed") from None
-    except pydantic.PydanticSchemaGenerationError:
-        return value
+    converted = _exact(value, python_type)
+    if converted is _REFUSED:
+        raise invalid_cursor("malformed")
     if isinstance(converted, datetime) and _is_aware_column(column_type) and converted.utcoffset() is None:
         raise invalid_cursor("malformed")
-    if storable_problem(column_type, converted):
+    # Lengths are not checked: SQLite stores longer text than String(n) says,
+    # and a cursor must lead past such a row too.
+    if storable_problem(column_type, converted, check_length=False):
         raise invalid_cursor("malformed")
     return converted
+
+
+_REFUSED = object()
+
+
+def _exact(value: Any, python_type: Any) -> Any:
+    """``value`` when it already has the column's type (or one keel encodes it as), else ``_REFUSED``."""
+    if python_type is float:
+        return float(value) if type(value) in (int, float) else _REFUSED
+    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+        if isinstance(value, python_type):
+            return value
+        try:  # a str or int enum is encoded as its plain value
+            return python_type(value) if isinstance(value, _PLAIN) and not isinstance(value, bool) else _REFUSED
+        except ValueError:
+            return _REFUSED
+    if python_type is datetime or python_type is bool or python_type is int:
+        # Exact types: a bool is no int here, a datetime no date.
+        return value if type(value) is python_type else _REFUSED
+    if python_type is date:
+        return value if type(value) is date else _REFUSED
+    if isinstance(python_type, type) and python_type in _KNOWN:
+        return value if isinstance(value, python_type) else _REFUSED
+    try:  # a custom column type: its declared Python type decides
+        return type_adapter(python_type).validate_python(value, strict=True)
+    except (pydantic.ValidationError, pydantic.PydanticSchemaGenerationError, TypeError, ValueError):
+        return _REFUSED
+
+
+_KNOWN = {str, time, timedelta, Decimal, uuid.UUID, bytes}
 
 
 def _is_aware_column(column_type: Any) -> bool:

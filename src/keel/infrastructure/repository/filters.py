@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import pydantic
-from sqlalchemy import BigInteger, ColumnElement, Integer, SmallInteger, and_, inspect
+from sqlalchemy import ColumnElement, and_, inspect
 from sqlalchemy.orm import InstrumentedAttribute
 
 from keel.cross_cutting.error import ValidationError
+from keel.infrastructure.database.values import storable_problem
 from keel.infrastructure.repository._like import LIKE_ESCAPE, CaseSensitiveLike, escape_glob
 from keel.infrastructure.repository._sorting import column_attribute
 
@@ -224,6 +225,9 @@ def coerce_value(model: type[Any], name: str, value: Any) -> Any:
     python_type: Any = column_python_type(model, name)
     if python_type is None:
         return value
+    if isinstance(value, bool) and python_type is not bool:
+        # pydantic's lax mode reads True as 1; a boolean is never meant as a number.
+        raise _invalid(name, f"expected {python_type.__name__}")
     try:
         converted = type_adapter(python_type).validate_python(value)
     except (pydantic.ValidationError, TypeError) as exc:
@@ -237,42 +241,6 @@ def coerce_value(model: type[Any], name: str, value: Any) -> Any:
     if problem:
         raise _invalid(name, problem)
     return converted
-
-
-#: Integer ranges every backend stores (PostgreSQL's int2/int4/int8).
-_INTEGER_BOUNDS: list[tuple[type[Any], int]] = [(SmallInteger, 2**15), (BigInteger, 2**63), (Integer, 2**31)]
-
-
-def storable_problem(column_type: Any, value: Any) -> str | None:
-    """Why a database would refuse ``value`` for ``column_type`` (None when it would not).
-
-    Checked up front so hostile input is a ValidationError, not a driver
-    error: integers beyond the column's range, text with NUL characters
-    (PostgreSQL refuses them) or with unpaired surrogates (not UTF-8), and
-    datetimes whose offset pushes them past year 1 or 9999 in UTC (keel
-    converts every datetime to UTC before sending it).
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, datetime) and value.utcoffset() is not None:
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            return "datetime out of range once converted to UTC"
-        return None
-    if isinstance(value, int):
-        for kind, bound in _INTEGER_BOUNDS:
-            if isinstance(column_type, kind) or isinstance(getattr(column_type, "impl_instance", None), kind):
-                return None if -bound <= value < bound else f"integer out of range for {kind.__name__}"
-        return None
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "text must not contain NUL characters"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "text is not valid Unicode"
-    return None
 
 
 def _invalid(name: str, msg: str, **details: Any) -> ValidationError:
@@ -344,22 +312,32 @@ def filters_from_query(
     Suffixes: none/``eq``, ``ne``, ``in``, ``not_in`` (comma-separated),
     ``gt``, ``gte``, ``lt``, ``lte``, ``contains``, ``icontains``,
     ``startswith``, ``endswith``, ``isnull`` (``true``/``false``). A list
-    value (a repeated parameter) means ``in``. Fields outside ``allowed``
+    value (a repeated parameter) means ``in`` (for ``in``/``not_in``, its
+    items are the values; for the other suffixes, the last item counts).
+    Values are text, numbers (a JSON body may carry them) or lists of them;
+    anything else, and any value the column cannot hold, is a
+    ValidationError naming the field, never a database error. Fields outside ``allowed``
     (default: every mapped column) are a ValidationError, so a client learns
     it misspelt a parameter instead of silently getting everything.
     """
+    if not isinstance(params, Mapping):
+        raise ValidationError(
+            "query parameters must be a mapping of names to values",
+            errors=[{"loc": ["query"], "msg": "expected a mapping", "type": "type_error"}],
+        )
     allowed_names = set(allowed) if allowed is not None else set(inspect(model).column_attrs.keys())
     skipped = set(ignore)
     filters: list[Filter] = []
     for raw_name, raw_value in params.items():
         if raw_name in skipped:
             continue
-        name, _, suffix = raw_name.partition("__")
+        name, _, suffix = raw_name.partition("__") if isinstance(raw_name, str) else ("", "", "")
         operator = _SUFFIXES.get(suffix)
         if operator is None or name not in allowed_names:
+            shown = str(raw_name)[:100]
             raise ValidationError(
-                f"unknown filter {raw_name[:100]!r}",
-                errors=[{"loc": ["query", raw_name[:100]], "msg": "unknown filter", "type": "unknown_field"}],
+                f"unknown filter {shown!r}",
+                errors=[{"loc": ["query", shown], "msg": "unknown filter", "type": "unknown_field"}],
                 allowed=sorted(allowed_names),
             )
         column_attribute(model, name, loc="filter")
@@ -367,26 +345,45 @@ def filters_from_query(
     return filters
 
 
+#: Value types a query parameter (or a JSON body standing in for one) may carry.
+_SCALARS = (str, int, float)
+
+
 def _from_param(name: str, operator: str, raw: Any) -> Filter:
-    if isinstance(raw, list | tuple) and operator == "eq":
-        return In(name, list(raw))
-    value = raw[-1] if isinstance(raw, list | tuple) else raw
-    if operator in ("in", "not_in"):
-        values = value.split(",") if isinstance(value, str) else list(value)
-        return In(name, values, negate=operator == "not_in")
+    """One filter from a parameter's value: text, a number, or a list of them (a repeated parameter)."""
+    if isinstance(raw, list | tuple):
+        if not all(isinstance(item, _SCALARS) and not isinstance(item, bool) for item in raw):
+            raise _invalid(name, "expected text, a number or a list of them")
+        if operator in ("eq", "in", "not_in"):
+            return In(name, list(raw), negate=operator == "not_in")
+        if not raw:
+            raise _invalid(name, "expected a value")
+        raw = raw[-1]  # a repeated parameter: the last one wins, as in most web frameworks
     if operator == "isnull":
-        text = str(value).strip().lower()
+        if isinstance(raw, bool):
+            return IsNull(name, raw)
+        text = raw.strip().lower() if isinstance(raw, str) else None
         if text not in _TRUE | _FALSE:
             raise _invalid(name, "isnull takes true or false")
         return IsNull(name, text in _TRUE)
+    if raw is not None and not (isinstance(raw, _SCALARS) and not isinstance(raw, bool)):
+        raise _invalid(name, "expected text or a number")
+    if operator in ("in", "not_in"):
+        if not isinstance(raw, str):
+            raise _invalid(name, "expected comma-separated values or a list")
+        return In(name, raw.split(","), negate=operator == "not_in")
     if operator in ("contains", "icontains", "startswith", "endswith"):
+        if not isinstance(raw, str):
+            raise _invalid(name, "expected text")
         mode: LikeMode = "contains" if operator == "icontains" else operator  # type: ignore[assignment]
-        return Like(name, str(value), mode=mode, case_sensitive=operator != "icontains")
+        return Like(name, raw, mode=mode, case_sensitive=operator != "icontains")
     if operator in ("gt", "ge", "lt", "le"):
-        return Range(name, **{operator: value})
+        if raw is None:
+            raise _invalid(name, "a range bound must not be null")
+        return Range(name, **{operator: raw})
     if operator == "ne":
-        return Ne(name, value)
-    return Eq(name, value)
+        return Ne(name, raw)
+    return Eq(name, raw)
 
 
 __all__ = [

@@ -25,7 +25,7 @@ import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, update
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,8 +49,10 @@ from keel.infrastructure.repository._checks import (
     check_update_values,
     coerce_identity,
     error,
+    identity_list,
     validate_limit,
 )
+from keel.infrastructure.repository._identity import key_conditions
 from keel.infrastructure.repository._keyset import keyset_condition, plan_cursor_page
 from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by, sort_keys
 from keel.infrastructure.repository.cursor import SecretLike, default_cursor_secret, secret_bytes
@@ -277,18 +279,24 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         return entity
 
     async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
-        """The entities with these primary keys, in the order asked; missing ones are skipped."""
-        keys = [coerce_identity(self.model, i) for i in ids]
+        """The entities with these primary keys, in the order asked; missing ones are skipped.
+
+        Any number of ids: on PostgreSQL a one-column key goes out as one
+        array parameter (``= ANY($1)``), otherwise the ids are sent in
+        chunks that stay below every driver's parameter limit.
+        """
+        keys = builtins.list(dict.fromkeys(coerce_identity(self.model, i) for i in identity_list(ids)))
         if not keys:
             return []
-        pk_columns = [getattr(self.model, name) for name in self.traits.primary_key]
-        if len(pk_columns) == 1:
-            condition = pk_columns[0].in_([k[0] for k in keys])
-        else:
-            condition = tuple_(*pk_columns).in_(keys)
-        found = await self._scalars(self.select(condition, include_deleted=include_deleted))
-        by_key = {self._identity_of(entity): entity for entity in found}
-        return [by_key[k] for k in dict.fromkeys(keys) if k in by_key]
+        by_key: dict[tuple[Any, ...], T] = {}
+        dialect = self.session.get_bind(mapper=inspect(self.model)).dialect.name
+        for condition in key_conditions(self.model, self.traits.primary_key, keys, dialect):
+            for entity in await self._fetch(self.select(condition, include_deleted=include_deleted)):
+                by_key[self._identity_of(entity)] = entity
+        found = [by_key[k] for k in keys if k in by_key]
+        for entity in found:
+            self._on_seen(entity)
+        return found
 
     async def list(
         self,
