@@ -87,11 +87,14 @@ class Product(AggregateRoot):
     """The aggregate: every batch of one sku, changed as a whole.
 
     ``version`` starts at 1 (create a product with its first batches) and
-    rises with every change to anything inside a stored product (a new
-    batch, an allocation, a quantity change): a change to a child alone would
-    not touch the product's row. The ORM uses it for optimistic locking, so
-    two concurrent allocations of one sku cannot both commit: the loser gets
-    ``ConcurrencyError`` and the bus retries it.
+    rises by one with every committed change to anything inside a stored
+    product (a new batch, an allocation, a quantity change). keel does the
+    bump: its unit of work treats the batches and their allocations as parts
+    of the product (they hang off it through cascading relationships), so a
+    change to a child alone still version-checks the product's row, and two
+    concurrent allocations of one sku cannot both commit: the loser gets
+    ``ConcurrencyError`` and the bus retries it. (Cosmic Python bumps
+    ``version_number`` by hand in each method; there is no need here.)
     """
 
     def __init__(self, sku: str, batches: list[Batch] | None = None, version: int = 1) -> None:
@@ -112,7 +115,6 @@ class Product(AggregateRoot):
         if any(existing.reference == batch.reference for existing in self.batches):
             raise DomainError(f"batch {batch.reference!r} already exists", ref=batch.reference)
         self.batches.append(batch)
-        self.version += 1
 
     def allocate(self, line: OrderLine) -> str | None:
         """Allocate ``line`` to the best batch and return its reference (None: out of stock)."""
@@ -121,7 +123,6 @@ class Product(AggregateRoot):
             self.record(OutOfStock(sku=line.sku))
             return None
         batch.allocate(line)
-        self.version += 1
         self.record(Allocated(orderid=line.orderid, sku=line.sku, qty=line.qty, batchref=batch.reference))
         return batch.reference
 
@@ -129,7 +130,6 @@ class Product(AggregateRoot):
         """Resize a batch; lines that no longer fit are deallocated (and recorded as such)."""
         batch = self.batch(ref)
         batch._purchased_quantity = qty
-        self.version += 1
         while batch.available_quantity < 0:
             line = batch.deallocate_one()
             self.record(Deallocated(orderid=line.orderid, sku=line.sku, qty=line.qty))

@@ -30,6 +30,7 @@ from keel.cross_cutting.error import ConcurrencyError, DatabaseUnavailableError,
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.domain.ports import builds_from_unit_of_work
+from keel.infrastructure.database.aggregate_lock import bumped_roots
 from keel.infrastructure.database.errors import translate_db_error
 from keel.infrastructure.database.stale_deletes import StaleRowsError
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
@@ -100,7 +101,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 await self._before_commit(session, events)
             await session.commit()  # flushes first; one round through the greenlet instead of two
         except StaleDataError as exc:
-            raise _concurrency_error(exc, held) from exc
+            raise _concurrency_error(exc, _with_bumped_roots(held, session.sync_session)) from exc
         except SQLAlchemyError as exc:
             translated = translate_db_error(exc)
             if translated is None:
@@ -220,6 +221,12 @@ def _versioned_changes(session: Session) -> list[tuple[str, str, Any, Any]]:
         for table in tables:
             held.append((table, type(obj).__name__, identity, version if isinstance(version, int) else None))
     return held
+
+
+def _with_bumped_roots(held: list[tuple[str, str, Any, Any]], session: Session) -> list[tuple[str, str, Any, Any]]:
+    """``held`` plus the aggregate roots the flush bumped for their parts (unchanged themselves before it)."""
+    known = {(table, identity) for table, _, identity, _ in held}
+    return held + [row for row in bumped_roots(session) if (row[0], row[2]) not in known]
 
 
 def _concurrency_error(exc: StaleDataError, held: list[tuple[str, str, Any, Any]]) -> ConcurrencyError:

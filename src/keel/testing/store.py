@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapper
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, ConflictError
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._integrity import duplicate_key_error
+from keel.infrastructure.database.aggregate_lock import plan_of
 from keel.infrastructure.database.errors import attached_elsewhere, pending_rollback_error
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 
@@ -310,7 +311,7 @@ class Workspace:
                 state = state_of(entity)
                 if state == baseline.state:
                     continue
-                if state[0] != baseline.state[0]:
+                if _versioned_change(model, state, baseline.state):
                     _apply_update_defaults(model, entity, now, previous=_flushed_version(model, baseline))
                     state = state_of(entity)
                 baseline.state, baseline.flushed = state, True
@@ -492,10 +493,29 @@ def apply_insert_defaults(model: type[Any], entity: Any) -> None:
 
 
 def _columns_changed(model: type[Any], entity: Any, baseline: _Baseline | None, committed: Any) -> bool:
-    keys = mapper_of(model).column_attrs.keys()
+    """Whether writing ``entity`` is an UPDATE of its row (a change of its columns or of its aggregate's parts)."""
     if baseline is not None:
-        return bool(state_of(entity)[0] != baseline.state[0])
-    return committed is None or any(entity.__dict__.get(k) != committed.__dict__.get(k) for k in keys)
+        return _versioned_change(model, state_of(entity), baseline.state)
+    return committed is None or _versioned_change(model, state_of(entity), state_of(committed))
+
+
+def _versioned_change(model: type[Any], state: Any, before: Any) -> bool:
+    """A change the SQL unit of work would write with a version bump.
+
+    The row's own columns, and for an aggregate root the objects its parts
+    hold (as :mod:`keel.infrastructure.database.aggregate_lock` bumps the
+    root for any change inside its aggregate); not its references to others.
+    """
+    if state[0] != before[0]:
+        return True
+    plan = plan_of(mapper_of(model))
+    if plan is None or not plan.root or len(state) != 2 or len(before) != 2:
+        return False
+    return _parts(plan.parts, state[1]) != _parts(plan.parts, before[1])
+
+
+def _parts(parts: tuple[str, ...], related: tuple[tuple[str, Any], ...]) -> list[Any]:
+    return [value for key, value in related if key in parts]
 
 
 def _flushed_version(model: type[Any], baseline: _Baseline) -> Any:
@@ -512,8 +532,8 @@ def _apply_update_defaults(model: type[Any], entity: Any, now: Any, previous: An
 
     Like SQLAlchemy's version counter, the new version is the one the row had
     (``previous``) plus one, whatever the entity's attribute says: an
-    aggregate that bumps its own version to force a conflict check (as the
-    allocation example's Product does) ends one higher, not two.
+    aggregate that bumps its own version by hand (Cosmic Python's habit)
+    ends one higher, not two.
     """
     traits = model_traits(model)
     if traits.version is not None:

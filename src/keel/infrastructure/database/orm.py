@@ -39,6 +39,10 @@ VERSION = "version"
 CREATED_AT = "created_at"
 UPDATED_AT = "updated_at"
 DELETED_AT = "deleted_at"
+#: Relationship ``info={"keel": AGGREGATE}``: the related objects belong to one aggregate (see aggregate_lock).
+AGGREGATE = "aggregate"
+#: Relationship ``info={"keel": REFERENCE}``: a cascading collection whose members are not parts of the aggregate.
+REFERENCE = "reference"
 
 
 class Base(AsyncAttrs, DeclarativeBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import pytest
@@ -80,3 +81,34 @@ async def test_two_allocations_from_one_stale_product_cannot_both_commit(
             await second.commit()
     assert caught.value.details["entity"] == "Product"
     assert caught.value.details["version"] == 1
+
+
+async def test_concurrent_allocations_touching_only_batches_cannot_both_commit(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Two tasks allocate the last stock of one product at once; the domain never bumps the version, keel does."""
+    async with AllocationUnitOfWork(session_factory) as uow:
+        uow.products.add(Product("LAMP", [Batch("b1", "LAMP", 10)]))
+        await uow.commit()
+    both_loaded = asyncio.Event()
+    loaded = 0
+
+    async def allocate(orderid: str) -> str | None:
+        nonlocal loaded
+        async with AllocationUnitOfWork(session_factory) as uow:
+            product = await uow.products.get("LAMP")
+            loaded += 1
+            if loaded == 2:
+                both_loaded.set()
+            await both_loaded.wait()  # both hold version 1 and see 10 available
+            ref = product.allocate(OrderLine(orderid, "LAMP", 10))
+            assert product.version == 1  # only a batch and its allocations changed
+            await uow.commit()
+            return ref
+
+    outcomes = await asyncio.gather(allocate("o1"), allocate("o2"), return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["ConcurrencyError", "str"]
+    async with AllocationUnitOfWork(session_factory) as uow:
+        product = await uow.products.get("LAMP")
+    assert product.batches[0].available_quantity == 0
+    assert product.version == 2

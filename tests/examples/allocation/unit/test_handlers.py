@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 from examples.allocation.domain.commands import Allocate, ChangeBatchQuantity, CreateBatch
-from examples.allocation.domain.model import InvalidSku, Product
+from examples.allocation.domain.model import Batch, InvalidSku, OrderLine, Product
 from examples.allocation.handlers import handlers
 from examples.allocation.notifications import RecordingNotifications
 from examples.allocation.views import AllocationRow
@@ -15,7 +15,7 @@ from examples.allocation import (
     orm,  # noqa: F401  (the in-memory twin reads the mapping)
     views,
 )
-from keel import BusConfigurationError, MessageBus, NotFoundError
+from keel import BusConfigurationError, ConcurrencyError, MessageBus, NotFoundError
 from keel.testing import InMemoryRepository, InMemoryStore, InMemoryUnitOfWork
 
 
@@ -111,3 +111,22 @@ def test_the_bus_refuses_to_start_without_the_notifications_dependency(store: In
     """The registry's handlers are checked when the bus is built."""
     with pytest.raises(BusConfigurationError, match=r"send_out_of_stock_notification.*'notifications'"):
         MessageBus(lambda: FakeUnitOfWork(store), registry=handlers)
+
+
+async def test_concurrent_allocations_of_the_last_stock_cannot_both_commit_on_the_twin(store: InMemoryStore) -> None:
+    """The in-memory unit of work catches the race as SQL does: one commits, the other gets ConcurrencyError."""
+    async with FakeUnitOfWork(store) as uow:
+        uow.products.add(Product("LAMP", [Batch("b1", "LAMP", 10)]))
+        await uow.commit()
+    first, second = FakeUnitOfWork(store), FakeUnitOfWork(store)
+    async with first, second:
+        mine = await first.products.get("LAMP")
+        theirs = await second.products.get("LAMP")
+        mine.allocate(OrderLine("o1", "LAMP", 10))
+        theirs.allocate(OrderLine("o2", "LAMP", 10))
+        await first.commit()
+        with pytest.raises(ConcurrencyError):
+            await second.commit()
+    stored = await product(store, "LAMP")
+    assert stored.version == 2
+    assert stored.batches[0].allocations == {OrderLine("o1", "LAMP", 10)}
