@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel import ValidationError
+from keel.testing import in_memory_unit_of_work
 from tests.contract.gauges import Gauge, GaugeUnitOfWork
 
 
@@ -47,3 +48,24 @@ async def test_changing_a_loaded_entity_to_an_unstorable_value_fails_before_sql_
         await uow.commit()
     async with GaugeUnitOfWork(session_factory) as uow:
         assert (await uow.gauges.get(1)).qty == 2**31 - 1
+
+
+@pytest.mark.parametrize(("field", "value"), [("qty", 2**31), ("price", Decimal("1e6")), ("code", "sixsix")])
+async def test_the_twin_refuses_the_same_values_at_its_flush(field: str, value: Any) -> None:
+    """The in-memory unit of work checks values as the SQL flush does: a ValidationError naming the column."""
+    twin = in_memory_unit_of_work(GaugeUnitOfWork)()
+    async with twin:
+        twin.gauges.add(Gauge(id=1, qty=1))
+        await twin.commit()
+    async with twin:
+        twin.gauges.add(Gauge(id=2, **{field: value}))
+        with pytest.raises(ValidationError) as caught:
+            await twin.commit()
+        assert caught.value.details["field"] == field
+    async with twin:
+        gauge = await twin.gauges.get(1)
+        setattr(gauge, field, value)
+        with pytest.raises(ValidationError):
+            await twin.gauges.list()  # the autoflush before the query
+        await twin.rollback()
+        assert await twin.gauges.count() == 1

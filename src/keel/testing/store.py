@@ -30,6 +30,7 @@ from keel.infrastructure.database._integrity import duplicate_key_error
 from keel.infrastructure.database.aggregate_lock import plan_of
 from keel.infrastructure.database.errors import attached_elsewhere, pending_rollback_error
 from keel.infrastructure.database.orm import ModelTraits, model_traits
+from keel.infrastructure.database.values import check_entity_values
 
 Key = tuple[Any, ...]
 RowId = tuple[type[Any], Key]
@@ -311,6 +312,7 @@ class Workspace:
                 state = state_of(entity)
                 if state == baseline.state:
                     continue
+                check_entity_values(entity, changed_only=False)
                 if _versioned_change(model, state, baseline.state):
                     _apply_update_defaults(model, entity, now, previous=_flushed_version(model, baseline))
                     state = state_of(entity)
@@ -319,6 +321,7 @@ class Workspace:
             committed = self.store.table(model).get(key)
             held = entity.__dict__.get(_READ_AT, _MISSING)
             if committed is None:
+                check_entity_values(entity, changed_only=False)
                 apply_insert_defaults(model, entity)
                 self._baselines[row_id] = _Baseline(
                     _version(model, entity), state_of(entity), flushed=True, inserted=True
@@ -362,6 +365,12 @@ class Workspace:
     def commit(self) -> None:
         """Apply every change atomically, or raise and apply nothing."""
         self._require_usable()
+        for row_id, entity in self.identity.items():
+            # What the SQL flush checks before any statement (values.py); rows
+            # an autoflush already wrote were checked then.
+            baseline = self._baselines.get(row_id)
+            if baseline is None or state_of(entity) != baseline.state:
+                check_entity_values(entity, changed_only=False)
         now = utcnow()
         writes: list[tuple[RowId, Any, bool]] = []
         deletes: list[RowId] = []
