@@ -37,7 +37,13 @@ from keel.infrastructure.repository import (
     filters_from_query,
 )
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
-from keel.service_layer import BusConfigurationError, HandlerRegistry, MessageBus
+from keel.service_layer import (
+    BusConfigurationError,
+    CommitParticipant,
+    HandlerRegistry,
+    MessageBus,
+    Participant,
+)
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 __version__ = "0.1.0"
@@ -49,6 +55,7 @@ __all__ = [
     "BusConfigurationError",
     "CacheError",
     "Command",
+    "CommitParticipant",
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictError",
@@ -70,6 +77,7 @@ __all__ = [
     "Ne",
     "NotFoundError",
     "Page",
+    "Participant",
     "PublishError",
     "Range",
     "SqlAlchemyRepository",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import typing
+import warnings
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -32,6 +33,7 @@ from keel.infrastructure.database.errors import translate_db_error
 from keel.infrastructure.database.stale_deletes import StaleRowsError
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+from keel.service_layer.participants import CommitParticipant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 _STALE_TABLE = re.compile(r"on table '([^']+)'")
@@ -42,6 +44,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     Works with the factory from :func:`keel.infrastructure.database.create_session_factory`
     or one built by hand (``expire_on_commit`` may be either value).
+    ``participants`` write in (or react to) each commit; see
+    :mod:`keel.service_layer.participants`.
     """
 
     #: name -> repository class, found from the class annotations.
@@ -50,9 +54,21 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._repository_specs = {}  # resolved lazily: annotations may be forward references
+        if "_before_commit" in cls.__dict__:
+            warnings.warn(
+                f"{cls.__qualname__}._before_commit is deprecated: give the unit of work a commit "
+                "participant with an after_flush phase instead (participants=[...] or commit_participants)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        participants: Iterable[CommitParticipant[Any]] = (),
+    ) -> None:
+        super().__init__(participants=participants)
         self.session_factory = session_factory
         self._session: AsyncSession | None = None
 
@@ -94,11 +110,15 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     async def _commit(self, events: list[DomainEvent]) -> None:
         session = self.session
         held = _versioned_changes(session.sync_session)
+        legacy_hook = type(self)._before_commit is not SqlAlchemyUnitOfWork._before_commit
         try:
-            if type(self)._before_commit is not SqlAlchemyUnitOfWork._before_commit:
-                # The hook's rows are written after the aggregates' own changes.
+            if self.participants or legacy_hook:
+                await self._before_flush(events)
+                # The participants' rows are written after the aggregates' own changes.
                 await session.flush()
-                await self._before_commit(session, events)
+                if legacy_hook:
+                    await self._before_commit(session, events)
+                await self._after_flush(events)
             await session.commit()  # flushes first; one round through the greenlet instead of two
         except StaleDataError as exc:
             raise _concurrency_error(exc, held) from exc
@@ -109,7 +129,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             raise translated from exc
 
     async def _before_commit(self, session: AsyncSession, events: list[DomainEvent]) -> None:
-        """Hook: write rows in the same transaction (the outbox does this)."""
+        """Deprecated hook, run after the flush: use a participant's ``after_flush`` instead."""
 
     async def _rollback(self) -> None:
         await self.session.rollback()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keel.service_layer.errors import BusConfigurationError
 from keel.service_layer.messagebus import BusStats, MessageBus
+from keel.service_layer.participants import CommitParticipant, Participant
 from keel.service_layer.registry import HandlerRegistry
 from keel.service_layer.retry import RetryPolicy
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
@@ -12,7 +13,9 @@ __all__ = [
     "AbstractUnitOfWork",
     "BusConfigurationError",
     "BusStats",
+    "CommitParticipant",
     "HandlerRegistry",
     "MessageBus",
+    "Participant",
     "RetryPolicy",
 ]

@@ -32,6 +32,7 @@ from keel.cross_cutting.error import UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+from keel.service_layer.participants import CommitParticipant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 from keel.testing.repository import InMemoryRepository, in_memory_twin
 from keel.testing.store import InMemoryStore, Workspace
@@ -48,8 +49,10 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         super().__init_subclass__(**kwargs)
         cls._repository_specs = None  # resolved lazily: annotations may be forward references
 
-    def __init__(self, store: InMemoryStore | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, store: InMemoryStore | None = None, *, participants: Iterable[CommitParticipant[Any]] = ()
+    ) -> None:
+        super().__init__(participants=participants)
         #: The data this unit of work reads and commits to.
         self.store = store if store is not None else InMemoryStore()
         #: True once this instance has committed (Cosmic Python's FakeUnitOfWork flag).
@@ -84,6 +87,9 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             setattr(self, name, repo_cls(workspace, **kwargs))
 
     async def _commit(self, events: list[DomainEvent]) -> None:
+        # No flush here: both flush phases run before the workspace commits, in order.
+        await self._before_flush(events)
+        await self._after_flush(events)
         self.workspace.commit()
         self.committed = True
         self.commits += 1
