@@ -39,6 +39,7 @@ from keel.infrastructure.repository import (
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import (
     BusConfigurationError,
+    CommandAlreadyHandledError,
     CommitParticipant,
     HandlerRegistry,
     MessageBus,
@@ -55,6 +56,7 @@ __all__ = [
     "BusConfigurationError",
     "CacheError",
     "Command",
+    "CommandAlreadyHandledError",
     "CommitParticipant",
     "ConcurrencyError",
     "ConfigurationError",

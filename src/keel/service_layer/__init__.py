@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keel.service_layer.commands import CommandAlreadyHandledError, current_command
 from keel.service_layer.errors import BusConfigurationError
 from keel.service_layer.messagebus import BusStats, MessageBus
 from keel.service_layer.participants import CommitParticipant, Participant
@@ -13,9 +14,11 @@ __all__ = [
     "AbstractUnitOfWork",
     "BusConfigurationError",
     "BusStats",
+    "CommandAlreadyHandledError",
     "CommitParticipant",
     "HandlerRegistry",
     "MessageBus",
     "Participant",
     "RetryPolicy",
+    "current_command",
 ]

@@ -28,6 +28,13 @@ from typing import Any
 from tenacity import RetryCallState
 
 from keel.domain.messages import Command, DomainEvent, Message
+from keel.service_layer.commands import (
+    CommandAlreadyHandledError,
+    current_command,
+    new_context,
+    reset_current,
+    set_current,
+)
 from keel.service_layer.errors import BusConfigurationError
 from keel.service_layer.injection import RESERVED, Handler, PreparedHandler, prepare
 from keel.service_layer.registry import CommandSpec, HandlerRegistry, command_types
@@ -52,6 +59,8 @@ class BusStats:
     commands_handled: int = 0
     commands_failed: int = 0
     command_retries: int = 0
+    #: Commands refused because an earlier attempt or request had already applied them.
+    commands_already_handled: int = 0
     events_handled: int = 0
     event_handler_failures: int = 0
     event_handler_retries: int = 0
@@ -145,22 +154,33 @@ class MessageBus:
 
     # --- public API ------------------------------------------------------------
 
-    async def handle(self, message: Message) -> Any:
+    async def handle(self, message: Message, *, idempotency_key: str | None = None) -> Any:
         """Handle ``message`` and every event that follows from it; return the command's result.
 
         A command's error propagates (after the events of any work it did
         commit have been handled); an event handler's error is logged and
         counted, and the other handlers still run.
+
+        A command gets an id for its handling, the same in every retry:
+        ``idempotency_key`` when given (a client's ``Idempotency-Key``),
+        otherwise a random one. Where units of work record commands (the
+        container's do), a command whose id was already committed raises
+        :class:`keel.CommandAlreadyHandledError` instead of being applied again.
         """
         queue: deque[DomainEvent] = deque()
         if isinstance(message, Command):
+            token = set_current(new_context(message.message_type, idempotency_key))
             try:
                 result = await self._handle_command(message, queue)
             except Exception:
+                reset_current(token)
                 await self._drain(queue)
                 raise
+            reset_current(token)
             await self._drain(queue)
             return result
+        if idempotency_key is not None:
+            raise TypeError("idempotency_key is for commands: events are handled by every handler, each time")
         if isinstance(message, DomainEvent):
             queue.append(message)
             await self._drain(queue)
@@ -183,6 +203,9 @@ class MessageBus:
             raise BusConfigurationError(f"no handler for command {_name(type(command))}", command=_name(type(command)))
         try:
             result = await self._run(handler, command, queue, self.command_retry, "command")
+        except CommandAlreadyHandledError:
+            self.stats.commands_already_handled += 1
+            raise
         except Exception:
             self.stats.commands_failed += 1
             raise
@@ -199,6 +222,16 @@ class MessageBus:
     # --- events ----------------------------------------------------------------
 
     async def _drain(self, queue: deque[DomainEvent]) -> None:
+        if not queue:
+            return
+        # Event handlers' units of work are not the command's: they must not record its id.
+        token = set_current(None)
+        try:
+            await self._drain_events(queue)
+        finally:
+            reset_current(token)
+
+    async def _drain_events(self, queue: deque[DomainEvent]) -> None:
         while queue:
             event = queue.popleft()
             for handler in self._event_handlers(type(event)):
@@ -303,7 +336,7 @@ class MessageBus:
                 result = await result
             return result
         except Exception as exc:
-            if policy is not None and uow is not None and uow.committed and policy.retries(exc):
+            if policy is not None and policy.retries(exc) and _committed(uow):
                 raise _AttemptCommitted(exc) from None
             raise
         finally:
@@ -323,6 +356,14 @@ class _AttemptCommitted(BaseException):
     def __init__(self, error: Exception) -> None:
         super().__init__(error)
         self.error = error
+
+
+def _committed(uow: AbstractUnitOfWork | None) -> bool:
+    """Whether this attempt's work committed: its injected unit of work, or any that recorded the command."""
+    if uow is not None and uow.committed:
+        return True
+    context = current_command()
+    return context is not None and context.recorded
 
 
 def _name(message_type: type[Any]) -> str:
