@@ -182,3 +182,21 @@ async def test_the_deprecated_before_commit_override_still_runs(
         await uow.commit()
     async with AppUnitOfWork(session_factory) as check:
         assert (await check.accounts.get("legacy")).balance == 1
+
+
+async def test_participants_without_an_after_flush_phase_still_commit_with_the_work(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """A before_flush-only participant adds its object to the same flush (no separate flush step is needed)."""
+
+    class AddsACounter(Participant[SqlAlchemyUnitOfWork]):
+        async def before_flush(self, uow: SqlAlchemyUnitOfWork, events: Sequence[DomainEvent]) -> None:
+            uow.session.add(Counter(id=99, value=1))
+
+    uow = AppUnitOfWork(session_factory, participants=[AddsACounter()])
+    async with uow:
+        uow.products.add(Product(sku="LAMP", stock=7))
+        await uow.commit()
+    async with AppUnitOfWork(session_factory) as check:
+        assert (await check.counters.get(99)).value == 1
+        assert (await check.products.get("LAMP")).stock == 7

@@ -4,7 +4,7 @@
 commits inside a command's handling (the bus's
 :func:`keel.service_layer.commands.current_command`), it inserts
 ``(command_id, command_type, committed_at)`` into ``keel_processed_commands``
-in that same transaction. A second attempt with the same id (the bus
+in that same transaction (before the work is flushed). A second attempt with the same id (the bus
 retrying after a lost commit acknowledgement, or a client repeating a
 request with the same idempotency key) finds the row, so its work is rolled
 back and :class:`keel.CommandAlreadyHandledError` is raised: the effects are
@@ -33,6 +33,7 @@ from keel.service_layer.commands import CommandAlreadyHandledError, current_comm
 from keel.service_layer.participants import Participant
 
 _UNDEFINED_TABLE = "42P01"
+_STATEMENTS: dict[str, ReturningInsert[tuple[str]]] = {}
 #: session.info key: the command this session's transaction recorded.
 _RECORDED = "keel_recorded_command"
 
@@ -46,17 +47,20 @@ class RecordProcessedCommands(Participant[SqlAlchemyUnitOfWork]):
     are not checked again.
     """
 
-    async def after_flush(self, uow: SqlAlchemyUnitOfWork, events: Sequence[DomainEvent]) -> None:
-        """Insert the record, or raise :class:`CommandAlreadyHandledError` if another attempt committed it."""
+    async def before_flush(self, uow: SqlAlchemyUnitOfWork, events: Sequence[DomainEvent]) -> None:
+        """Insert the record, or raise :class:`CommandAlreadyHandledError` if another attempt committed it.
+
+        Before the flush rather than after: a repeat is refused before its
+        changes are sent, and the unit of work needs no separate flush step.
+        """
         context = current_command()
         if context is None or context.recorded:
             return
         session = uow.session
-        statement = _insert(session.get_bind().dialect.name).values(
-            command_id=context.command_id, command_type=context.command_type, committed_at=utcnow()
-        )
+        statement = _insert(session.get_bind().dialect.name)
+        values = {"command_id": context.command_id, "command_type": context.command_type, "committed_at": utcnow()}
         try:
-            inserted = (await session.execute(statement)).first()
+            inserted = (await session.execute(statement, values)).first()
         except DBAPIError as exc:
             if _missing_table(exc):
                 raise ConfigurationError(
@@ -92,14 +96,21 @@ class RecordProcessedCommands(Participant[SqlAlchemyUnitOfWork]):
 
 
 def _insert(dialect: str) -> ReturningInsert[tuple[str]]:
+    """The record's INSERT for ``dialect``, built once (its values are bound per execution)."""
+    cached = _STATEMENTS.get(dialect)
+    if cached is not None:
+        return cached
     # ON CONFLICT DO NOTHING rather than catching the unique violation: the
     # transaction stays usable (PostgreSQL aborts it on an error) for the read after it.
     key = [processed_commands.c.command_id]
     if dialect == "postgresql":
-        return postgresql.insert(processed_commands).on_conflict_do_nothing(index_elements=key).returning(*key)
-    if dialect == "sqlite":
-        return sqlite.insert(processed_commands).on_conflict_do_nothing(index_elements=key).returning(*key)
-    raise ConfigurationError(f"recording processed commands is not supported on {dialect!r}")
+        statement = postgresql.insert(processed_commands).on_conflict_do_nothing(index_elements=key).returning(*key)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(processed_commands).on_conflict_do_nothing(index_elements=key).returning(*key)
+    else:
+        raise ConfigurationError(f"recording processed commands is not supported on {dialect!r}")
+    _STATEMENTS[dialect] = statement
+    return statement
 
 
 def _missing_table(exc: DBAPIError) -> bool:

@@ -33,7 +33,7 @@ from keel.infrastructure.database.errors import translate_db_error
 from keel.infrastructure.database.stale_deletes import StaleRowsError
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
-from keel.service_layer.participants import CommitParticipant
+from keel.service_layer.participants import CommitParticipant, Participant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 _STALE_TABLE = re.compile(r"on table '([^']+)'")
@@ -114,11 +114,12 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         try:
             if self.participants or legacy_hook:
                 await self._before_flush(events)
-                # The participants' rows are written after the aggregates' own changes.
-                await session.flush()
-                if legacy_hook:
-                    await self._before_commit(session, events)
-                await self._after_flush(events)
+                if legacy_hook or _has_after_flush(self.participants):
+                    # Their rows are written after the aggregates' own changes.
+                    await session.flush()
+                    if legacy_hook:
+                        await self._before_commit(session, events)
+                    await self._after_flush(events)
             await session.commit()  # flushes first; one round through the greenlet instead of two
         except StaleDataError as exc:
             raise _concurrency_error(exc, held) from exc
@@ -154,6 +155,11 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+def _has_after_flush(participants: Iterable[CommitParticipant[Any]]) -> bool:
+    """Whether a participant does something after the flush (else the commit need not flush separately)."""
+    return any(getattr(type(p), "after_flush", None) is not Participant.after_flush for p in participants)
 
 
 def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[Any], type[Any] | None]]:
