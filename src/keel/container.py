@@ -151,7 +151,7 @@ class KeelContainer(containers.DeclarativeContainer):
     Extension points to redefine in a subclass (or override on an instance):
     ``settings``, ``unit_of_work_class``, ``commit_participants``, ``handlers`` (a
     :class:`keel.HandlerRegistry`), ``command_handlers``, ``event_handlers``,
-    ``handler_dependencies``, ``commands``, and the ``event_bus``, ``cache`` and
+    ``handler_dependencies``, ``commands``, ``bus_middleware``, and the ``event_bus``, ``cache`` and
     ``event_store`` backends.
     """
 
@@ -182,6 +182,8 @@ class KeelContainer(containers.DeclarativeContainer):
     commands = providers.List()
     command_retry = providers.Singleton(command_retry_policy, settings)
     event_retry = providers.Singleton(event_retry_policy, settings)
+    #: Wraps every handler call, the first outermost (security, telemetry); see keel.service_layer.middleware.
+    bus_middleware = providers.List()
     bus = providers.Singleton(
         MessageBus,
         unit_of_work.provider,
@@ -192,6 +194,7 @@ class KeelContainer(containers.DeclarativeContainer):
         commands=commands,
         command_retry=command_retry,
         event_retry=event_retry,
+        middleware=bus_middleware,
     )
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tenacity import RetryCallState
 
@@ -37,6 +37,7 @@ from keel.service_layer.commands import (
 )
 from keel.service_layer.errors import BusConfigurationError
 from keel.service_layer.injection import RESERVED, Handler, PreparedHandler, prepare
+from keel.service_layer.middleware import CallNext, HandlerCall, Middleware
 from keel.service_layer.registry import CommandSpec, HandlerRegistry, command_types
 from keel.service_layer.retry import RetryPolicy, describe_retry
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
@@ -95,6 +96,8 @@ class MessageBus:
             injected unit of work already committed is never retried: running
             the handler again would repeat that work.
         event_retry: retry policy for each event handler (default: 3 attempts).
+        middleware: wrap every handler call, the first outermost; see
+            :mod:`keel.service_layer.middleware`.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class MessageBus:
         commands: Iterable[CommandSpec] = (),
         command_retry: RetryPolicy | None = None,
         event_retry: RetryPolicy | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         deps = dict(dependencies or {})
         clash = sorted(RESERVED & deps.keys())
@@ -140,6 +144,10 @@ class MessageBus:
         self.command_retry = command_retry or RetryPolicy()
         self.event_retry = event_retry or DEFAULT_EVENT_RETRY
         self.stats = BusStats()
+        self._middleware: tuple[Middleware, ...] = tuple(middleware)
+        for layer in self._middleware:
+            if not callable(layer):
+                raise BusConfigurationError(f"middleware must be callable, not {type(layer).__name__}")
 
         required = command_types([*commands, *merged.required_commands])
         unhandled = [command for command in required if self._command_handler(command) is None]
@@ -202,7 +210,7 @@ class MessageBus:
         if handler is None:
             raise BusConfigurationError(f"no handler for command {_name(type(command))}", command=_name(type(command)))
         try:
-            result = await self._run(handler, command, queue, self.command_retry, "command")
+            result = await self._dispatch(handler, command, queue, self.command_retry, "command")
         except CommandAlreadyHandledError:
             self.stats.commands_already_handled += 1
             raise
@@ -236,7 +244,7 @@ class MessageBus:
             event = queue.popleft()
             for handler in self._event_handlers(type(event)):
                 try:
-                    await self._run(handler, event, queue, self.event_retry, "event")
+                    await self._dispatch(handler, event, queue, self.event_retry, "event")
                 except Exception:
                     self.stats.event_handler_failures += 1
                     self.stats.failures_by_handler[handler.name] += 1
@@ -261,13 +269,33 @@ class MessageBus:
 
     # --- running one handler -----------------------------------------------------
 
+    async def _dispatch(
+        self,
+        handler: PreparedHandler,
+        message: Message,
+        queue: deque[DomainEvent],
+        policy: RetryPolicy,
+        kind: Literal["command", "event"],
+    ) -> Any:
+        if not self._middleware:  # the common case costs one test
+            return await self._run(handler, message, queue, policy, kind)
+        call = HandlerCall(message, handler.name, kind)
+
+        async def innermost() -> Any:
+            return await self._run(handler, message, queue, policy, kind)
+
+        chain: CallNext = innermost
+        for layer in reversed(self._middleware):
+            chain = _bind(layer, call, chain)
+        return await chain()
+
     async def _run(
         self,
         handler: PreparedHandler,
         message: Message,
         queue: deque[DomainEvent],
         policy: RetryPolicy,
-        kind: str,
+        kind: Literal["command", "event"],
     ) -> Any:
         if policy.max_attempts == 1:
             return await self._call(handler, message, queue)
@@ -356,6 +384,13 @@ class _AttemptCommitted(BaseException):
     def __init__(self, error: Exception) -> None:
         super().__init__(error)
         self.error = error
+
+
+def _bind(layer: Middleware, call: HandlerCall, call_next: CallNext) -> CallNext:
+    def run() -> Awaitable[Any]:
+        return layer(call, call_next)
+
+    return run
 
 
 def _committed(uow: AbstractUnitOfWork | None) -> bool:
