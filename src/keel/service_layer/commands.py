@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 
 from keel.domain.errors import ConflictError, ValidationError
 
@@ -19,15 +18,26 @@ from keel.domain.errors import ConflictError, ValidationError
 MAX_KEY_LENGTH = 200
 
 
-@dataclass(slots=True)
 class CommandContext:
     """The command a task is handling right now."""
 
-    #: The caller's idempotency key, or a fresh random id for this ``handle`` call.
-    command_id: str
-    command_type: str
-    #: Set once a transaction that recorded this command committed: the bus does not repeat it.
-    recorded: bool = False
+    __slots__ = ("_command_id", "command_type", "recorded")
+
+    def __init__(self, command_id: str | None, command_type: str) -> None:
+        self._command_id = command_id
+        self.command_type = command_type
+        #: Set once a transaction that recorded this command committed: the bus does not repeat it.
+        self.recorded = False
+
+    @property
+    def command_id(self) -> str:
+        """The caller's idempotency key, or a random id drawn on first use (most commands never need one)."""
+        if self._command_id is None:
+            self._command_id = uuid.uuid4().hex
+        return self._command_id
+
+    def __repr__(self) -> str:
+        return f"CommandContext(command_id={self._command_id!r}, command_type={self.command_type!r})"
 
 
 _current: ContextVar[CommandContext | None] = ContextVar("keel_current_command", default=None)
@@ -51,7 +61,7 @@ def reset_current(token: Token[CommandContext | None]) -> None:
 def new_context(command_type: str, idempotency_key: str | None) -> CommandContext:
     """A context for one ``bus.handle(command)`` call; the key, when given, is its id."""
     if idempotency_key is None:
-        return CommandContext(uuid.uuid4().hex, command_type)
+        return CommandContext(None, command_type)
     if not isinstance(idempotency_key, str) or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY_LENGTH:
         raise ValidationError(
             f"an idempotency key is a non-blank string of at most {MAX_KEY_LENGTH} characters",

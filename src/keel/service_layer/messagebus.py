@@ -269,25 +269,25 @@ class MessageBus:
 
     # --- running one handler -----------------------------------------------------
 
-    async def _dispatch(
+    def _dispatch(
         self,
         handler: PreparedHandler,
         message: Message,
         queue: deque[DomainEvent],
         policy: RetryPolicy,
         kind: Literal["command", "event"],
-    ) -> Any:
-        if not self._middleware:  # the common case costs one test
-            return await self._run(handler, message, queue, policy, kind)
+    ) -> Awaitable[Any]:
+        if not self._middleware:  # the common case: one test, no extra coroutine
+            return self._run(handler, message, queue, policy, kind)
         call = HandlerCall(message, handler.name, kind)
 
-        async def innermost() -> Any:
-            return await self._run(handler, message, queue, policy, kind)
+        def innermost() -> Awaitable[Any]:
+            return self._run(handler, message, queue, policy, kind)
 
         chain: CallNext = innermost
         for layer in reversed(self._middleware):
             chain = _bind(layer, call, chain)
-        return await chain()
+        return chain()
 
     async def _run(
         self,
