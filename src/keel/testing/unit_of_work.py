@@ -25,7 +25,7 @@ seen aggregates are released by ``collect_new_events()`` after the commit.
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from keel.cross_cutting.error import UnitOfWorkError
@@ -63,6 +63,16 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         #: Every event released by this instance's commits, oldest first (kept after collection).
         self.committed_events: list[DomainEvent] = []
         self._workspace: Workspace | None = None
+        self._store_commit_callbacks: list[Callable[[], None]] = []
+
+    def on_store_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` as part of the commit being made, right after the store applied it.
+
+        For participants of the twin that keep data beside the store: what
+        they write there commits (or not) with the work, as a row in the
+        same transaction would.
+        """
+        self._store_commit_callbacks.append(callback)
 
     @property
     def workspace(self) -> Workspace:
@@ -88,9 +98,12 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
 
     async def _commit(self, events: list[DomainEvent]) -> None:
         # No flush here: both flush phases run before the workspace commits, in order.
+        self._store_commit_callbacks = []
         await self._before_flush(events)
         await self._after_flush(events)
         self.workspace.commit()
+        for callback in self._store_commit_callbacks:
+            callback()
         self.committed = True
         self.commits += 1
         self.committed_events.extend(events)
