@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,26 @@ async def test_a_missing_record_table_is_a_configuration_error_naming_the_migrat
     assert await counter_value(factory) == 0
     async with factory() as session:
         assert (await session.execute(select(func.count()).select_from(Counter))).scalar_one() == 1
+
+
+async def test_a_cancelled_command_leaves_no_command_context_behind(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Cancelling a handler restores the caller's context: later work in the task is not taken for the command."""
+    started = asyncio.Event()
+
+    async def stuck(cmd: Bump, uow: AppUnitOfWork) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    bus = MessageBus(lambda: AppUnitOfWork(session_factory), command_handlers={Bump: stuck})
+
+    async def caller() -> object:
+        with contextlib.suppress(asyncio.CancelledError):
+            await bus.handle(Bump(counter_id=1))
+        return current_command()
+
+    task = asyncio.create_task(caller())
+    await started.wait()
+    task.cancel()
+    assert await task is None

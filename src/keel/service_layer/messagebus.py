@@ -184,6 +184,9 @@ class MessageBus:
                 reset_current(token)
                 await self._drain(queue)
                 raise
+            except BaseException:  # cancelled: leave the caller's context as it was
+                reset_current(token)
+                raise
             reset_current(token)
             await self._drain(queue)
             return result
