@@ -93,8 +93,9 @@ class MessageBus:
         commands: command types, or modules of them, that must have a handler.
         command_retry: retry policy for command handlers (default: on
             :class:`keel.ConcurrencyError`, 10 attempts). An attempt whose
-            injected unit of work already committed is never retried: running
-            the handler again would repeat that work.
+            injected unit of work already committed (or any unit of work that
+            recorded the command) is never retried: running the handler again
+            would repeat that work.
         event_retry: retry policy for each event handler (default: 3 attempts).
         middleware: wrap every handler call, the first outermost; see
             :mod:`keel.service_layer.middleware`.
