@@ -41,7 +41,14 @@ from keel.infrastructure.repository import (
     filters_from_query,
 )
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
-from keel.service_layer import BusConfigurationError, HandlerRegistry, MessageBus
+from keel.service_layer import (
+    BusConfigurationError,
+    CommandAlreadyHandledError,
+    CommitParticipant,
+    HandlerRegistry,
+    MessageBus,
+    Participant,
+)
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 __version__ = "0.1.0"
@@ -54,6 +61,8 @@ __all__ = [
     "CacheError",
     "CheckViolationError",
     "Command",
+    "CommandAlreadyHandledError",
+    "CommitParticipant",
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictError",
@@ -78,6 +87,7 @@ __all__ = [
     "NotFoundError",
     "NotNullViolationError",
     "Page",
+    "Participant",
     "PublishError",
     "Range",
     "SqlAlchemyRepository",

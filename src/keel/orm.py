@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from keel.infrastructure.database import tables as _tables  # noqa: F401  (fills keel_metadata)
 from keel.infrastructure.database.orm import (
     NAMING_CONVENTION,
     Base,

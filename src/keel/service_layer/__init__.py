@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from keel.service_layer.commands import CommandAlreadyHandledError, current_command
 from keel.service_layer.errors import BusConfigurationError
 from keel.service_layer.messagebus import BusStats, MessageBus
+from keel.service_layer.middleware import CallNext, HandlerCall, Middleware
+from keel.service_layer.participants import CommitParticipant, Participant
 from keel.service_layer.registry import HandlerRegistry
 from keel.service_layer.retry import RetryPolicy
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
@@ -12,7 +15,14 @@ __all__ = [
     "AbstractUnitOfWork",
     "BusConfigurationError",
     "BusStats",
+    "CallNext",
+    "CommandAlreadyHandledError",
+    "CommitParticipant",
+    "HandlerCall",
     "HandlerRegistry",
     "MessageBus",
+    "Middleware",
+    "Participant",
     "RetryPolicy",
+    "current_command",
 ]
