@@ -41,7 +41,7 @@ from keel.infrastructure.repository import (
     filters_from_query,
 )
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
-from keel.service_layer import BusConfigurationError, HandlerRegistry, MessageBus
+from keel.service_layer import BusConfigurationError, BusStats, HandlerRegistry, MessageBus, RetryPolicy
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 __version__ = "0.1.0"
@@ -51,6 +51,7 @@ __all__ = [
     "AggregateRoot",
     "AuthorizationError",
     "BusConfigurationError",
+    "BusStats",
     "CacheError",
     "CheckViolationError",
     "Command",
@@ -80,6 +81,7 @@ __all__ = [
     "Page",
     "PublishError",
     "Range",
+    "RetryPolicy",
     "SqlAlchemyRepository",
     "SqlAlchemyUnitOfWork",
     "UnitOfWorkError",

@@ -392,3 +392,16 @@ def _default_text(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "(secret)"
     return str(value)
+
+
+__all__ = [
+    "DEV_CURSOR_SECRET",
+    "BusSettings",
+    "DatabaseSettings",
+    "KeelSettings",
+    "RepositorySettings",
+    "SettingReference",
+    "load_settings",
+    "settings_reference",
+    "settings_table",
+]

@@ -327,6 +327,3 @@ class _AttemptCommitted(BaseException):
 
 def _name(message_type: type[Any]) -> str:
     return getattr(message_type, "__name__", repr(message_type))
-
-
-__all__ = ["DEFAULT_EVENT_RETRY", "BusStats", "MessageBus", "UnitOfWorkFactory"]

@@ -102,6 +102,3 @@ def check_update_values(model: type[Any], traits: ModelTraits, values: Mapping[s
                 f"{name!r} is maintained by keel or identifies the row; update_many cannot set it",
                 errors=[{"loc": ["values", name], "msg": "not updatable", "type": "value_error"}],
             )
-
-
-__all__ = ["check_page", "check_size", "check_update_values", "coerce_identity", "error", "validate_limit"]

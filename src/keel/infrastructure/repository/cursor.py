@@ -289,18 +289,3 @@ def _condition_text(condition: Any) -> str:
         else:
             params.append((str(name), repr(value)))
     return f"{compiled}|{sorted(params)}"
-
-
-__all__ = [
-    "DEV_CURSOR_SECRET",
-    "MAX_CURSOR_LENGTH",
-    "CursorState",
-    "SecretLike",
-    "decode_cursor",
-    "default_cursor_secret",
-    "encode_cursor",
-    "fingerprint",
-    "invalid_cursor",
-    "secret_bytes",
-    "set_default_cursor_secret",
-]
