@@ -395,7 +395,9 @@ def _default_text(value: Any) -> str:
 
 
 __all__ = [
+    "DEFAULT_DATABASE_URL",
     "DEV_CURSOR_SECRET",
+    "TOOLING_VARIABLES",
     "BusSettings",
     "DatabaseSettings",
     "KeelSettings",
