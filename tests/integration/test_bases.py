@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Numeric, String, Table, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from keel import ConcurrencyError, ConfigurationError, SqlAlchemyRepository, SqlAlchemyUnitOfWork
 from keel.config import DatabaseSettings
@@ -289,3 +289,44 @@ async def test_a_context_keeps_its_rows_apart_from_the_other_contexts_same_named
         assert (await ordering.shipments.get(7)).version == 1
     async with catalog:
         assert [p.name for p in await catalog.products.list()] == ["catalog"]
+
+
+def test_a_model_on_a_context_base_that_drops_the_version_column_is_refused() -> None:
+    """A callable __mapper_args__ without version_id_col fails at configuration on a context base too."""
+
+    class BrokenBase(KeelBase):
+        """Its own registry, so the broken mapper stays out of every other base."""
+
+    class Ticket(BrokenBase, VersionMixin):
+        __tablename__ = "ctx_tickets"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+        @declared_attr.directive
+        def __mapper_args__(cls) -> dict[str, Any]:
+            return {"eager_defaults": True}
+
+    try:
+        with pytest.raises(ConfigurationError, match="Ticket"):
+            BrokenBase.registry.configure()
+    finally:
+        BrokenBase.registry.dispose()
+
+
+def test_an_abstract_model_class_on_a_context_base_passes_its_columns_to_its_models() -> None:
+    """``__abstract__`` below a context base works as in SQLAlchemy: no table, models keep the base's metadata."""
+
+    class AuditBase(KeelBase):
+        pass
+
+    class Entry(AuditBase, VersionMixin):
+        __abstract__ = True
+        note: Mapped[str] = mapped_column(String(50), default="")
+
+    class Login(Entry):
+        __tablename__ = "ctx_logins"
+        __mapper_args__ = {"eager_defaults": True}
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    assert set(AuditBase.metadata.tables) == {"ctx_logins"}
+    assert {"note", "version"} <= set(Login.__table__.c.keys())
+    assert inspect(Login).version_id_col is Login.__table__.c.version
