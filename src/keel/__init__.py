@@ -43,11 +43,16 @@ from keel.infrastructure.repository import (
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import (
     BusConfigurationError,
+    BusStats,
+    CallNext,
     CommandAlreadyHandledError,
     CommitParticipant,
+    HandlerCall,
     HandlerRegistry,
     MessageBus,
+    Middleware,
     Participant,
+    RetryPolicy,
 )
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
@@ -58,7 +63,9 @@ __all__ = [
     "AggregateRoot",
     "AuthorizationError",
     "BusConfigurationError",
+    "BusStats",
     "CacheError",
+    "CallNext",
     "CheckViolationError",
     "Command",
     "CommandAlreadyHandledError",
@@ -75,6 +82,7 @@ __all__ = [
     "Eq",
     "Filter",
     "ForeignKeyViolationError",
+    "HandlerCall",
     "HandlerRegistry",
     "In",
     "InfrastructureError",
@@ -83,6 +91,7 @@ __all__ = [
     "Like",
     "Message",
     "MessageBus",
+    "Middleware",
     "Ne",
     "NotFoundError",
     "NotNullViolationError",
@@ -90,6 +99,7 @@ __all__ = [
     "Participant",
     "PublishError",
     "Range",
+    "RetryPolicy",
     "SqlAlchemyRepository",
     "SqlAlchemyUnitOfWork",
     "UnitOfWorkError",

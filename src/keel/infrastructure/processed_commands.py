@@ -125,6 +125,3 @@ def _missing_table(exc: DBAPIError) -> bool:
     if sqlstate(exc) == _UNDEFINED_TABLE:
         return True
     return "no such table" in str(exc.orig).lower()
-
-
-__all__ = ["RecordProcessedCommands", "processed_commands"]

@@ -79,14 +79,3 @@ class CommandAlreadyHandledError(ConflictError):
     """
 
     code = "command_already_handled"
-
-
-__all__ = [
-    "MAX_KEY_LENGTH",
-    "CommandAlreadyHandledError",
-    "CommandContext",
-    "current_command",
-    "new_context",
-    "reset_current",
-    "set_current",
-]

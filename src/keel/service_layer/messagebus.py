@@ -407,6 +407,3 @@ def _committed(uow: AbstractUnitOfWork | None) -> bool:
 
 def _name(message_type: type[Any]) -> str:
     return getattr(message_type, "__name__", repr(message_type))
-
-
-__all__ = ["DEFAULT_EVENT_RETRY", "BusStats", "MessageBus", "UnitOfWorkFactory"]

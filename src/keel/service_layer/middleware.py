@@ -53,6 +53,3 @@ class Middleware(Protocol):
     def __call__(self, call: HandlerCall, call_next: CallNext, /) -> Awaitable[Any]:
         """Run ``call_next()`` (or refuse by raising) and return the result."""
         ...
-
-
-__all__ = ["CallNext", "HandlerCall", "Middleware"]

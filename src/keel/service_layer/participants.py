@@ -52,6 +52,3 @@ class Participant(Generic[U_contra]):
 
     async def after_commit(self, uow: U_contra, events: Sequence[DomainEvent]) -> None:
         """The transaction committed."""
-
-
-__all__ = ["CommitParticipant", "Participant"]

@@ -59,6 +59,3 @@ class InMemoryProcessedCommands(Participant[InMemoryUnitOfWork]):
         context = self._recorded.pop(uow, None)
         if context is not None:
             context.recorded = True
-
-
-__all__ = ["InMemoryProcessedCommands"]

@@ -183,6 +183,3 @@ def _annotations(cls: type) -> dict[str, Any]:
         for klass in reversed(cls.__mro__):
             merged.update(getattr(klass, "__annotations__", {}))
         return merged
-
-
-__all__ = ["InMemoryUnitOfWork", "in_memory_unit_of_work"]

@@ -23,5 +23,3 @@ processed_commands = Table(
     Column("command_type", String(200), nullable=False),
     Column("committed_at", UTCDateTime(), nullable=False),
 )
-
-__all__ = ["COMMAND_ID_LENGTH", "processed_commands"]
