@@ -26,8 +26,8 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
-from sqlalchemy import Select, exists, func, inspect, select
-from sqlalchemy.exc import InvalidRequestError, MultipleResultsFound
+from sqlalchemy import Select, exists, inspect, select
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConflictError, NotFoundError
@@ -38,14 +38,12 @@ from keel.infrastructure.repository._checks import (
     check_page,
     check_size,
     coerce_identity,
-    identity_list,
     validate_limit,
 )
-from keel.infrastructure.repository._identity import key_conditions
 from keel.infrastructure.repository._insert_many import insert_many
-from keel.infrastructure.repository._keyset import keyset_condition, plan_cursor_page
 from keel.infrastructure.repository._set_based import delete_rows, update_rows
-from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by, sort_keys
+from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by
+from keel.infrastructure.repository._sql_reads import count_rows, fetch, fetch_one_or_none, keyset_page, load_many
 from keel.infrastructure.repository._statements import check_statement
 from keel.infrastructure.repository.cursor import SecretLike, default_cursor_secret, secret_bytes
 from keel.infrastructure.repository.filters import Condition, build_conditions
@@ -116,21 +114,13 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     async def insert_many(self, items: Iterable[T] | Iterable[Mapping[str, Any]]) -> int:
         """Write many new rows now, set-based; returns how many.
 
-        For bulk loads: the rows go out in insertmanyvalues batches like a
-        hand-written ``session.execute(insert(Model), rows)``, and keel's
-        columns (``version``, timestamps) and Python-side defaults are filled
-        in, on the entities too; server-generated keys are read back onto
-        the entities. Unlike :meth:`add_many`, the entities are *not* kept in
-        the session: later changes to them are not saved (load them again to
-        change them). Aggregates among them are still seen, so their events
-        are released on commit. ``items`` may also be plain mappings of
-        attribute values, each with any subset of the columns (missing ones
-        get their defaults, or NULL). Models the set-based path cannot serve
-        (inheritance, mapper insert events, server-side or SQL-expression
-        defaults), and entities carrying related objects (children in a
-        collection, or a parent given as ``parent=``), fall back to
-        :meth:`add_many` plus a flush, so nothing is dropped; those entities
-        stay in the session.
+        For bulk loads: one INSERT in insertmanyvalues batches, keel's columns
+        and Python-side defaults filled in (on the entities too), generated
+        keys read back. The entities are *not* kept in the session (later
+        changes to them are not saved); aggregates among them are still seen.
+        ``items`` may be mappings of attribute values instead. Models or
+        entities the set-based path cannot serve fall back to
+        :meth:`add_many` plus a flush (see docs/repositories.md).
         """
         return await insert_many(self, items)
 
@@ -226,18 +216,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         array parameter (``= ANY($1)``), otherwise the ids are sent in
         chunks that stay below every driver's parameter limit.
         """
-        keys = builtins.list(dict.fromkeys(coerce_identity(self.model, i) for i in identity_list(ids)))
-        if not keys:
-            return []
-        by_key: dict[tuple[Any, ...], T] = {}
-        dialect = self.session.get_bind(mapper=inspect(self.model)).dialect.name
-        for condition in key_conditions(self.model, self.traits.primary_key, keys, dialect):
-            for entity in await self._fetch(self.select(condition, include_deleted=include_deleted)):
-                by_key[self._identity_of(entity)] = entity
-        found = [by_key[k] for k in keys if k in by_key]
-        for entity in found:
-            self.mark_seen(entity)
-        return found
+        return await load_many(self, ids, include_deleted=include_deleted)
 
     async def list(
         self,
@@ -275,7 +254,9 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         **equals: Any,
     ) -> int:
         """How many entities match (one ``COUNT`` query)."""
-        return await self._count(self._query(where, equals, statement, include_deleted, only_deleted))
+        return await count_rows(
+            self.session, self.traits.entity, self._query(where, equals, statement, include_deleted, only_deleted)
+        )
 
     async def exists(
         self,
@@ -312,7 +293,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         size = check_size(size, default=self._setting("default_page_size"), maximum=self._setting("max_page_size"))
         stmt = self._query(where, equals, statement, include_deleted, only_deleted)
         order = resolve_order_by(self.model, order_by, tie_breaker=True)
-        total = await self._count(stmt)
+        total = await count_rows(self.session, self.traits.entity, stmt)
         offset = (page - 1) * size
         items: builtins.list[T] = []
         if offset < total:
@@ -344,27 +325,17 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         self._check_deleted_scope(include_deleted, only_deleted)
         if statement is not None:
             check_statement(self.model, statement, shaped=False)
-        keys = sort_keys(self.model, order_by)
-        conditions = build_conditions(self.model, where, equals)
-        plan = plan_cursor_page(
-            self.model,
-            keys=keys,
-            # The statement is part of what the cursor is bound to.
-            conditions=conditions if statement is None else [*conditions, statement],
-            mode=_mode(include_deleted, only_deleted),
+        return await keyset_page(
+            self,
+            build_conditions(self.model, where, equals),
+            statement,
             cursor=cursor,
             size=size,
-            secret=self._cursor_secret(),
+            order_by=order_by,
+            mode=_mode(include_deleted, only_deleted),
+            include_deleted=include_deleted,
+            only_deleted=only_deleted,
         )
-        stmt = self.select(*conditions, statement=statement, include_deleted=include_deleted, only_deleted=only_deleted)
-        if plan.boundary is not None:
-            stmt = stmt.where(keyset_condition(self.model, plan.read_keys, plan.boundary))
-        stmt = stmt.order_by(*(k.clause(self.model) for k in plan.read_keys)).limit(plan.fetch)
-        rows = await self._fetch(stmt)
-        result = plan.page(rows, lambda row: tuple(getattr(row, k.name) for k in keys))
-        for entity in result.items:
-            self.mark_seen(entity)
-        return result
 
     # --- building blocks for subclasses -------------------------------------
 
@@ -404,7 +375,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         (soft-deleted rows stay hidden either way: the session applies that
         rule to every ORM query).
         """
-        entities = await self._fetch(statement)
+        entities = await fetch(self.session, self.traits.entity, statement)
         for entity in entities:
             self.mark_seen(entity)
         return entities
@@ -415,12 +386,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         More than one is a :class:`ConflictError`: the query was meant to
         identify a single entity.
         """
-        with translating(entity=self.traits.entity):
-            result = await self.session.scalars(statement)
-            try:
-                entity = result.unique().one_or_none()
-            except MultipleResultsFound:
-                raise ConflictError(f"more than one {self.traits.entity} matches", entity=self.traits.entity) from None
+        entity: T | None = await fetch_one_or_none(self.session, self.traits.entity, statement)
         if entity is not None:
             self.mark_seen(entity)
         return entity
@@ -443,17 +409,6 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         return self.select(
             *where, statement=statement, include_deleted=include_deleted, only_deleted=only_deleted, **equals
         )
-
-    async def _fetch(self, stmt: Select[T]) -> builtins.list[T]:
-        with translating(entity=self.traits.entity):
-            result = await self.session.scalars(stmt)
-            return builtins.list(result.unique().all())
-
-    async def _count(self, stmt: Select[Any]) -> int:
-        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-        counted = counted.execution_options(**stmt.get_execution_options())
-        with translating(entity=self.traits.entity):
-            return int((await self.session.execute(counted)).scalar_one())
 
     # --- helpers -------------------------------------------------------------
 
