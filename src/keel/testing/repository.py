@@ -201,7 +201,7 @@ class InMemoryRepository(RepositoryBase[T]):
     async def list(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         order_by: OrderByArg = None,
         limit: int | None = None,
         offset: int | None = None,
@@ -220,7 +220,7 @@ class InMemoryRepository(RepositoryBase[T]):
     async def count(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
@@ -232,7 +232,7 @@ class InMemoryRepository(RepositoryBase[T]):
     async def exists(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
@@ -244,7 +244,7 @@ class InMemoryRepository(RepositoryBase[T]):
     async def paginate(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         page: int = 1,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -260,7 +260,7 @@ class InMemoryRepository(RepositoryBase[T]):
     async def paginate_by_cursor(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         cursor: str | None = None,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -288,7 +288,7 @@ class InMemoryRepository(RepositoryBase[T]):
     def select(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
@@ -313,7 +313,7 @@ class InMemoryRepository(RepositoryBase[T]):
         conditions = build_conditions(self.model, where, equals)
         return stmt.where(*conditions) if conditions else stmt
 
-    async def scalars(self, statement: Select[T]) -> builtins.list[T]:
+    async def scalars(self, statement: Select[Any]) -> builtins.list[T]:
         """Run a ``select(model)`` statement against the workspace; entities are seen."""
         where, include_deleted = self._statement_where(statement, False, shaped=True)
         rows = self._filter(where, include_deleted=include_deleted, only_deleted=False)
@@ -324,14 +324,14 @@ class InMemoryRepository(RepositoryBase[T]):
         rows = rows[offset:] if limit is None else rows[offset : offset + limit]
         return self._hand_out(rows)
 
-    async def one_or_none(self, statement: Select[T]) -> T | None:
+    async def one_or_none(self, statement: Select[Any]) -> T | None:
         """The one entity ``statement`` returns (seen), or None; more than one is a ConflictError."""
         found = await self.scalars(statement)
         if len(found) > 1:
             raise ConflictError(f"more than one {self.traits.entity} matches", entity=self.traits.entity)
         return found[0] if found else None
 
-    async def _scalars(self, stmt: Select[T]) -> builtins.list[T]:
+    async def _scalars(self, stmt: Select[Any]) -> builtins.list[T]:
         """Deprecated alias of :meth:`scalars`."""
         warnings.warn("_scalars() is deprecated; use scalars()", DeprecationWarning, stacklevel=2)
         return await self.scalars(stmt)
@@ -342,7 +342,7 @@ class InMemoryRepository(RepositoryBase[T]):
         self,
         where: Iterable[Condition],
         equals: Mapping[str, Any],
-        statement: Select[T] | None,
+        statement: Select[Any] | None,
         *,
         include_deleted: bool,
         only_deleted: bool,
@@ -352,7 +352,7 @@ class InMemoryRepository(RepositoryBase[T]):
         return self._filter([*conditions, *extra], include_deleted=include_deleted, only_deleted=only_deleted)
 
     def _statement_where(
-        self, statement: Select[T] | None, include_deleted: bool, *, shaped: bool
+        self, statement: Select[Any] | None, include_deleted: bool, *, shaped: bool
     ) -> tuple[builtins.list[Any], bool]:
         if statement is None:
             return [], include_deleted

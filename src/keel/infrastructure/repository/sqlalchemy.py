@@ -221,7 +221,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     async def list(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         order_by: OrderByArg = None,
         limit: int | None = None,
         offset: int | None = None,
@@ -248,7 +248,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     async def count(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
@@ -261,7 +261,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     async def exists(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
@@ -275,7 +275,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     async def paginate(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         page: int = 1,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -303,7 +303,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     async def paginate_by_cursor(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         cursor: str | None = None,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -342,7 +342,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     def select(
         self,
         *where: Condition,
-        statement: Select[T] | None = None,
+        statement: Select[Any] | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
@@ -368,7 +368,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             stmt = stmt.where(*conditions)
         return stmt
 
-    async def scalars(self, statement: Select[T]) -> builtins.list[T]:
+    async def scalars(self, statement: Select[Any]) -> builtins.list[T]:
         """Run a ``select(Model)...`` statement; every entity it returns is marked seen.
 
         Build it with :meth:`select` to keep keel's rules on it, or by hand
@@ -380,7 +380,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             self.mark_seen(entity)
         return entities
 
-    async def one_or_none(self, statement: Select[T]) -> T | None:
+    async def one_or_none(self, statement: Select[Any]) -> T | None:
         """The one entity ``statement`` returns (marked seen), or None.
 
         More than one is a :class:`ConflictError`: the query was meant to
@@ -391,7 +391,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             self.mark_seen(entity)
         return entity
 
-    async def _scalars(self, stmt: Select[T]) -> builtins.list[T]:
+    async def _scalars(self, stmt: Select[Any]) -> builtins.list[T]:
         """Deprecated alias of :meth:`scalars`."""
         warnings.warn("_scalars() is deprecated; use scalars()", DeprecationWarning, stacklevel=2)
         return await self.scalars(stmt)
@@ -400,7 +400,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         self,
         where: Sequence[Condition],
         equals: Mapping[str, Any],
-        statement: Select[T] | None,
+        statement: Select[Any] | None,
         include_deleted: bool,
         only_deleted: bool,
     ) -> Select[T]:
