@@ -224,3 +224,23 @@ async def test_the_twin_refuses_a_join_statement_and_points_to_the_sql_tests(new
         for call in (uow.items.list(statement=joined), uow.items.scalars(joined), uow.items.count(statement=joined)):
             with pytest.raises(ConfigurationError, match="SQLite/PostgreSQL"):
                 await call
+
+
+class OldStyleItems(SqlAlchemyRepository[Item]):
+    """A select() override written before statement= existed."""
+
+    def select(self, *where: Any, include_deleted: bool = False, only_deleted: bool = False, **equals: Any) -> Any:
+        return super().select(
+            *where, Item.rank.is_not(None), include_deleted=include_deleted, only_deleted=only_deleted, **equals
+        )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_a_select_override_without_statement_keeps_working(new_uow: NewUow, seeded: None) -> None:
+    """list, count and both pages call select() without statement= when none is given, as before."""
+    async with new_uow() as uow:
+        repo = OldStyleItems(uow.session, mark_seen=uow.mark_seen)
+        assert [i.name for i in await repo.list(category="x", order_by="name")] == ["a", "c"]
+        assert await repo.count() == 4
+        assert [i.name for i in await repo.paginate(size=2, order_by="name")] == ["a", "b"]
+        assert [i.name for i in await repo.paginate_by_cursor(size=2, order_by="name")] == ["a", "b"]

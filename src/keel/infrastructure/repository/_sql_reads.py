@@ -75,7 +75,11 @@ async def keyset_page(
         size=size,
         secret=repo._cursor_secret(),
     )
-    stmt = repo.select(*conditions, statement=statement, include_deleted=include_deleted, only_deleted=only_deleted)
+    # Without statement= when there is none, so a subclass's select() override from before it still works.
+    if statement is None:
+        stmt = repo.select(*conditions, include_deleted=include_deleted, only_deleted=only_deleted)
+    else:
+        stmt = repo.select(*conditions, statement=statement, include_deleted=include_deleted, only_deleted=only_deleted)
     if plan.boundary is not None:
         stmt = stmt.where(keyset_condition(model, plan.read_keys, plan.boundary))
     stmt = stmt.order_by(*(k.clause(model) for k in plan.read_keys)).limit(plan.fetch)

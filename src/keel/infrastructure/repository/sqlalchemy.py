@@ -404,8 +404,10 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         include_deleted: bool,
         only_deleted: bool,
     ) -> Select[T]:
-        if statement is not None:
-            check_statement(self.model, statement, shaped=False)
+        if statement is None:
+            # Without the keyword, so a subclass's select() override from before statement= still works.
+            return self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        check_statement(self.model, statement, shaped=False)
         return self.select(
             *where, statement=statement, include_deleted=include_deleted, only_deleted=only_deleted, **equals
         )
