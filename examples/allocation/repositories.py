@@ -13,7 +13,7 @@ class ProductRepository(SqlAlchemyRepository[Product]):
 
     async def get_by_batchref(self, ref: str) -> Product:
         stmt = self.select().join(batches, batches.c.sku == products.c.sku).where(batches.c.reference == ref)
-        found = await self._scalars(stmt)
+        found = await self.scalars(stmt)
         if not found:
             raise NotFoundError(entity="Batch", id=ref)
         return found[0]

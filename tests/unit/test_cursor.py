@@ -240,3 +240,36 @@ def test_settings_refuse_a_default_size_above_the_maximum(monkeypatch: pytest.Mo
     monkeypatch.setenv("KEEL_REPOSITORY__DEFAULT_PAGE_SIZE", "5")
     settings: Any = KeelSettings(_env_file=None)
     assert settings.repository.max_page_size == 10
+
+
+#: A cursor made by keel before value coercion moved to ``repository/_coerce.py``
+#: (commit 702066d), over every supported sort value type, reading backward.
+_EARLIER_CURSOR = (
+    "eyJiIjoxLCJmIjoiZ29sZGVuIiwidiI6W3siJGR0IjoiMjAyNC0wNS0wMVQxMjozMDowMS4xMjM0NTYrMDA6MDAifSx7IiRkIjoiMjAyNC0wNS0w"
+    "MSJ9LHsiJHQiOiIyMzo1OTo1OCJ9LHsiJHRkIjoxNzI4MDMuMH0seyIkZGVjIjoiMTAuMDA1In0seyIkYiI6IkFQOD0ifSx7IiRlIjoiQkxVRSJ9"
+    "LDAuMjUsImxhbXAiLHsiJHUiOiIxMjM0NTY3OC0xMjM0LTU2NzgtMTIzNC01Njc4MTIzNDU2NzgifV19eOCXtTJlO0462LUwdfLLoZOm9yqEbHbE"
+    "UkFClaSoxZ0"
+)
+
+
+def test_a_cursor_issued_by_an_earlier_keel_still_decodes_to_the_same_values() -> None:
+    """The cursor format is stable: a token from before the coercion split decodes to the values it was made from."""
+    keys = sort_keys(Typed, ["when", "day", "at", "span", "amount", "blob", "colour", "ratio", "label"])
+    state = decode_cursor(
+        _EARLIER_CURSOR, b"golden-secret-0123456789abcdef!!", fingerprint="golden", keys=keys, model=Typed
+    )
+    assert state.backward
+    assert state.values == (
+        datetime(2024, 5, 1, 12, 30, 1, 123456, tzinfo=UTC),
+        date(2024, 5, 1),
+        time(23, 59, 58),
+        timedelta(days=2, seconds=3),
+        Decimal("10.005"),
+        b"\x00\xff",
+        Colour.BLUE,
+        0.25,
+        "lamp",
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    )
+    again = encode_cursor(state, b"golden-secret-0123456789abcdef!!", keys)
+    assert again == _EARLIER_CURSOR

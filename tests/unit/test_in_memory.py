@@ -18,8 +18,8 @@ class FakeUnitOfWork(InMemoryUnitOfWork):
 
 class LowRank(SqlAlchemyRepository[Item]):
     async def low(self) -> list[Item]:
-        """Written with select() and _scalars(), as SQL-minded custom queries are."""
-        return await self._scalars(self.select(Item.rank < 3).order_by(Item.rank.desc()).limit(2))
+        """Written with select() and scalars(), as SQL-minded custom queries are."""
+        return await self.scalars(self.select(Item.rank < 3).order_by(Item.rank.desc()).limit(2))
 
 
 class TwinUnitOfWork(InMemoryUnitOfWork):
@@ -98,7 +98,7 @@ async def test_keys_are_never_reused_after_a_rollback() -> None:
 
 
 async def test_sql_repository_subclasses_become_twins_with_their_query_methods() -> None:
-    """Annotating a SqlAlchemyRepository subclass works; select()/_scalars() queries run in Python."""
+    """Annotating a SqlAlchemyRepository subclass works; select()/scalars() queries run in Python."""
     uow = TwinUnitOfWork()
     uow.store.add(*(Item(name=str(r), rank=r) for r in (1, 5, 2, None, 0)))
     async with uow:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import Select, inspect
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import (
     AsBoolean,
@@ -39,6 +39,8 @@ from sqlalchemy.sql.elements import (
 
 from keel.cross_cutting.error import ConfigurationError
 from keel.infrastructure.repository._like import CaseSensitiveLike
+from keel.infrastructure.repository._statements import check_statement
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 
 Evaluator = Callable[[object], Any]
 
@@ -69,6 +71,26 @@ def compile_where(model: type[Any], clause: ColumnElement[Any]) -> Evaluator:
 def matches(evaluator: Evaluator, obj: object) -> bool:
     """True only when the condition is true (not false, not unknown)."""
     return evaluator(obj) is True
+
+
+def statement_where(model: type[Any], statement: object, *, shaped: bool) -> tuple[list[Any], bool]:
+    """A ``select(model)`` statement's WHERE clause, and whether it sets ``include_deleted``.
+
+    The twin evaluates one model's rows in Python: a join, another table
+    in the FROM list, GROUP BY or HAVING is refused with a
+    :class:`ConfigurationError` that points to the SQL-backed tests.
+    """
+    stmt: Select[Any] = check_statement(model, statement, shaped=shaped)
+    mapper = inspect(model)
+    froms = stmt.get_final_froms()
+    if froms not in ([mapper.local_table], [mapper.selectable]) or stmt._group_by_clauses or stmt._having_criteria:
+        raise UnsupportedExpression(
+            f"the in-memory repository runs statements on {model.__name__} alone "
+            "(select(Model).where(...) on its own columns): joins, other tables and GROUP BY "
+            "need a database, so test this query with the SQLite/PostgreSQL fixtures"
+        )
+    where = [stmt.whereclause] if stmt.whereclause is not None else []
+    return where, bool(stmt.get_execution_options().get(INCLUDE_DELETED, False))
 
 
 class _Compiler:

@@ -21,22 +21,23 @@ from __future__ import annotations
 
 import builtins
 import functools
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import Select, select
 
-from keel.cross_cutting.error import ConfigurationError, NotFoundError, ValidationError
+from keel.cross_cutting.error import ConfigurationError, ConflictError, NotFoundError, ValidationError
 from keel.domain.messages import utcnow
 from keel.infrastructure.repository import CursorPage, Page
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
-from keel.infrastructure.repository._bulk import bulk_shape, carries_related
 from keel.infrastructure.repository._checks import check_update_values, coerce_identity, identity_list, validate_limit
+from keel.infrastructure.repository._insert_many import bulk_shape, carries_related
 from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
-from keel.testing._evaluate import compile_where, matches
+from keel.testing._evaluate import compile_where, matches, statement_where
 from keel.testing._paging import cursor_page, offset_page, sort_rows
 from keel.testing.store import _READ_AT, InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
 
@@ -58,17 +59,18 @@ class InMemoryRepository(RepositoryBase[T]):
         self,
         workspace: Workspace | None = None,
         *,
-        on_seen: SeenCallback | None = None,
+        mark_seen: SeenCallback | None = None,
         model: type[T] | None = None,
+        on_seen: SeenCallback | None = None,
     ) -> None:
-        self._bind(model, on_seen)
+        self._bind(model, mark_seen, on_seen)
         mapper_of(self.model)
         self.workspace = workspace if workspace is not None else Workspace(InMemoryStore())
 
     @classmethod
     def for_unit_of_work(cls, uow: Any, model: type[Any] | None = None) -> Self:
         """This repository on ``uow``'s workspace, reporting what it hands out to ``uow`` as seen."""
-        return cls(uow.workspace, on_seen=uow.mark_seen, model=model)
+        return cls(uow.workspace, mark_seen=uow.mark_seen, model=model)
 
     @property
     def store(self) -> InMemoryStore:
@@ -80,7 +82,7 @@ class InMemoryRepository(RepositoryBase[T]):
         """Add a new entity (stored on commit)."""
         self._check_type(entity)
         self.workspace.add(self.model, entity)
-        self._on_seen(entity)
+        self.mark_seen(entity)
         return entity
 
     def add_many(self, entities: Iterable[T]) -> builtins.list[T]:
@@ -95,7 +97,7 @@ class InMemoryRepository(RepositoryBase[T]):
     async def insert_many(self, items: Iterable[T] | Iterable[Mapping[str, Any]]) -> int:
         """Write many new rows now; the entities are not tracked afterwards (as in SQL)."""
         batch = builtins.list(items)
-        entities = [item for item in batch if not isinstance(item, Mapping)]
+        entities: builtins.list[Any] = [item for item in batch if not isinstance(item, Mapping)]
         if entities and len(entities) != len(batch):
             raise ValidationError(
                 "insert_many takes entities or mappings, not both",
@@ -120,13 +122,13 @@ class InMemoryRepository(RepositoryBase[T]):
             apply_insert_defaults(self.model, entity)
             if not tracked:
                 self.workspace.detach(self.model, entity)
-            self._on_seen(entity)
+            self.mark_seen(entity)
         return len(entities)
 
     async def hard_delete(self, entity: T) -> None:
         """Delete the row for good (version-checked on commit)."""
         self._check_type(entity)
-        self._on_seen(entity)
+        self.mark_seen(entity)
         self.workspace.remove(self.model, entity)
 
     def _attach(self, entity: T) -> None:
@@ -180,7 +182,7 @@ class InMemoryRepository(RepositoryBase[T]):
         entity: T | None = self.workspace.load(self.model, key)
         if entity is None or (not include_deleted and self._is_deleted(entity)):
             return None
-        self._on_seen(entity)
+        self.mark_seen(entity)
         return entity
 
     async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
@@ -192,13 +194,14 @@ class InMemoryRepository(RepositoryBase[T]):
         for key in keys:
             entity = self.workspace.load(self.model, key)
             if entity is not None and (include_deleted or not self._is_deleted(entity)):
-                self._on_seen(entity)
+                self.mark_seen(entity)
                 found.append(entity)
         return found
 
     async def list(
         self,
         *where: Condition,
+        statement: Select[Any] | None = None,
         order_by: OrderByArg = None,
         limit: int | None = None,
         offset: int | None = None,
@@ -208,27 +211,40 @@ class InMemoryRepository(RepositoryBase[T]):
     ) -> builtins.list[T]:
         """Entities matching every condition (SQLAlchemy expressions, filters, ``field=value``)."""
         validate_limit(limit, offset)
-        rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted)
+        rows = self._matching(where, equals, statement, include_deleted=include_deleted, only_deleted=only_deleted)
         rows = sort_rows(self.model, rows, order_by, tie_breaker=False)
         start = offset or 0
         rows = rows[start:] if limit is None else rows[start : start + limit]
         return self._hand_out(rows)
 
     async def count(
-        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
     ) -> int:
         """How many entities match."""
-        return len(self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted))
+        rows = self._matching(where, equals, statement, include_deleted=include_deleted, only_deleted=only_deleted)
+        return len(rows)
 
     async def exists(
-        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
     ) -> bool:
         """Whether any entity matches."""
-        return bool(self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted))
+        rows = self._matching(where, equals, statement, include_deleted=include_deleted, only_deleted=only_deleted)
+        return bool(rows)
 
     async def paginate(
         self,
         *where: Condition,
+        statement: Select[Any] | None = None,
         page: int = 1,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -237,13 +253,14 @@ class InMemoryRepository(RepositoryBase[T]):
         **equals: Any,
     ) -> Page[T]:
         """One offset page, the primary key breaking ties."""
-        rows = self._matching(where, equals, include_deleted=include_deleted, only_deleted=only_deleted)
+        rows = self._matching(where, equals, statement, include_deleted=include_deleted, only_deleted=only_deleted)
         result = offset_page(self, rows, page=page, size=size, order_by=order_by)
         return Page(self._hand_out(result.items), result.total, result.page, result.size)
 
     async def paginate_by_cursor(
         self,
         *where: Condition,
+        statement: Select[Any] | None = None,
         cursor: str | None = None,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -253,11 +270,12 @@ class InMemoryRepository(RepositoryBase[T]):
     ) -> CursorPage[T]:
         """One keyset page; see :meth:`keel.SqlAlchemyRepository.paginate_by_cursor`."""
         conditions = build_conditions(self.model, where, equals)
-        rows = self._filter(conditions, include_deleted=include_deleted, only_deleted=only_deleted)
+        extra, include_deleted = self._statement_where(statement, include_deleted, shaped=False)
+        rows = self._filter([*conditions, *extra], include_deleted=include_deleted, only_deleted=only_deleted)
         result = cursor_page(
             self,
             rows,
-            conditions,
+            conditions if statement is None else [*conditions, statement],
             cursor=cursor,
             size=size,
             order_by=order_by,
@@ -268,16 +286,25 @@ class InMemoryRepository(RepositoryBase[T]):
     # --- building blocks for subclasses -------------------------------------
 
     def select(
-        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
     ) -> Select[T]:
         """The statement :meth:`keel.SqlAlchemyRepository.select` would build.
 
-        Run it with :meth:`_scalars`: its WHERE clause, ORDER BY (mapped
-        columns), LIMIT and OFFSET are applied in Python, so custom query
-        methods written with ``self.select(...)`` work on the twin too.
+        Run it with :meth:`scalars` or :meth:`one_or_none`, or pass it as
+        ``statement=``: its WHERE clause, ORDER BY (mapped columns), LIMIT
+        and OFFSET are applied in Python, so custom query methods written
+        with ``self.select(...)`` work on the twin too. Joins are refused.
         """
         self._check_deleted_scope(include_deleted, only_deleted)
         stmt: Select[T] = select(self.model)
+        if statement is not None:
+            statement_where(self.model, statement, shaped=True)
+            stmt = statement
         deleted_at = self.traits.deleted_at
         if deleted_at is not None and (include_deleted or only_deleted):
             stmt = stmt.execution_options(**{INCLUDE_DELETED: True})
@@ -286,25 +313,51 @@ class InMemoryRepository(RepositoryBase[T]):
         conditions = build_conditions(self.model, where, equals)
         return stmt.where(*conditions) if conditions else stmt
 
-    async def _scalars(self, stmt: Select[T]) -> builtins.list[T]:
+    async def scalars(self, statement: Select[Any]) -> builtins.list[T]:
         """Run a ``select(model)`` statement against the workspace; entities are seen."""
-        where = [stmt.whereclause] if stmt.whereclause is not None else []
-        include_deleted = bool(stmt.get_execution_options().get(INCLUDE_DELETED, False))
+        where, include_deleted = self._statement_where(statement, False, shaped=True)
         rows = self._filter(where, include_deleted=include_deleted, only_deleted=False)
-        order = builtins.list(getattr(stmt, "_order_by_clauses", ()))
+        order = builtins.list(getattr(statement, "_order_by_clauses", ()))
         rows = sort_rows(self.model, rows, order, tie_breaker=False)
-        offset = getattr(stmt, "_offset", None) or 0
-        limit = getattr(stmt, "_limit", None)
+        offset = getattr(statement, "_offset", None) or 0
+        limit = getattr(statement, "_limit", None)
         rows = rows[offset:] if limit is None else rows[offset : offset + limit]
         return self._hand_out(rows)
+
+    async def one_or_none(self, statement: Select[Any]) -> T | None:
+        """The one entity ``statement`` returns (seen), or None; more than one is a ConflictError."""
+        found = await self.scalars(statement)
+        if len(found) > 1:
+            raise ConflictError(f"more than one {self.traits.entity} matches", entity=self.traits.entity)
+        return found[0] if found else None
+
+    async def _scalars(self, stmt: Select[Any]) -> builtins.list[T]:
+        """Deprecated alias of :meth:`scalars`."""
+        warnings.warn("_scalars() is deprecated; use scalars()", DeprecationWarning, stacklevel=2)
+        return await self.scalars(stmt)
 
     # --- helpers -------------------------------------------------------------
 
     def _matching(
-        self, where: Iterable[Condition], equals: Mapping[str, Any], *, include_deleted: bool, only_deleted: bool
+        self,
+        where: Iterable[Condition],
+        equals: Mapping[str, Any],
+        statement: Select[Any] | None,
+        *,
+        include_deleted: bool,
+        only_deleted: bool,
     ) -> builtins.list[Any]:
         conditions = build_conditions(self.model, where, equals)
-        return self._filter(conditions, include_deleted=include_deleted, only_deleted=only_deleted)
+        extra, include_deleted = self._statement_where(statement, include_deleted, shaped=False)
+        return self._filter([*conditions, *extra], include_deleted=include_deleted, only_deleted=only_deleted)
+
+    def _statement_where(
+        self, statement: Select[Any] | None, include_deleted: bool, *, shaped: bool
+    ) -> tuple[builtins.list[Any], bool]:
+        if statement is None:
+            return [], include_deleted
+        where, option = statement_where(self.model, statement, shaped=shaped)
+        return where, include_deleted or option
 
     def _filter(
         self, conditions: builtins.list[Any], *, include_deleted: bool, only_deleted: bool
@@ -346,7 +399,7 @@ class InMemoryRepository(RepositoryBase[T]):
         entities = []
         for row in rows:
             entity = self.workspace.load(self.model, identity_of(self.model, row))
-            self._on_seen(entity)
+            self.mark_seen(entity)
             entities.append(entity)
         return entities
 

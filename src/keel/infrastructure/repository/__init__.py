@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keel.config import DEV_CURSOR_SECRET as DEV_CURSOR_SECRET
+from keel.infrastructure.repository._query_params import filters_from_query as filters_from_query
 from keel.infrastructure.repository.configure import configure_repositories
 from keel.infrastructure.repository.cursor import set_default_cursor_secret
 from keel.infrastructure.repository.filters import Eq as Eq
@@ -13,7 +14,6 @@ from keel.infrastructure.repository.filters import Like as Like
 from keel.infrastructure.repository.filters import Ne as Ne
 from keel.infrastructure.repository.filters import Range as Range
 from keel.infrastructure.repository.filters import escape_like
-from keel.infrastructure.repository.filters import filters_from_query as filters_from_query
 from keel.infrastructure.repository.pages import CursorPage as CursorPage
 from keel.infrastructure.repository.pages import Page as Page
 from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED, IncludeDeleted

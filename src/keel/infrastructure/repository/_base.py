@@ -7,6 +7,7 @@ storing the change is the concrete repository's business).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, get_args, get_origin
 
@@ -36,14 +37,27 @@ class RepositoryBase(Generic[T]):
         if model is not None:
             cls.model = model
 
-    def _bind(self, model: type[T] | None, on_seen: SeenCallback | None) -> None:
-        """Take ``model`` (if given) and the unit of work's seen-callback."""
+    def _bind(self, model: type[T] | None, mark_seen: SeenCallback | None, on_seen: SeenCallback | None) -> None:
+        """Take ``model`` (if given) and the unit of work's ``mark_seen`` (``on_seen`` is its old name)."""
         if model is not None:
             self.model = model
         if getattr(self, "model", None) is None:
             root = next(k for k in type(self).__mro__ if RepositoryBase in k.__bases__)
             raise ConfigurationError(f"{type(self).__name__} has no model: use {root.__name__}[Model] or pass model=")
-        self._on_seen = on_seen or _ignore
+        if on_seen is not None:
+            warnings.warn("on_seen= is deprecated; pass mark_seen=", DeprecationWarning, stacklevel=3)
+            mark_seen = mark_seen or on_seen
+        self._seen_callback = mark_seen or _ignore
+
+    def mark_seen(self, entity: T) -> T:
+        """Report ``entity`` to the unit of work as seen (its events are collected on commit); returns it.
+
+        Every entity the repository's own methods return or add is marked
+        already; call this for entities a custom query loads another way.
+        The unit of work's method of the same name is what it calls.
+        """
+        self._seen_callback(entity)
+        return entity
 
     @property
     def traits(self) -> ModelTraits:
@@ -69,7 +83,7 @@ class RepositoryBase(Generic[T]):
             await self.hard_delete(entity)
             return
         self._attach(entity)
-        self._on_seen(entity)
+        self.mark_seen(entity)
         if getattr(entity, deleted_at) is None:
             setattr(entity, deleted_at, utcnow())
 
@@ -81,7 +95,7 @@ class RepositoryBase(Generic[T]):
         self._check_type(entity)
         deleted_at = self._require_soft_delete("restore")
         self._attach(entity)
-        self._on_seen(entity)
+        self.mark_seen(entity)
         setattr(entity, deleted_at, None)
         return entity
 
@@ -99,9 +113,9 @@ class RepositoryBase(Generic[T]):
             self._require_soft_delete("read only_deleted rows" if only_deleted else "include deleted rows")
 
     def _track(self, entity: T) -> T:
-        """Mark an entity loaded by custom code as seen; returns it."""
-        self._on_seen(entity)
-        return entity
+        """Deprecated alias of :meth:`mark_seen`."""
+        warnings.warn("_track() is deprecated; use mark_seen()", DeprecationWarning, stacklevel=2)
+        return self.mark_seen(entity)
 
     def _is_deleted(self, entity: object) -> bool:
         deleted_at = self.traits.deleted_at

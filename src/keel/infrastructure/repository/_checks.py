@@ -18,8 +18,8 @@ from sqlalchemy.sql.elements import ClauseElement
 from keel.cross_cutting.error import ValidationError
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.database.values import MAX_BIGINT, storable_problem
+from keel.infrastructure.repository._coerce import type_adapter
 from keel.infrastructure.repository._sorting import column_attribute
-from keel.infrastructure.repository.filters import type_adapter
 
 
 def error(loc: str, msg: str, type_: str = "value_error") -> dict[str, Any]:

@@ -34,16 +34,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import pydantic
 from pydantic import SecretStr
 from sqlalchemy import inspect
 
 from keel.config import DEV_CURSOR_SECRET
 from keel.cross_cutting.error import ConfigurationError, ValidationError
 from keel.infrastructure.database.engine import check_cursor_secret
-from keel.infrastructure.database.values import storable_problem
+from keel.infrastructure.repository._coerce import REFUSED, strict_value
 from keel.infrastructure.repository._sorting import SortKey
-from keel.infrastructure.repository.filters import column_python_type, type_adapter
 
 #: The longest cursor keel issues or accepts (longer input is refused before
 #: any decoding work). A cursor carries the boundary row's sort values, so
@@ -260,65 +258,11 @@ def _decode_value(value: Any, column_type: Any) -> Any:
 
 
 def _typed(value: Any, model: type[Any], name: str, column_type: Any) -> Any:
-    """``value`` as the column's Python type, as strictly as an id; a signed cursor of another type is refused.
-
-    Only a holder of the secret can make one (the public development
-    secret, say), but it must not reach the database as a type or range
-    error, make the server build a huge number (``{"$dec": "1e999999999"}``
-    for an integer column) or break the in-memory twin's comparisons. keel
-    writes each sort value in its column's own form, so a value of another
-    form is refused rather than converted.
-    """
-    if value is None:
-        return None
-    python_type: Any = column_python_type(model, name)
-    if python_type is None:
-        return value
-    converted = _exact(value, python_type)
-    if converted is _REFUSED:
-        raise invalid_cursor("malformed")
-    if isinstance(converted, datetime) and _is_aware_column(column_type) and converted.utcoffset() is None:
-        raise invalid_cursor("malformed")
-    # Lengths are not checked: SQLite stores longer text than String(n) says,
-    # and a cursor must lead past such a row too.
-    if storable_problem(column_type, converted, check_length=False):
+    """``value`` as the column's Python type, as strictly as an id (see ``strict_value``); else a bad cursor."""
+    converted = strict_value(model, name, value, column_type)
+    if converted is REFUSED:
         raise invalid_cursor("malformed")
     return converted
-
-
-_REFUSED = object()
-
-
-def _exact(value: Any, python_type: Any) -> Any:
-    """``value`` when it already has the column's type (or one keel encodes it as), else ``_REFUSED``."""
-    if python_type is float:
-        return float(value) if type(value) in (int, float) else _REFUSED
-    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
-        if isinstance(value, python_type):
-            return value
-        try:  # a str or int enum is encoded as its plain value
-            return python_type(value) if isinstance(value, _PLAIN) and not isinstance(value, bool) else _REFUSED
-        except ValueError:
-            return _REFUSED
-    if python_type is datetime or python_type is bool or python_type is int:
-        # Exact types: a bool is no int here, a datetime no date.
-        return value if type(value) is python_type else _REFUSED
-    if python_type is date:
-        return value if type(value) is date else _REFUSED
-    if isinstance(python_type, type) and python_type in _KNOWN:
-        return value if isinstance(value, python_type) else _REFUSED
-    try:  # a custom column type: its declared Python type decides
-        return type_adapter(python_type).validate_python(value, strict=True)
-    except (pydantic.ValidationError, pydantic.PydanticSchemaGenerationError, TypeError, ValueError):
-        return _REFUSED
-
-
-_KNOWN = {str, time, timedelta, Decimal, uuid.UUID, bytes}
-
-
-def _is_aware_column(column_type: Any) -> bool:
-    impl = getattr(column_type, "impl_instance", column_type)
-    return bool(getattr(impl, "timezone", False))
 
 
 # --- fingerprints ----------------------------------------------------------------------

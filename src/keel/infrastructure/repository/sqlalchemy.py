@@ -22,39 +22,29 @@ from factories built by hand.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, update
+from sqlalchemy import Select, exists, inspect, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.cross_cutting.error import ConflictError, NotFoundError, ValidationError
-from keel.domain.messages import utcnow
+from keel.cross_cutting.error import ConflictError, NotFoundError
 from keel.infrastructure.database._translate import require_attachable, translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
-from keel.infrastructure.repository._bulk import (
-    MixedKeys,
-    attribute_rows,
-    bulk_shape,
-    carries_related,
-    entity_rows,
-    mapping_rows,
-)
-from keel.infrastructure.repository._bulk_insert import execute_insert
 from keel.infrastructure.repository._checks import (
     check_page,
     check_size,
-    check_update_values,
     coerce_identity,
-    error,
-    identity_list,
     validate_limit,
 )
-from keel.infrastructure.repository._identity import key_conditions
-from keel.infrastructure.repository._keyset import keyset_condition, plan_cursor_page
-from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by, sort_keys
+from keel.infrastructure.repository._insert_many import insert_many
+from keel.infrastructure.repository._set_based import delete_rows, update_rows
+from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by
+from keel.infrastructure.repository._sql_reads import count_rows, fetch, fetch_one_or_none, keyset_page, load_many
+from keel.infrastructure.repository._statements import check_statement
 from keel.infrastructure.repository.cursor import SecretLike, default_cursor_secret, secret_bytes
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.pages import CursorPage, Page
@@ -78,10 +68,11 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         self,
         session: AsyncSession,
         *,
-        on_seen: SeenCallback | None = None,
+        mark_seen: SeenCallback | None = None,
         model: type[T] | None = None,
+        on_seen: SeenCallback | None = None,
     ) -> None:
-        self._bind(model, on_seen)
+        self._bind(model, mark_seen, on_seen)
         self.session = session
         # Reads rely on the session-wide soft-delete filter; a session from a
         # hand-built factory gets it here (an explicit False in info stays).
@@ -90,7 +81,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     @classmethod
     def for_unit_of_work(cls, uow: Any, model: type[Any] | None = None) -> Self:
         """This repository on ``uow``'s session, reporting what it hands out to ``uow`` as seen."""
-        return cls(uow.session, on_seen=uow.mark_seen, model=model)
+        return cls(uow.session, mark_seen=uow.mark_seen, model=model)
 
     # --- writes --------------------------------------------------------------
 
@@ -102,7 +93,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         except InvalidRequestError:
             require_attachable(self.session, entity, self.traits.entity)
             raise
-        self._on_seen(entity)
+        self.mark_seen(entity)
         return entity
 
     def add_many(self, entities: Iterable[T]) -> builtins.list[T]:
@@ -117,70 +108,21 @@ class SqlAlchemyRepository(RepositoryBase[T]):
                 require_attachable(self.session, entity, self.traits.entity)
             raise
         for entity in added:
-            self._on_seen(entity)
+            self.mark_seen(entity)
         return added
 
     async def insert_many(self, items: Iterable[T] | Iterable[Mapping[str, Any]]) -> int:
         """Write many new rows now, set-based; returns how many.
 
-        For bulk loads: the rows go out in insertmanyvalues batches like a
-        hand-written ``session.execute(insert(Model), rows)``, and keel's
-        columns (``version``, timestamps) and Python-side defaults are filled
-        in, on the entities too; server-generated keys are read back onto
-        the entities. Unlike :meth:`add_many`, the entities are *not* kept in
-        the session: later changes to them are not saved (load them again to
-        change them). Aggregates among them are still seen, so their events
-        are released on commit. ``items`` may also be plain mappings of
-        attribute values, each with any subset of the columns (missing ones
-        get their defaults, or NULL). Models the set-based path cannot serve
-        (inheritance, mapper insert events, server-side or SQL-expression
-        defaults), and entities carrying related objects (children in a
-        collection, or a parent given as ``parent=``), fall back to
-        :meth:`add_many` plus a flush, so nothing is dropped; those entities
-        stay in the session.
+        For bulk loads: one INSERT in insertmanyvalues batches, keel's columns
+        and Python-side defaults filled in (on the entities too), generated
+        keys read back. The entities are *not* kept in the session (later
+        changes to them are not saved); aggregates among them are still seen.
+        ``items`` may be mappings of attribute values instead. Models or
+        entities the set-based path cannot serve fall back to
+        :meth:`add_many` plus a flush (see docs/repositories.md).
         """
-        batch = builtins.list(items)
-        if not batch:
-            return 0
-        entities: builtins.list[Any] = [item for item in batch if not isinstance(item, Mapping)]
-        if entities and len(entities) != len(batch):
-            raise ValidationError(
-                "insert_many takes entities or mappings, not both",
-                errors=[error("items", "mixed entities and mappings")],
-            )
-        for entity in entities:
-            self._check_type(entity)
-        shape = bulk_shape(self.model)
-        if shape.unsupported or carries_related(self.model, entities):
-            if not entities:
-                entities = [self._new_from_mapping(row) for row in attribute_rows(self.model, batch)]  # type: ignore[arg-type]
-            self.add_many(entities)
-            with translating(entity=self.traits.entity):
-                await self.session.flush()
-            return len(entities)
-        try:
-            if not entities:
-                return await execute_insert(self.session, self.model, mapping_rows(self.model, batch, utcnow()), None)  # type: ignore[arg-type]
-            rows, read_keys = entity_rows(self.model, entities, utcnow())
-        except MixedKeys:
-            raise ValidationError(
-                f"insert_many needs every {self.traits.entity} with a key, or every one without",
-                errors=[error("items", "some entities have keys and some do not")],
-            ) from None
-        inserted = await execute_insert(
-            self.session, self.model, rows, shape.generated_key if read_keys else None, entities
-        )
-        for entity in entities:
-            self._on_seen(entity)
-        return inserted
-
-    def _new_from_mapping(self, row: Mapping[str, Any]) -> Any:
-        # The class manager builds the instance without calling __init__, so
-        # imperatively mapped domain classes with their own constructors work.
-        entity = inspect(self.model).class_manager.new_instance()
-        for name, value in row.items():
-            setattr(entity, name, value)
-        return entity
+        return await insert_many(self, items)
 
     async def hard_delete(self, entity: T) -> None:
         """Delete the row for good (version-checked when the model has a version).
@@ -191,7 +133,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         """
         self._check_type(entity)
         require_attachable(self.session, entity, self.traits.entity)
-        self._on_seen(entity)
+        self.mark_seen(entity)
         with translating(entity=self.traits.entity):
             await load_hidden_dependents(self.session, entity)
             await self.session.delete(entity)
@@ -230,15 +172,10 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         read-check-write changes. Soft-deleted rows are skipped unless
         ``include_deleted=True``.
         """
-        check_update_values(self.model, self.traits, values)
         self._check_deleted_scope(include_deleted, False)
-        conditions = build_conditions(self.model, where, equals)
-        stmt = (
-            update(self.model)
-            .where(*conditions, *self._soft_delete_scope(include_deleted))
-            .values(**values, **self._change_marks())
+        return await update_rows(
+            self.session, self.model, self.traits, where, equals, values=values, include_deleted=include_deleted
         )
-        return await self._execute_dml(stmt)
 
     async def delete_many(self, *where: Condition, **equals: Any) -> int:
         """Delete every matching row in one statement; returns the row count.
@@ -248,13 +185,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         a ``DELETE`` otherwise. No per-row version check, as with
         :meth:`update_many`.
         """
-        conditions = build_conditions(self.model, where, equals)
-        deleted_at = self.traits.deleted_at
-        if deleted_at is None:
-            return await self._execute_dml(delete(self.model).where(*conditions))
-        now = utcnow()
-        stmt = update(self.model).where(*conditions, *self._soft_delete_scope(False))
-        return await self._execute_dml(stmt.values({deleted_at: now, **self._change_marks(now)}))
+        return await delete_rows(self.session, self.model, self.traits, where, equals)
 
     # --- reads ---------------------------------------------------------------
 
@@ -275,7 +206,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         # deleted in this unit of work but not flushed yet is still there.
         if entity is None or entity in self.session.deleted or (not include_deleted and self._is_deleted(entity)):
             return None
-        self._on_seen(entity)
+        self.mark_seen(entity)
         return entity
 
     async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
@@ -285,22 +216,12 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         array parameter (``= ANY($1)``), otherwise the ids are sent in
         chunks that stay below every driver's parameter limit.
         """
-        keys = builtins.list(dict.fromkeys(coerce_identity(self.model, i) for i in identity_list(ids)))
-        if not keys:
-            return []
-        by_key: dict[tuple[Any, ...], T] = {}
-        dialect = self.session.get_bind(mapper=inspect(self.model)).dialect.name
-        for condition in key_conditions(self.model, self.traits.primary_key, keys, dialect):
-            for entity in await self._fetch(self.select(condition, include_deleted=include_deleted)):
-                by_key[self._identity_of(entity)] = entity
-        found = [by_key[k] for k in keys if k in by_key]
-        for entity in found:
-            self._on_seen(entity)
-        return found
+        return await load_many(self, ids, include_deleted=include_deleted)
 
     async def list(
         self,
         *where: Condition,
+        statement: Select[Any] | None = None,
         order_by: OrderByArg = None,
         limit: int | None = None,
         offset: int | None = None,
@@ -308,29 +229,45 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         only_deleted: bool = False,
         **equals: Any,
     ) -> builtins.list[T]:
-        """Entities matching every condition (SQLAlchemy expressions, filters, ``field=value``)."""
+        """Entities matching every condition (SQLAlchemy expressions, filters, ``field=value``).
+
+        ``statement`` (a ``select(Model)`` with joins or subqueries, without
+        ORDER BY or LIMIT) is the query the conditions and keel's rules are
+        added to, here and on :meth:`count`, :meth:`exists`, :meth:`paginate`
+        and :meth:`paginate_by_cursor`.
+        """
         validate_limit(limit, offset)
-        stmt = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        stmt = self._query(where, equals, statement, include_deleted, only_deleted)
         stmt = stmt.order_by(*resolve_order_by(self.model, order_by))
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        return await self._scalars(stmt)
+        return await self.scalars(stmt)
 
     async def count(
-        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
     ) -> int:
         """How many entities match (one ``COUNT`` query)."""
-        return await self._count(
-            self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        return await count_rows(
+            self.session, self.traits.entity, self._query(where, equals, statement, include_deleted, only_deleted)
         )
 
     async def exists(
-        self, *where: Condition, include_deleted: bool = False, only_deleted: bool = False, **equals: Any
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
     ) -> bool:
         """Whether any entity matches."""
-        inner = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        inner = self._query(where, equals, statement, include_deleted, only_deleted)
         stmt = select(exists(inner)).execution_options(**inner.get_execution_options())
         with translating(entity=self.traits.entity):
             return bool((await self.session.execute(stmt)).scalar())
@@ -338,6 +275,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     async def paginate(
         self,
         *where: Condition,
+        statement: Select[Any] | None = None,
         page: int = 1,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -353,18 +291,19 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         """
         page = check_page(page)
         size = check_size(size, default=self._setting("default_page_size"), maximum=self._setting("max_page_size"))
-        stmt = self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        stmt = self._query(where, equals, statement, include_deleted, only_deleted)
         order = resolve_order_by(self.model, order_by, tie_breaker=True)
-        total = await self._count(stmt)
+        total = await count_rows(self.session, self.traits.entity, stmt)
         offset = (page - 1) * size
         items: builtins.list[T] = []
         if offset < total:
-            items = await self._scalars(stmt.order_by(*order).offset(offset).limit(size))
+            items = await self.scalars(stmt.order_by(*order).offset(offset).limit(size))
         return Page(items, total, page, size)
 
     async def paginate_by_cursor(
         self,
         *where: Condition,
+        statement: Select[Any] | None = None,
         cursor: str | None = None,
         size: int | None = None,
         order_by: OrderByArg = None,
@@ -376,51 +315,49 @@ class SqlAlchemyRepository(RepositoryBase[T]):
 
         ``order_by`` takes names (``"-created_at"``) or mapped attributes;
         the primary key is the final tie-breaker. Pass a page's
-        ``next_cursor`` or ``previous_cursor`` back with the same ordering and
-        filters; a cursor that was tampered with, signed with another key or
-        made for another query is a :class:`ValidationError`. Page N costs
-        what page 1 costs when an index matches the ordering.
+        ``next_cursor`` or ``previous_cursor`` back with the same ordering,
+        filters and ``statement``; a cursor that was tampered with, signed
+        with another key or made for another query (another statement too) is
+        a :class:`ValidationError`. Page N costs what page 1 costs when an
+        index matches the ordering.
         """
         size = check_size(size, default=self._setting("default_page_size"), maximum=self._setting("max_page_size"))
         self._check_deleted_scope(include_deleted, only_deleted)
-        keys = sort_keys(self.model, order_by)
-        conditions = build_conditions(self.model, where, equals)
-        plan = plan_cursor_page(
-            self.model,
-            keys=keys,
-            conditions=conditions,
-            mode=_mode(include_deleted, only_deleted),
+        if statement is not None:
+            check_statement(self.model, statement, shaped=False)
+        return await keyset_page(
+            self,
+            build_conditions(self.model, where, equals),
+            statement,
             cursor=cursor,
             size=size,
-            secret=self._cursor_secret(),
+            order_by=order_by,
+            mode=_mode(include_deleted, only_deleted),
+            include_deleted=include_deleted,
+            only_deleted=only_deleted,
         )
-        stmt = self.select(*conditions, include_deleted=include_deleted, only_deleted=only_deleted)
-        if plan.boundary is not None:
-            stmt = stmt.where(keyset_condition(self.model, plan.read_keys, plan.boundary))
-        stmt = stmt.order_by(*(k.clause(self.model) for k in plan.read_keys)).limit(plan.fetch)
-        rows = await self._fetch(stmt)
-        result = plan.page(rows, lambda row: tuple(getattr(row, k.name) for k in keys))
-        for entity in result.items:
-            self._on_seen(entity)
-        return result
 
     # --- building blocks for subclasses -------------------------------------
 
     def select(
         self,
         *where: Condition,
+        statement: Select[Any] | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
         **equals: Any,
     ) -> Select[T]:
-        """``SELECT model`` with the conditions and the soft-delete rule applied.
+        """``SELECT model`` (or ``statement``) with the conditions and the soft-delete rule applied.
 
         Live rows only by default (through the session-wide soft-delete
-        criteria, which also reach relationship loads); ``include_deleted``
-        and ``only_deleted`` set the ``include_deleted`` execution option.
+        criteria, which also reach relationship loads and joined soft-deletable
+        models); ``include_deleted`` and ``only_deleted`` set the
+        ``include_deleted`` execution option.
         """
         self._check_deleted_scope(include_deleted, only_deleted)
-        stmt: Select[T] = select(self.model)
+        stmt: Select[T] = (
+            select(self.model) if statement is None else check_statement(self.model, statement, shaped=True)
+        )
         deleted_at = self.traits.deleted_at
         if deleted_at is not None and (include_deleted or only_deleted):
             stmt = stmt.execution_options(**{INCLUDE_DELETED: True})
@@ -431,48 +368,51 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             stmt = stmt.where(*conditions)
         return stmt
 
-    async def _scalars(self, stmt: Select[T]) -> builtins.list[T]:
-        """Run ``stmt`` and mark every returned entity as seen."""
-        entities = await self._fetch(stmt)
+    async def scalars(self, statement: Select[Any]) -> builtins.list[T]:
+        """Run a ``select(Model)...`` statement; every entity it returns is marked seen.
+
+        Build it with :meth:`select` to keep keel's rules on it, or by hand
+        (soft-deleted rows stay hidden either way: the session applies that
+        rule to every ORM query).
+        """
+        entities = await fetch(self.session, self.traits.entity, statement)
         for entity in entities:
-            self._on_seen(entity)
+            self.mark_seen(entity)
         return entities
 
-    async def _fetch(self, stmt: Select[T]) -> builtins.list[T]:
-        with translating(entity=self.traits.entity):
-            result = await self.session.scalars(stmt)
-            return builtins.list(result.unique().all())
+    async def one_or_none(self, statement: Select[Any]) -> T | None:
+        """The one entity ``statement`` returns (marked seen), or None.
 
-    async def _count(self, stmt: Select[Any]) -> int:
-        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-        counted = counted.execution_options(**stmt.get_execution_options())
-        with translating(entity=self.traits.entity):
-            return int((await self.session.execute(counted)).scalar_one())
+        More than one is a :class:`ConflictError`: the query was meant to
+        identify a single entity.
+        """
+        entity: T | None = await fetch_one_or_none(self.session, self.traits.entity, statement)
+        if entity is not None:
+            self.mark_seen(entity)
+        return entity
 
-    async def _execute_dml(self, stmt: Any) -> int:
-        # Never the default in-Python evaluation of the WHERE clause: it
-        # matches held copies by their (possibly stale) values, so a copy
-        # whose row the statement skipped took the new version and then
-        # committed over a concurrent change, and delete_many dropped copies
-        # of rows it never deleted. "fetch" reads the matched keys back
-        # (RETURNING, or a SELECT first) and synchronises only those copies;
-        # a stale one keeps a version below the row's, so saving it still
-        # raises ConcurrencyError. Reading the keys back costs about as much
-        # as the statement, so it is skipped when there is no copy to update.
-        sync = "fetch" if self._holds_copies() else False
-        stmt = stmt.execution_options(synchronize_session=sync)
-        with translating(entity=self.traits.entity):
-            result = await self.session.execute(stmt)
-        return int(getattr(result, "rowcount", 0) or 0)
+    async def _scalars(self, stmt: Select[Any]) -> builtins.list[T]:
+        """Deprecated alias of :meth:`scalars`."""
+        warnings.warn("_scalars() is deprecated; use scalars()", DeprecationWarning, stacklevel=2)
+        return await self.scalars(stmt)
+
+    def _query(
+        self,
+        where: Sequence[Condition],
+        equals: Mapping[str, Any],
+        statement: Select[Any] | None,
+        include_deleted: bool,
+        only_deleted: bool,
+    ) -> Select[T]:
+        if statement is None:
+            # Without the keyword, so a subclass's select() override from before statement= still works.
+            return self.select(*where, include_deleted=include_deleted, only_deleted=only_deleted, **equals)
+        check_statement(self.model, statement, shaped=False)
+        return self.select(
+            *where, statement=statement, include_deleted=include_deleted, only_deleted=only_deleted, **equals
+        )
 
     # --- helpers -------------------------------------------------------------
-
-    def _holds_copies(self) -> bool:
-        """Whether the session holds (or is about to flush) any instance of this model's table hierarchy."""
-        # By class, not by identity key: a subclass's rows can live in the
-        # table the statement changes, whatever its mapper's identity class.
-        root = inspect(self.model).base_mapper.class_
-        return any(isinstance(obj, root) for obj in (*self.session.identity_map.values(), *self.session.new))
 
     def _setting(self, name: str) -> Any:
         """A tuning knob: this repository's subclass, else its session factory, else the process default."""
@@ -494,21 +434,6 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     def _cursor_secret(self) -> bytes:
         secret = self._setting("cursor_secret")
         return default_cursor_secret() if secret is None else secret_bytes(secret)
-
-    def _change_marks(self, now: Any = None) -> dict[str, Any]:
-        """``version + 1`` and ``updated_at = now`` for set-based changes."""
-        marks: dict[str, Any] = {}
-        if self.traits.version is not None:
-            marks[self.traits.version] = getattr(self.model, self.traits.version) + 1
-        if self.traits.updated_at is not None:
-            marks[self.traits.updated_at] = now or utcnow()
-        return marks
-
-    def _soft_delete_scope(self, include_deleted: bool) -> builtins.list[ColumnElement[bool]]:
-        deleted_at = self.traits.deleted_at
-        if deleted_at is None or include_deleted:
-            return []
-        return [getattr(self.model, deleted_at).is_(None)]
 
     def _identity_of(self, entity: T) -> tuple[Any, ...]:
         return tuple(getattr(entity, name) for name in self.traits.primary_key)

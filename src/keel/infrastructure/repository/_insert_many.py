@@ -1,4 +1,4 @@
-"""Rows for ``insert_many``: the set-based INSERT path for bulk loads.
+"""``insert_many``: the set-based INSERT path for bulk loads.
 
 ``add_many`` keeps every entity in the session, so later changes to them are
 saved and versions are checked; that bookkeeping costs several microseconds
@@ -18,15 +18,23 @@ inheritance, mapper insert events) are "unsupported" and take the ORM path.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
+from keel.cross_cutting.error import ValidationError
+from keel.domain.messages import utcnow
+from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.orm import model_traits
+from keel.infrastructure.repository._checks import error
 from keel.infrastructure.repository._sorting import column_attribute
+
+if TYPE_CHECKING:
+    from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +211,114 @@ def mapping_rows(model: type[Any], rows: Iterable[Mapping[str, Any]], now: Any) 
     """
     completed, _ = _rows(model, attribute_rows(model, rows), now)
     return completed
+
+
+async def execute_insert(
+    session: AsyncSession,
+    model: type[Any],
+    rows: list[dict[str, Any]],
+    read_key: str | None,
+    entities: Sequence[Any] = (),
+) -> int:
+    """INSERT ``rows`` into ``model``'s table; with ``read_key``, put the generated keys on ``entities``.
+
+    A Core INSERT on the table: the ORM's per-row bulk bookkeeping buys
+    nothing here, as the entities are not tracked. Pending ORM changes (a
+    parent row, say) are flushed first, as an ORM statement would.
+    """
+    mapper = inspect(model)
+    table: Any = mapper.local_table
+    with translating(entity=model_traits(model).entity):
+        await session.flush()
+        if read_key is None:
+            await session.execute(insert(table), rows)
+            return len(rows)
+        column = table.c[mapper.get_property(read_key).columns[0].key]
+        keys = await reserve_keys(session, table, column, len(rows))
+        if keys is not None:
+            for row, key in zip(rows, keys, strict=True):
+                row[column.key] = key
+            await session.execute(insert(table), rows)
+        else:
+            result = await session.execute(insert(table).returning(column, sort_by_parameter_order=True), rows)
+            keys = list(result.scalars().all())
+    for entity, key in zip(entities, keys, strict=True):
+        entity.__dict__[read_key] = key
+    return len(keys)
+
+
+async def reserve_keys(session: AsyncSession, table: Any, column: Any, count: int) -> list[Any] | None:
+    """On PostgreSQL, take ``count`` values of the key's sequence in one query.
+
+    Sending the keys with the rows spares the INSERT its ``RETURNING`` and the
+    re-ordering SQLAlchemy needs to match returned keys to rows, which is what
+    keeps ``insert_many`` level with a hand-written INSERT. Elsewhere (or
+    without a sequence) None: read them back instead.
+    """
+    bind = session.bind
+    if bind is None or bind.dialect.name != "postgresql":
+        return None
+    identity = getattr(column, "identity", None)
+    if identity is not None and identity.always:
+        return None  # GENERATED ALWAYS refuses explicit values: read the keys back instead
+    sequence = await session.scalar(
+        text("SELECT pg_get_serial_sequence(:table, :column)"),
+        # The table name is parsed as SQL (case-folded unless quoted); the column is taken literally.
+        {"table": bind.dialect.identifier_preparer.format_table(table), "column": column.name},
+    )
+    if sequence is None:
+        return None
+    # One array instead of `count` rows: decoding 100,000 result rows would
+    # cost more than the INSERT saves.
+    reserved = await session.scalar(
+        text("SELECT array_agg(nextval(CAST(:sequence AS regclass))) FROM generate_series(1, :count)"),
+        {"sequence": sequence, "count": count},
+    )
+    return list(reserved)
+
+
+async def insert_many(repo: SqlAlchemyRepository[Any], items: Iterable[Any] | Iterable[Mapping[str, Any]]) -> int:
+    """The body of :meth:`SqlAlchemyRepository.insert_many` (documented there)."""
+    batch = list(items)
+    if not batch:
+        return 0
+    model, session, traits = repo.model, repo.session, repo.traits
+    entities: list[Any] = [item for item in batch if not isinstance(item, Mapping)]
+    if entities and len(entities) != len(batch):
+        raise ValidationError(
+            "insert_many takes entities or mappings, not both",
+            errors=[error("items", "mixed entities and mappings")],
+        )
+    for entity in entities:
+        repo._check_type(entity)
+    shape = bulk_shape(model)
+    if shape.unsupported or carries_related(model, entities):
+        if not entities:
+            entities = [new_from_mapping(model, row) for row in attribute_rows(model, batch)]
+        repo.add_many(entities)
+        with translating(entity=traits.entity):
+            await session.flush()
+        return len(entities)
+    try:
+        if not entities:
+            return await execute_insert(session, model, mapping_rows(model, batch, utcnow()), None)
+        rows, read_keys = entity_rows(model, entities, utcnow())
+    except MixedKeys:
+        raise ValidationError(
+            f"insert_many needs every {traits.entity} with a key, or every one without",
+            errors=[error("items", "some entities have keys and some do not")],
+        ) from None
+    inserted = await execute_insert(session, model, rows, shape.generated_key if read_keys else None, entities)
+    for entity in entities:
+        repo.mark_seen(entity)
+    return inserted
+
+
+def new_from_mapping(model: type[Any], row: Mapping[str, Any]) -> Any:
+    """An instance with ``row``'s attribute values, built without calling ``__init__``."""
+    # The class manager builds the instance without calling __init__, so
+    # imperatively mapped domain classes with their own constructors work.
+    entity = inspect(model).class_manager.new_instance()
+    for name, value in row.items():
+        setattr(entity, name, value)
+    return entity

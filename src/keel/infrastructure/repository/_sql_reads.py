@@ -1,0 +1,110 @@
+"""The SQL repository's reads below its public methods: fetching, counting, loading by ids, keyset pages.
+
+Kept apart from :mod:`.sqlalchemy` so the class there reads as its public
+surface; these take the repository (or its session) and do the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, func, inspect, select
+from sqlalchemy.exc import MultipleResultsFound
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.cross_cutting.error import ConflictError
+from keel.infrastructure.database._translate import translating
+from keel.infrastructure.repository._checks import coerce_identity, identity_list
+from keel.infrastructure.repository._identity import key_conditions
+from keel.infrastructure.repository._keyset import keyset_condition, plan_cursor_page
+from keel.infrastructure.repository._sorting import OrderByArg, sort_keys
+from keel.infrastructure.repository.pages import CursorPage
+
+if TYPE_CHECKING:
+    from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+
+
+async def fetch(session: AsyncSession, entity: str, stmt: Select[Any]) -> list[Any]:
+    """The distinct entities ``stmt`` returns (a joined eager load repeats none)."""
+    with translating(entity=entity):
+        result = await session.scalars(stmt)
+        return list(result.unique().all())
+
+
+async def fetch_one_or_none(session: AsyncSession, entity: str, stmt: Select[Any]) -> Any:
+    """The one entity ``stmt`` returns, or None; a :class:`ConflictError` for more than one."""
+    with translating(entity=entity):
+        result = await session.scalars(stmt)
+        try:
+            return result.unique().one_or_none()
+        except MultipleResultsFound:
+            raise ConflictError(f"more than one {entity} matches", entity=entity) from None
+
+
+async def count_rows(session: AsyncSession, entity: str, stmt: Select[Any]) -> int:
+    """``SELECT count(*) FROM (stmt)``, with the statement's execution options (soft delete scope)."""
+    counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+    counted = counted.execution_options(**stmt.get_execution_options())
+    with translating(entity=entity):
+        return int((await session.execute(counted)).scalar_one())
+
+
+async def keyset_page(
+    repo: SqlAlchemyRepository[Any],
+    conditions: Sequence[Any],
+    statement: Select[Any] | None,
+    *,
+    cursor: str | None,
+    size: int,
+    order_by: OrderByArg,
+    mode: str,
+    include_deleted: bool,
+    only_deleted: bool,
+) -> CursorPage[Any]:
+    """The body of :meth:`SqlAlchemyRepository.paginate_by_cursor` (documented there)."""
+    model = repo.model
+    keys = sort_keys(model, order_by)
+    plan = plan_cursor_page(
+        model,
+        keys=keys,
+        # The statement is part of what the cursor is bound to.
+        conditions=conditions if statement is None else [*conditions, statement],
+        mode=mode,
+        cursor=cursor,
+        size=size,
+        secret=repo._cursor_secret(),
+    )
+    # Without statement= when there is none, so a subclass's select() override from before it still works.
+    if statement is None:
+        stmt = repo.select(*conditions, include_deleted=include_deleted, only_deleted=only_deleted)
+    else:
+        stmt = repo.select(*conditions, statement=statement, include_deleted=include_deleted, only_deleted=only_deleted)
+    if plan.boundary is not None:
+        stmt = stmt.where(keyset_condition(model, plan.read_keys, plan.boundary))
+    stmt = stmt.order_by(*(k.clause(model) for k in plan.read_keys)).limit(plan.fetch)
+    rows = await fetch(repo.session, repo.traits.entity, stmt)
+    result = plan.page(rows, lambda row: tuple(getattr(row, k.name) for k in keys))
+    for entity in result.items:
+        repo.mark_seen(entity)
+    return result
+
+
+async def load_many(repo: SqlAlchemyRepository[Any], ids: Iterable[Any], *, include_deleted: bool) -> list[Any]:
+    """The body of :meth:`SqlAlchemyRepository.get_many` (documented there)."""
+    model = repo.model
+    keys = list(dict.fromkeys(coerce_identity(model, i) for i in identity_list(ids)))
+    if not keys:
+        return []
+    by_key: dict[tuple[Any, ...], Any] = {}
+    dialect = repo.session.get_bind(mapper=inspect(model)).dialect.name
+    primary_key = repo.traits.primary_key
+    for condition in key_conditions(model, primary_key, keys, dialect):
+        for entity in await fetch(
+            repo.session, repo.traits.entity, repo.select(condition, include_deleted=include_deleted)
+        ):
+            by_key[tuple(getattr(entity, name) for name in primary_key)] = entity
+    found = [by_key[k] for k in keys if k in by_key]
+    for entity in found:
+        repo.mark_seen(entity)
+    return found
