@@ -16,6 +16,10 @@ from keel.cross_cutting.error._infrastructure import (
     InfrastructureError,
     PublishError,
 )
+
+# Which of these errors a retry can cure.
+from keel.cross_cutting.error._transient import TRANSIENT_ERRORS as TRANSIENT_ERRORS
+from keel.cross_cutting.error._transient import is_transient as is_transient
 from keel.domain.errors import (
     AuthorizationError,
     CheckViolationError,
