@@ -29,17 +29,13 @@ from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.config import KeelSettings, RepositorySettings
-from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, DatabaseUnavailableError
+from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
 from keel.infrastructure.processed_commands import RecordProcessedCommands
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
 from keel.service_layer.participants import CommitParticipant
-
-#: What the bus retries when built by the container: the errors
-#: :func:`keel.infrastructure.database.is_transient` accepts.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConcurrencyError, DatabaseUnavailableError)
 
 C = TypeVar("C", bound=containers.Container)
 

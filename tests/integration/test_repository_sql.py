@@ -20,6 +20,7 @@ from keel.config import KeelSettings, RepositorySettings
 from keel.container import KeelContainer, running
 from keel.infrastructure.database import create_session_factory
 from keel.infrastructure.database._translate import translating
+from keel.infrastructure.repository.settings import repository_defaults
 from keel.orm import Base
 from tests.contract.models import ContractUnitOfWork, Item, Plain
 
@@ -235,7 +236,7 @@ async def test_session_factories_carry_their_own_repository_settings(engine: Asy
         assert caught.value.errors[0]["type"] == "invalid_cursor"
     async with ContractUnitOfWork(small) as uow:
         assert len((await uow.items.paginate_by_cursor(cursor=first.next_cursor)).items) == 2
-    assert (SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size) == (1000, 50)
+    assert (repository_defaults.max_page_size, repository_defaults.default_page_size) == (1000, 50)
 
 
 async def test_a_subclass_setting_beats_the_session_factorys(engine: AsyncEngine) -> None:

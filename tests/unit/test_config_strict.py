@@ -6,6 +6,7 @@ import inspect
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,11 +177,12 @@ def test_an_unknown_environment_is_a_configuration_error(monkeypatch: pytest.Mon
 
 
 @pytest.fixture
-def fresh_warning(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+def fresh_warning(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """As if this process had signed no cursor yet; captures keel.repository warnings."""
-    monkeypatch.setattr(cursor, "_warned_development_secret", False)
+    cursor._warn_development_secret.cache_clear()
     caplog.set_level(logging.WARNING, logger="keel.repository")
-    return caplog
+    yield caplog
+    cursor._warn_development_secret.cache_clear()
 
 
 def test_starting_with_the_development_secret_does_not_warn(fresh_warning: pytest.LogCaptureFixture) -> None:

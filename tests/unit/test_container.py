@@ -255,15 +255,12 @@ def test_the_container_retries_exactly_what_the_infrastructure_calls_transient()
 
 @pytest.fixture
 def restore_repository_defaults() -> Any:
-    """configure_repositories sets class-level defaults: put them back afterwards."""
-    from keel.config import DEV_CURSOR_SECRET
-    from keel.infrastructure.repository import SqlAlchemyRepository
-    from keel.infrastructure.repository.cursor import set_default_cursor_secret
+    """configure_repositories changes the process-wide defaults: put them back afterwards."""
+    from keel.infrastructure.repository.settings import repository_defaults
 
-    saved = (SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size)
+    saved = repository_defaults.copy()
     yield
-    SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size = saved
-    set_default_cursor_secret(DEV_CURSOR_SECRET)
+    repository_defaults.restore(saved)
 
 
 @pytest.mark.usefixtures("restore_repository_defaults")
@@ -271,6 +268,7 @@ async def test_starting_the_container_applies_the_repository_settings(db_path: P
     """KEEL_REPOSITORY__* reach the repositories on the container's sessions, not process-wide defaults."""
     from keel import ValidationError
     from keel.infrastructure.repository import SqlAlchemyRepository
+    from keel.infrastructure.repository.settings import repository_defaults
     from tests.models import Counter
 
     container = PingContainer()
@@ -285,7 +283,7 @@ async def test_starting_the_container_applies_the_repository_settings(db_path: P
     async with running(container), container.session_factory()() as session:
         with pytest.raises(ValidationError):
             await SqlAlchemyRepository(session, model=Counter).paginate(size=8)
-    assert SqlAlchemyRepository.max_page_size == 1000
+    assert repository_defaults.max_page_size == 1000
 
 
 @pytest.mark.usefixtures("restore_repository_defaults")

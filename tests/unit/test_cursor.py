@@ -21,8 +21,8 @@ from sqlalchemy import Enum, String
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel import ConfigurationError, SqlAlchemyRepository, ValidationError
-from keel.config import DEV_CURSOR_SECRET, KeelSettings, RepositorySettings
+from keel import ConfigurationError, ValidationError
+from keel.config import KeelSettings, RepositorySettings
 from keel.infrastructure.database import create_session_factory
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.repository import configure_repositories, set_default_cursor_secret
@@ -35,6 +35,7 @@ from keel.infrastructure.repository.cursor import (
     fingerprint,
 )
 from keel.infrastructure.repository.filters import In, build_conditions
+from keel.infrastructure.repository.settings import repository_defaults
 from keel.orm import Base
 from keel.testing import InMemoryRepository
 from tests.contract.models import Item
@@ -62,10 +63,9 @@ class Typed(Base):
 @pytest.fixture(autouse=True)
 def restore_settings() -> Iterator[None]:
     """Leave the process-wide repository defaults as they were."""
-    saved = (SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size)
+    saved = repository_defaults.copy()
     yield
-    SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size = saved
-    set_default_cursor_secret(DEV_CURSOR_SECRET)
+    repository_defaults.restore(saved)
 
 
 def test_every_supported_sort_value_type_survives_a_round_trip() -> None:
@@ -202,9 +202,10 @@ async def test_repositories_sign_with_their_class_secret_or_the_configured_defau
 
 
 def test_configure_repositories_applies_settings() -> None:
-    """Page sizes land on SqlAlchemyRepository; the secret becomes the default."""
+    """Page sizes and the secret become the process-wide defaults."""
     configure_repositories(RepositorySettings(max_page_size=20, default_page_size=5, cursor_secret=SecretStr("s")))
-    assert (SqlAlchemyRepository.max_page_size, SqlAlchemyRepository.default_page_size) == (20, 5)
+    assert (repository_defaults.max_page_size, repository_defaults.default_page_size) == (20, 5)
+    assert repository_defaults.cursor_secret == b"s"
 
 
 def test_production_refuses_the_development_cursor_secret() -> None:
@@ -228,7 +229,7 @@ def test_a_production_session_factory_refuses_the_development_cursor_secret() ->
     session = factory()
     assert session.info[REPOSITORY_SETTINGS].max_page_size == 9
     assert session.info["mine"] == 1
-    assert SqlAlchemyRepository.max_page_size == 1000  # nothing process-wide changed
+    assert repository_defaults.max_page_size == 1000  # nothing process-wide changed
 
 
 def test_settings_refuse_a_default_size_above_the_maximum(monkeypatch: pytest.MonkeyPatch) -> None:

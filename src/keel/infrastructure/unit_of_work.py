@@ -31,9 +31,9 @@ from keel.cross_cutting.error import ConcurrencyError, DatabaseUnavailableError,
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.domain.ports import builds_from_unit_of_work
+from keel.infrastructure.database._translate import translate_db_error
 from keel.infrastructure.database.aggregate_lock import bumped_roots
-from keel.infrastructure.database.errors import translate_db_error
-from keel.infrastructure.database.stale_deletes import StaleRowsError
+from keel.infrastructure.database.stale_errors import StaleRowsError
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 from keel.service_layer.participants import CommitParticipant, Participant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork

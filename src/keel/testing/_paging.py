@@ -10,12 +10,13 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import InstrumentedAttribute
 
 from keel.cross_cutting.error import ValidationError
+from keel.infrastructure.repository._base import RepositoryBase
 from keel.infrastructure.repository._checks import check_page, check_size
 from keel.infrastructure.repository._keyset import compare, plan_cursor_page
 from keel.infrastructure.repository._sorting import OrderByArg, SortKey, sort_keys
-from keel.infrastructure.repository.cursor import default_cursor_secret, invalid_cursor, secret_bytes
+from keel.infrastructure.repository.cursor import invalid_cursor
 from keel.infrastructure.repository.pages import CursorPage, Page
-from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+from keel.infrastructure.repository.settings import resolve_cursor_secret, resolve_setting
 
 if TYPE_CHECKING:
     from keel.testing.repository import InMemoryRepository
@@ -49,10 +50,10 @@ def sort_rows(model: type[Any], rows: list[Any], order_by: OrderByArg, *, tie_br
 
 
 def _settings(repo: InMemoryRepository[Any]) -> tuple[int, int, bytes]:
-    default = getattr(repo, "default_page_size", None) or SqlAlchemyRepository.default_page_size
-    maximum = getattr(repo, "max_page_size", None) or SqlAlchemyRepository.max_page_size
-    secret = getattr(repo, "cursor_secret", None) or SqlAlchemyRepository.cursor_secret
-    return default, maximum, default_cursor_secret() if secret is None else secret_bytes(secret)
+    # The SQL repository's order, without a session: the subclass, else the process defaults.
+    default = resolve_setting(repo, "default_page_size", None, base=RepositoryBase)
+    maximum = resolve_setting(repo, "max_page_size", None, base=RepositoryBase)
+    return default, maximum, resolve_cursor_secret(repo, None, base=RepositoryBase)
 
 
 def offset_page(

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Mapper
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, ConflictError
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._integrity import duplicate_key_error
+from keel.infrastructure.database._translate import attached_elsewhere, pending_rollback_error
 from keel.infrastructure.database.aggregate_lock import plan_of
-from keel.infrastructure.database.errors import attached_elsewhere, pending_rollback_error
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.database.values import check_entity_values
 

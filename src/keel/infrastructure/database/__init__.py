@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-# Registers the before_flush listener that extends optimistic locking to whole aggregates.
+from keel.cross_cutting.error import is_transient
 from keel.infrastructure.database import aggregate_lock as aggregate_lock
-from keel.infrastructure.database._translate import translating
+from keel.infrastructure.database._translate import translate_db_error, translating
 from keel.infrastructure.database.engine import create_engine, create_session_factory
-from keel.infrastructure.database.errors import is_transient, translate_db_error
 from keel.infrastructure.database.health import HealthCheckResult, check_database
 from keel.infrastructure.database.orm import Base as Base
 from keel.infrastructure.database.orm import SoftDeleteMixin as SoftDeleteMixin

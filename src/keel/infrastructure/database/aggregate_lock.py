@@ -188,8 +188,8 @@ def _key_pairs(holder: Mapper[Any], child: Mapper[Any], pairs: list[tuple[Any, A
 # --- the flush ----------------------------------------------------------------------
 
 
-@event.listens_for(Session, "before_flush")
-def _lock_aggregates(session: Session, _flush_context: UOWTransaction, _instances: Any) -> None:
+def lock_aggregates(session: Session, _flush_context: UOWTransaction, _instances: Any) -> None:
+    """``before_flush`` (see ``database.listeners``): bump and check the roots the flush reaches."""
     if _BUMPED in session.info:
         del session.info[_BUMPED]
     # The session's own pending, modified and deleted states, rather than its

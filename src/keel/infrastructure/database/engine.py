@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Dialect, ExceptionContext
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
-from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
+from keel.config import DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
-from keel.infrastructure.database import _timeouts
-from keel.infrastructure.database.errors import connect_error
+from keel.infrastructure.database import listeners
+
+# The repository settings' home is ``keel.infrastructure.repository.settings``;
+# these names stay importable from here.
+from keel.infrastructure.repository.settings import HIDE_SOFT_DELETED as HIDE_SOFT_DELETED
+from keel.infrastructure.repository.settings import REPOSITORY_SETTINGS as REPOSITORY_SETTINGS
+from keel.infrastructure.repository.settings import check_cursor_secret as check_cursor_secret
+from keel.infrastructure.repository.settings import checked_repository_settings as checked_repository_settings
 
 
 def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **overrides: Any) -> AsyncEngine:
@@ -73,13 +78,13 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         engine = create_async_engine(url, **kwargs)
     except ImportError as exc:
         raise _missing_driver(url, exc) from None
-    event.listen(engine.sync_engine, "do_connect", _connect)
-    if url.get_driver_name() == "asyncpg":
-        _timeouts.install(engine)
-    if db.is_sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        if _is_memory_sqlite(url.database):
-            event.listen(engine.sync_engine, "handle_error", _keep_memory_connection)
+    listeners.install()
+    listeners.install_engine(
+        engine,
+        sqlite=db.is_sqlite,
+        memory_sqlite=db.is_sqlite and _is_memory_sqlite(url.database),
+        asyncpg=url.get_driver_name() == "asyncpg",
+    )
     return engine
 
 
@@ -111,38 +116,11 @@ class TurnTakingPool(AsyncAdaptedQueuePool):
         super()._do_return_conn(record)
 
 
-def _keep_memory_connection(context: ExceptionContext) -> None:
-    """A cancelled statement on in-memory SQLite leaves the connection, and so the database, in place.
-
-    SQLAlchemy treats a cancellation mid-statement as a lost connection and
-    closes it, since it cannot know its state. For a server that is safe;
-    here the connection *is* the database, and closing it drops every table
-    and row. The statement is interrupted instead (so a long query stops now
-    rather than holding the connection until it would have finished), and
-    the connection stays: the unit of work's rollback, which runs after a
-    cancellation too, brings it back to a clean state.
-    """
-    if not isinstance(context.original_exception, asyncio.CancelledError) or context.connection is None:
-        return
-    driver_connection = context.connection.connection.driver_connection
-    sqlite_connection = getattr(driver_connection, "_conn", None)  # aiosqlite's thread-owned sqlite3.Connection
-    if sqlite_connection is not None:
-        sqlite_connection.interrupt()  # thread-safe, made for exactly this
-    context.is_disconnect = False
-
-
 def _current_task() -> asyncio.Task[Any] | None:
     try:
         return asyncio.current_task()
     except RuntimeError:  # no running loop: a synchronous caller
         return None
-
-
-#: ``session.info`` keys keel's session factories set; every session inherits its factory's ``info``.
-#: Turns the soft-delete filter on (see ``keel.infrastructure.repository.soft_delete``).
-HIDE_SOFT_DELETED = "keel.hide_soft_deleted"
-#: The :class:`~keel.config.RepositorySettings` repositories on the session use.
-REPOSITORY_SETTINGS = "keel.repository_settings"
 
 
 def create_session_factory(
@@ -162,6 +140,7 @@ def create_session_factory(
     ``KeelSettings``, the development cursor secret is refused under
     ``KEEL_ENV=production``.
     """
+    listeners.install()
     info: dict[str, Any] = {HIDE_SOFT_DELETED: True}
     if repository_settings is not None:
         info[REPOSITORY_SETTINGS] = checked_repository_settings(repository_settings)
@@ -169,36 +148,6 @@ def create_session_factory(
     options.update(overrides)
     options["info"] = {**info, **(overrides.get("info") or {})}
     return async_sessionmaker(engine, **options)
-
-
-def checked_repository_settings(settings: KeelSettings | RepositorySettings) -> RepositorySettings:
-    """The repository section of ``settings``, with the cursor secret checked.
-
-    The public development secret is refused when ``settings`` says
-    ``KEEL_ENV=production`` (any spelling of it); elsewhere it is allowed,
-    and the first cursor signed with it logs a warning (a bare
-    ``RepositorySettings`` does not know the environment: no check).
-    """
-    if isinstance(settings, RepositorySettings):
-        return settings
-    check_cursor_secret(
-        settings.repository.cursor_secret.get_secret_value().encode(), production=settings.is_production
-    )
-    return settings.repository
-
-
-def check_cursor_secret(secret: bytes, *, production: bool) -> None:
-    """Refuse the public development cursor secret in production.
-
-    Elsewhere it is fine to start with; the warning comes when a cursor is
-    actually signed with it (``keel.infrastructure.repository.cursor``), so
-    a service that never pages does not log it on every start.
-    """
-    if production and secret == DEV_CURSOR_SECRET.encode():
-        raise ConfigurationError(
-            "KEEL_REPOSITORY__CURSOR_SECRET is the development default; set a random secret in production",
-            variables=["KEEL_REPOSITORY__CURSOR_SECRET"],
-        )
 
 
 def _database_settings(settings: KeelSettings | DatabaseSettings | None) -> DatabaseSettings:
@@ -226,23 +175,3 @@ def _missing_driver(url: URL, exc: ImportError) -> ConfigurationError:
 
 def _is_memory_sqlite(database: str | None) -> bool:
     return not database or database == ":memory:" or database.startswith("file::memory:")
-
-
-def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
-    # A refused or timed-out connect surfaces as a bare OSError from under
-    # SQLAlchemy (and a bad login as a driver error): either way callers get
-    # DatabaseUnavailableError, wherever the first query happened to run.
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except Exception as exc:
-        raise connect_error(exc) from exc
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()

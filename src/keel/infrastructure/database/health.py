@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.cross_cutting.error import KeelError
-from keel.infrastructure.database.errors import translate_db_error
+from keel.infrastructure.database._translate import translate_db_error
 
 if TYPE_CHECKING:
     from alembic.config import Config

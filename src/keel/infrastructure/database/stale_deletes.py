@@ -16,10 +16,11 @@ SQLAlchemy does for one row; the unit of work turns it into
 ``ConcurrencyError`` naming the rows. The locks are the ones the DELETEs would
 take anyway.
 
-The listeners apply to every session (inside a unit of work or not, whichever
-way the rows were deleted: ``repository.hard_delete``, ``session.delete``, a
-cascade or a delete-orphan) and return at once on dialects whose counts
-SQLAlchemy trusts (SQLite, psycopg).
+The listeners (installed by :func:`keel.infrastructure.database.listeners.install`)
+apply to every session (inside a unit of work or not, whichever way the rows
+were deleted: ``repository.hard_delete``, ``session.delete``, a cascade or a
+delete-orphan) and return at once on dialects whose counts SQLAlchemy trusts
+(SQLite, psycopg).
 """
 
 from __future__ import annotations
@@ -28,13 +29,12 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CHAR, NCHAR, ColumnElement, event, select, tuple_
+from sqlalchemy import CHAR, NCHAR, ColumnElement, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState, Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.orm.exc import StaleDataError
 
-from keel.cross_cutting.error import ConcurrencyError
+from keel.infrastructure.database.stale_errors import StaleRowsError as StaleRowsError
 
 #: ``session.info`` key: a weak reference to the flush in progress.
 _FLUSH = "keel.flush"
@@ -44,40 +44,14 @@ _HANDLED = "keel.versioned_deletes"
 _CHUNK = 1000
 
 
-class StaleRowsError(StaleDataError):
-    """Versioned rows a flush was about to delete were changed or deleted by someone else."""
-
-    def __init__(self, table: str, entity: str, stale: Sequence[tuple[Any, int]], expected: int) -> None:
-        super().__init__(
-            f"DELETE statement on table '{table}' expected to delete {expected} row(s); "
-            f"{expected - len(stale)} were matched."
-        )
-        self.table = table
-        self.entity = entity
-        #: (identity, version held) of each stale row.
-        self.stale = list(stale)
-
-    def to_keel_error(self) -> ConcurrencyError:
-        """The :class:`ConcurrencyError` naming the stale rows."""
-        if len(self.stale) == 1:
-            identity, version = self.stale[0]
-            return ConcurrencyError(entity=self.entity, id=identity, version=version)
-        return ConcurrencyError(
-            f"{len(self.stale)} {self.entity} rows were changed by someone else",
-            entity=self.entity,
-            ids=[str(identity) for identity, _ in self.stale],
-            versions=[version for _, version in self.stale],
-        )
-
-
-@event.listens_for(Session, "before_flush")
-def _remember_flush(session: Session, flush_context: UOWTransaction, _instances: Any) -> None:
+def remember_flush(session: Session, flush_context: UOWTransaction, _instances: Any) -> None:
+    """``before_flush``: keep the flush in reach of the ``before_delete`` check."""
     # A weak reference: a flush that failed must not keep its states alive.
     session.info[_FLUSH] = weakref.ref(flush_context)
 
 
-@event.listens_for(Mapper, "before_delete")
-def _lock_and_check_versions(mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+def lock_and_check_versions(mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+    """``before_delete``: lock and version-check every row of ``target``'s batch (see the module docstring)."""
     column = mapper.version_id_col
     dialect = connection.dialect
     if column is None or dialect.supports_sane_multi_rowcount or not dialect.supports_sane_rowcount:

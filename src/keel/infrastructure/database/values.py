@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, Float, Integer, Numeric, SmallInteger, String, event
+from sqlalchemy import BigInteger, Enum, Float, Integer, Numeric, SmallInteger, String
 from sqlalchemy.orm import Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import ClauseElement
@@ -166,8 +166,8 @@ def check_entity_values(entity: object, *, changed_only: bool) -> None:
             )
 
 
-@event.listens_for(Session, "before_flush")
-def _check_flushed_values(session: Session, _flush_context: UOWTransaction, _instances: Any) -> None:
+def check_flushed_values(session: Session, _flush_context: UOWTransaction, _instances: Any) -> None:
+    """``before_flush`` (see ``database.listeners``): check new and changed values against their columns."""
     # Before any SQL, so a value one backend would refuse (and another would
     # store) fails alike everywhere, with the column named, and the session
     # stays usable.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -34,14 +35,17 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import SecretStr
 from sqlalchemy import inspect
 
-from keel.config import DEV_CURSOR_SECRET
+from keel.config import DEV_CURSOR_SECRET as DEV_CURSOR_SECRET
 from keel.cross_cutting.error import ConfigurationError, ValidationError
-from keel.infrastructure.database.engine import check_cursor_secret
 from keel.infrastructure.repository._coerce import REFUSED, strict_value
 from keel.infrastructure.repository._sorting import SortKey
+from keel.infrastructure.repository.settings import DEVELOPMENT_SECRET
+from keel.infrastructure.repository.settings import SecretLike as SecretLike
+from keel.infrastructure.repository.settings import default_cursor_secret as default_cursor_secret
+from keel.infrastructure.repository.settings import secret_bytes as secret_bytes
+from keel.infrastructure.repository.settings import set_default_cursor_secret as set_default_cursor_secret
 
 #: The longest cursor keel issues or accepts (longer input is refused before
 #: any decoding work). A cursor carries the boundary row's sort values, so
@@ -54,38 +58,7 @@ MAX_CURSOR_LENGTH = 8192
 _TAG_BYTES = 32
 _DOMAIN = b"keel.cursor.v1"
 
-_secret: bytes = DEV_CURSOR_SECRET.encode()
-_DEV_SECRET = DEV_CURSOR_SECRET.encode()
-#: Set once the first cursor signed with the development secret has been warned about.
-_warned_development_secret = False
 _logger = logging.getLogger("keel.repository")
-
-SecretLike = str | bytes | SecretStr
-
-
-def secret_bytes(secret: SecretLike) -> bytes:
-    """The raw secret behind a str, bytes or pydantic ``SecretStr``."""
-    if isinstance(secret, SecretStr):
-        secret = secret.get_secret_value()
-    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
-    if not raw:
-        raise ConfigurationError("the cursor secret must not be empty")
-    return raw
-
-
-def set_default_cursor_secret(secret: SecretLike, *, production: bool = False) -> None:
-    """Set the process-wide secret: for repositories whose class and session factory set none.
-
-    With ``production=True`` the development default is refused outright.
-    """
-    global _secret
-    raw = secret_bytes(secret)
-    check_cursor_secret(raw, production=production)
-    _secret = raw
-
-
-def default_cursor_secret() -> bytes:
-    return _secret
 
 
 # --- the token --------------------------------------------------------------------
@@ -100,14 +73,20 @@ class CursorState:
     fingerprint: str
 
 
+@functools.lru_cache(maxsize=64)
+def _key(secret: bytes) -> bytes:
+    # Derived once per secret, not per cursor: a process uses a handful of
+    # secrets, and the derivation is a whole HMAC of its own.
+    return hmac.new(secret, _DOMAIN, hashlib.sha256).digest()
+
+
 def _mac(secret: bytes, payload: bytes) -> bytes:
-    key = hmac.new(secret, _DOMAIN, hashlib.sha256).digest()
-    return hmac.new(key, payload, hashlib.sha256).digest()
+    return hmac.new(_key(secret), payload, hashlib.sha256).digest()
 
 
 def encode_cursor(state: CursorState, secret: bytes, keys: Sequence[SortKey] = ()) -> str:
     """The signed token for ``state``; ``keys`` (the sort keys) name the culprit if it is too long."""
-    if secret == _DEV_SECRET:
+    if secret == DEVELOPMENT_SECRET:
         _warn_development_secret()
     encoded = [_encode_value(v) for v in state.values]
     body = {"v": encoded, "b": int(state.backward), "f": state.fingerprint}
@@ -118,16 +97,15 @@ def encode_cursor(state: CursorState, secret: bytes, keys: Sequence[SortKey] = (
     return token
 
 
+@functools.cache
 def _warn_development_secret() -> None:
-    # Once per process, and only when a cursor is really signed with it: a
-    # warning on every start would be noise for services that never page.
-    global _warned_development_secret
-    if not _warned_development_secret:
-        _warned_development_secret = True
-        _logger.warning(
-            "a cursor was signed with the public development secret (anyone can forge such cursors); "
-            "set KEEL_REPOSITORY__CURSOR_SECRET"
-        )
+    # Once per process (the cache is the "already warned" flag), and only when
+    # a cursor is really signed with it: a warning on every start would be
+    # noise for services that never page.
+    _logger.warning(
+        "a cursor was signed with the public development secret (anyone can forge such cursors); "
+        "set KEEL_REPOSITORY__CURSOR_SECRET"
+    )
 
 
 def _too_long(encoded: Sequence[Any], keys: Sequence[SortKey]) -> ConfigurationError:

@@ -47,19 +47,45 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
 
-from keel.infrastructure.database.engine import HIDE_SOFT_DELETED
+from keel.infrastructure.database import listeners
 from keel.infrastructure.database.orm import DELETED_AT, SoftDeleteMixin, model_traits
+from keel.infrastructure.repository.settings import HIDE_SOFT_DELETED
 
 #: The execution option that turns the filter off for one statement.
 INCLUDE_DELETED = "include_deleted"
-#: The ``session.info`` key that turns the filter on for a session.
-SOFT_DELETE_SESSION = HIDE_SOFT_DELETED
 
-#: Soft-delete classes that do not inherit SoftDeleteMixin (imperatively
-#: mapped domain classes, ``soft_delete_column()`` in a ``__table__``):
-#: class -> attribute name.
-_OTHERS: dict[type[Any], str] = {}
-_options: tuple[ORMOption, ...] | None = None
+
+class _Criteria:
+    """The loader criteria that hide soft-deleted rows, rebuilt when a soft-delete class is mapped.
+
+    ``SoftDeleteMixin`` classes share one criterion; the others (imperatively
+    mapped domain classes, ``soft_delete_column()`` in a ``__table__``) get
+    one each, by the attribute that holds their deletion time.
+    """
+
+    __slots__ = ("_options", "others")
+
+    def __init__(self) -> None:
+        #: class -> attribute name, for soft-delete classes outside SoftDeleteMixin.
+        self.others: dict[type[Any], str] = {}
+        self._options: tuple[ORMOption, ...] | None = None
+
+    def add(self, cls: type[Any], key: str) -> None:
+        self.others[cls] = key
+        self._options = None
+
+    def options(self) -> tuple[ORMOption, ...]:
+        if self._options is None:
+            options: list[ORMOption] = [
+                with_loader_criteria(SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True)
+            ]
+            for cls, key in self.others.items():
+                options.append(with_loader_criteria(cls, getattr(cls, key).is_(None), include_aliases=True))
+            self._options = tuple(options)
+        return self._options
+
+
+_CRITERIA = _Criteria()
 
 
 class IncludeDeleted(UserDefinedOption):
@@ -67,43 +93,36 @@ class IncludeDeleted(UserDefinedOption):
 
 
 def hide_soft_deleted(session: Session | AsyncSession) -> None:
-    """Turn the soft-delete filter on for ``session``, unless its ``info`` already says otherwise."""
-    session.info.setdefault(SOFT_DELETE_SESSION, True)
+    """Turn the soft-delete filter on for ``session``, unless its ``info`` already says otherwise.
+
+    Installs keel's session listeners too (once per process), so a unit of
+    work or repository on a session from a hand-built factory gets them.
+    """
+    listeners.install()
+    session.info.setdefault(HIDE_SOFT_DELETED, True)
 
 
+# A mapping hook, registered on import: it must see every mapper, however
+# early it is configured (``listeners.install`` runs later, with the first engine).
 @event.listens_for(Mapper, "mapper_configured")
 def _register(mapper: Mapper[Any], cls: type[Any]) -> None:
-    global _options
     if issubclass(cls, SoftDeleteMixin):
         return
     for prop in mapper.column_attrs:
         if any(column.info.get("keel") == DELETED_AT for column in prop.columns):
-            _OTHERS[cls] = prop.key
-            _options = None
+            _CRITERIA.add(cls, prop.key)
             return
 
 
-def _criteria() -> tuple[ORMOption, ...]:
-    global _options
-    if _options is None:
-        options: list[ORMOption] = [
-            with_loader_criteria(SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True)
-        ]
-        for cls, key in _OTHERS.items():
-            options.append(with_loader_criteria(cls, getattr(cls, key).is_(None), include_aliases=True))
-        _options = tuple(options)
-    return _options
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _hide_soft_deleted(state: ORMExecuteState) -> None:
-    if not state.is_select or state.is_column_load or not state.session.info.get(SOFT_DELETE_SESSION):
+def hide_soft_deleted_rows(state: ORMExecuteState) -> None:
+    """The ``do_orm_execute`` listener (installed by :func:`keel.infrastructure.database.listeners.install`)."""
+    if not state.is_select or state.is_column_load or not state.session.info.get(HIDE_SOFT_DELETED):
         return
     if state.execution_options.get(INCLUDE_DELETED, False):
         return
     if any(isinstance(option, IncludeDeleted) for option in state.user_defined_options):
         return
-    state.statement = state.statement.options(*_criteria())
+    state.statement = state.statement.options(*_CRITERIA.options())
 
 
 # --- hard deletes through filtered collections ----------------------------------------

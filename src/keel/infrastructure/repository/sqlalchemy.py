@@ -32,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConflictError, NotFoundError
 from keel.infrastructure.database._translate import require_attachable, translating
-from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
 from keel.infrastructure.repository._checks import (
     check_page,
@@ -45,9 +44,9 @@ from keel.infrastructure.repository._set_based import delete_rows, update_rows
 from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by
 from keel.infrastructure.repository._sql_reads import count_rows, fetch, fetch_one_or_none, keyset_page, load_many
 from keel.infrastructure.repository._statements import check_statement
-from keel.infrastructure.repository.cursor import SecretLike, default_cursor_secret, secret_bytes
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.pages import CursorPage, Page
+from keel.infrastructure.repository.settings import SecretLike, resolve_cursor_secret, resolve_setting
 from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED, hide_soft_deleted, load_hidden_dependents
 
 T = TypeVar("T")
@@ -57,10 +56,10 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     """Generic repository over one mapped class ``T``, bound to one session."""
 
     #: Largest page ``paginate``/``paginate_by_cursor`` serve; larger sizes are refused.
-    #: Set on a subclass to override the settings; on this class, the process-wide default.
-    max_page_size: ClassVar[int] = 1000
+    #: Set on a subclass to override the settings; None: the session factory's, else the process-wide default.
+    max_page_size: ClassVar[int | None] = None
     #: Page size when the caller gives none (same precedence).
-    default_page_size: ClassVar[int] = 50
+    default_page_size: ClassVar[int | None] = None
     #: Key that signs cursors; None: the session factory's, else the process-wide default.
     cursor_secret: ClassVar[SecretLike | None] = None
 
@@ -416,24 +415,10 @@ class SqlAlchemyRepository(RepositoryBase[T]):
 
     def _setting(self, name: str) -> Any:
         """A tuning knob: this repository's subclass, else its session factory, else the process default."""
-        own = self.__dict__.get(name)
-        if own is None:
-            for klass in type(self).__mro__:
-                if klass is SqlAlchemyRepository:
-                    break
-                own = klass.__dict__.get(name)
-                if own is not None:
-                    break
-        if own is not None:
-            return own
-        configured = self.session.info.get(REPOSITORY_SETTINGS)
-        if configured is not None:
-            return getattr(configured, name)
-        return getattr(SqlAlchemyRepository, name)
+        return resolve_setting(self, name, self.session.info, base=SqlAlchemyRepository)
 
     def _cursor_secret(self) -> bytes:
-        secret = self._setting("cursor_secret")
-        return default_cursor_secret() if secret is None else secret_bytes(secret)
+        return resolve_cursor_secret(self, self.session.info, base=SqlAlchemyRepository)
 
     def _identity_of(self, entity: T) -> tuple[Any, ...]:
         return tuple(getattr(entity, name) for name in self.traits.primary_key)
