@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -14,6 +15,8 @@ from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, Repos
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
 from keel.infrastructure.database import _timeouts
 from keel.infrastructure.database.errors import connect_error
+
+_logger = logging.getLogger("keel.database")
 
 
 def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **overrides: Any) -> AsyncEngine:
@@ -78,6 +81,7 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         _timeouts.install(engine)
     if db.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "handle_error", _end_refused_commit)
         if _is_memory_sqlite(url.database):
             event.listen(engine.sync_engine, "handle_error", _keep_memory_connection)
     return engine
@@ -129,6 +133,24 @@ def _keep_memory_connection(context: ExceptionContext) -> None:
     if sqlite_connection is not None:
         sqlite_connection.interrupt()  # thread-safe, made for exactly this
     context.is_disconnect = False
+
+
+def _end_refused_commit(context: ExceptionContext) -> None:
+    """Roll back a SQLite transaction whose COMMIT failed, as SQLAlchemy believes it ended.
+
+    SQLite keeps the transaction open when COMMIT fails (a deferred foreign
+    key, a busy database), while SQLAlchemy counts it as finished and so
+    skips the pool's reset: the connection would go back to the pool holding
+    the refused rows, for the next unit of work on it to commit with its own.
+    """
+    if context.statement is not None or context.connection is None or context.is_disconnect:
+        return
+    fairy = context.connection.connection
+    if getattr(fairy.driver_connection, "in_transaction", False):
+        try:
+            fairy.dbapi_connection.rollback()  # type: ignore[union-attr]
+        except Exception:  # the commit's own error is the one to report
+            _logger.warning("rolling back after a refused SQLite COMMIT failed", exc_info=True)
 
 
 def _current_task() -> asyncio.Task[Any] | None:
