@@ -1,0 +1,109 @@
+"""In-memory SQLite under a cancellation storm, and the readiness probe while its only connection is busy."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keel import KeelError
+from keel.config import DatabaseSettings
+from keel.infrastructure.database import check_database, create_engine, create_session_factory
+from keel.orm import Base
+from tests.models import AppUnitOfWork, Counter
+
+WORKERS = 30
+ROUNDS = 8
+
+
+@pytest.fixture
+async def memory_engine() -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseSettings(url="sqlite+aiosqlite://", pool_timeout=5))
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    async with AppUnitOfWork(create_session_factory(engine)) as uow:
+        uow.counters.add(Counter(id=1, value=0))
+        await uow.commit()
+    yield engine
+    await engine.dispose()
+
+
+async def cancel_after(task: asyncio.Task[None], turns: int) -> None:
+    for _ in range(turns):
+        if task.done():
+            return
+        await asyncio.sleep(0)
+    task.cancel()
+
+
+async def test_a_cancellation_storm_loses_no_committed_work_and_leaks_no_connection(
+    memory_engine: AsyncEngine,
+) -> None:
+    """30 writers, a random third cancelled at random moments each round: every commit that returned is counted."""
+    factory = create_session_factory(memory_engine)
+    returned = started = 0
+    failures: list[BaseException] = []
+    rng = random.Random(7)
+
+    async def writer() -> None:
+        nonlocal returned, started
+        try:
+            async with AppUnitOfWork(factory) as uow:
+                (await uow.counters.get(1)).value += 1
+                started += 1
+                await uow.commit()
+                returned += 1
+        except KeelError as exc:  # a typed error is allowed (a conflict); anything else is not
+            failures.append(exc)
+
+    for _ in range(ROUNDS):
+        tasks = [asyncio.create_task(writer()) for _ in range(WORKERS)]
+        # Each victim is cancelled after its own number of scheduler turns, so
+        # cancellations land in every phase: waiting for the connection, querying, committing, closing.
+        killers = [
+            asyncio.create_task(cancel_after(task, rng.randrange(0, 400))) for task in rng.sample(tasks, WORKERS // 3)
+        ]
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
+        await asyncio.gather(*killers)
+        unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+        assert not unexpected, unexpected
+    assert memory_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    async with AppUnitOfWork(factory) as uow:
+        value = (await uow.counters.get(1)).value
+    assert returned <= value <= started
+    assert returned < ROUNDS * WORKERS, "some writers were cancelled mid-work"
+    assert all(type(f).__name__ == "ConcurrencyError" for f in failures), failures
+
+
+async def test_readiness_keeps_its_timeout_while_a_unit_of_work_holds_the_only_connection(
+    memory_engine: AsyncEngine,
+) -> None:
+    """The probe waits for the busy connection no longer than its timeout, then reports not ready; later, ready."""
+    factory = create_session_factory(memory_engine)
+    async with AppUnitOfWork(factory) as uow:
+        await uow.counters.get(1)
+        began = time.monotonic()
+        result = await check_database(memory_engine, timeout=0.3)
+        elapsed = time.monotonic() - began
+    assert not result.healthy
+    assert elapsed < 0.3 + 0.25
+    async with asyncio.timeout(10):
+        while not (await check_database(memory_engine, timeout=1)).healthy:
+            await asyncio.sleep(0)
+    assert memory_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 1e-9])
+async def test_readiness_with_a_degenerate_timeout_answers_at_once(memory_engine: AsyncEngine, timeout: float) -> None:
+    """timeout 0, negative or tiny: an answer (not ready, or ready if it was that fast), never a hang or raise."""
+    began = time.monotonic()
+    result = await check_database(memory_engine, timeout=timeout)
+    assert time.monotonic() - began < 0.25
+    assert result.component == "database"
+    async with asyncio.timeout(10):
+        while memory_engine.pool.checkedout():  # type: ignore[attr-defined]
+            await asyncio.sleep(0)
