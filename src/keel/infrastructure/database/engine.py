@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolResetState
 
 from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
@@ -53,6 +53,8 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
                 max_overflow=0,
                 pool_timeout=db.pool_timeout,
                 pool_recycle=-1,
+                # Reset by _reset_memory_connection instead, which a cancellation cannot turn into a close.
+                pool_reset_on_return=None,
             )
     else:
         kwargs.update(
@@ -84,6 +86,7 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         event.listen(engine.sync_engine, "handle_error", _end_refused_commit)
         if _is_memory_sqlite(url.database):
             event.listen(engine.sync_engine, "handle_error", _keep_memory_connection)
+            event.listen(engine.sync_engine.pool, "reset", _reset_memory_connection)
     return engine
 
 
@@ -133,6 +136,28 @@ def _keep_memory_connection(context: ExceptionContext) -> None:
     if sqlite_connection is not None:
         sqlite_connection.interrupt()  # thread-safe, made for exactly this
     context.is_disconnect = False
+
+
+def _reset_memory_connection(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """The pool's rollback-on-return for in-memory SQLite, surviving a cancellation.
+
+    The pool closes a connection whose reset raised anything, a cancellation
+    of the returning task included; for this pool that drops the database.
+    The rollback is queued on aiosqlite's thread before the wait that the
+    cancellation interrupts, so it still runs before any later statement:
+    the connection is returned as usual, and the cancellation is requested
+    again, to be delivered at the task's next await.
+    """
+    if state.transaction_was_reset or not state.asyncio_safe:
+        return
+    try:
+        dbapi_connection.rollback()
+    except asyncio.CancelledError:
+        task = _current_task()
+        if task is None:
+            raise
+        task.uncancel()  # keeps the count right for asyncio.timeout and TaskGroup
+        task.cancel()
 
 
 def _end_refused_commit(context: ExceptionContext) -> None:
