@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -150,6 +152,29 @@ async def test_readiness_keeps_its_timeout_while_a_unit_of_work_holds_the_only_c
     # The abandoned probe finishes in the background; poll with a deadline.
     assert await until(lambda: _ready(memory_engine))
     assert memory_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+FIRST_PROBE = """
+import asyncio, sys
+from keel.config import DatabaseSettings
+from keel.infrastructure.database import check_database, create_engine
+
+async def main():
+    engine = create_engine(DatabaseSettings(url="sqlite+aiosqlite://"))
+    result = await check_database(engine, timeout=5)
+    await engine.dispose()
+    assert result.healthy, result
+    print(sorted(name for name in ("alembic", "keel.infrastructure.database.migrations") if name in sys.modules))
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_probe_of_a_process_does_not_import_alembic_on_the_event_loop() -> None:
+    """A probe without migration heads never imports Alembic (hundreds of ms that stalled the loop and the timeout)."""
+    done = subprocess.run([sys.executable, "-c", FIRST_PROBE], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("timeout", [0, -1, 1e-9])
