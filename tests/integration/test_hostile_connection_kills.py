@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy import literal_column, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
-from keel import DatabaseUnavailableError, KeelError
+from keel import AggregateRoot, DatabaseUnavailableError, KeelError, SqlAlchemyRepository, SqlAlchemyUnitOfWork
+from keel.orm import Base, VersionMixin
 from tests.models import AppUnitOfWork, Counter
 
 POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -21,7 +23,7 @@ class Boom(Exception):
     """The handler's own failure."""
 
 
-async def backend_pid(uow: AppUnitOfWork) -> int:
+async def backend_pid(uow: SqlAlchemyUnitOfWork) -> int:
     return int((await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
 
@@ -194,3 +196,88 @@ async def test_after_a_rollback_on_a_killed_connection_the_same_unit_of_work_sta
     async with AppUnitOfWork(session_factory) as uow:
         assert (await uow.counters.get(1)).value == 5
     await assert_recovered(engine, session_factory)
+
+
+class Dial(Base, AggregateRoot, VersionMixin):
+    """A table of this module's own: a deferred trigger on it makes COMMIT slow on request."""
+
+    __tablename__ = "hostile_dials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
+
+
+class DialUnitOfWork(SqlAlchemyUnitOfWork):
+    dials: SqlAlchemyRepository[Dial]
+
+
+#: COMMIT sleeps when a dial is set to this value: a deferred constraint trigger runs at COMMIT.
+SLOW_COMMIT = 4242
+SLOW_COMMIT_DDL = [
+    f"""CREATE OR REPLACE FUNCTION hostile_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.value = {SLOW_COMMIT} THEN PERFORM pg_sleep(30); END IF; RETURN NULL; END $$""",
+    "DROP TRIGGER IF EXISTS hostile_slow_commit ON hostile_dials",
+    """CREATE CONSTRAINT TRIGGER hostile_slow_commit AFTER INSERT OR UPDATE ON hostile_dials
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hostile_slow_commit()""",
+]
+
+
+async def wait_for_backend(engine: AsyncEngine, pid: int, *, wait_event_type: str) -> None:
+    """Poll pg_stat_activity (deadline 10 s) until ``pid`` waits on ``wait_event_type``."""
+    admin_engine = create_async_engine(engine.url, poolclass=NullPool)
+    try:
+        async with asyncio.timeout(10), admin_engine.connect() as admin:
+            while True:
+                found = await admin.execute(
+                    text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                )
+                if found.scalar_one_or_none() == wait_event_type:
+                    return
+    finally:
+        await admin_engine.dispose()
+
+
+async def test_a_connection_killed_while_its_flush_waits_for_a_row_lock_is_database_unavailable(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """The flush's UPDATE is in flight (blocked by another writer's lock) when its backend dies: typed, clean."""
+    async with DialUnitOfWork(session_factory) as uow:
+        uow.dials.add(Dial(id=1))
+        await uow.commit()
+    async with engine.connect() as holder:
+        await holder.execute(text("SELECT * FROM hostile_dials WHERE id = 1 FOR UPDATE"))
+        with pytest.raises(DatabaseUnavailableError):
+            async with DialUnitOfWork(session_factory) as uow:
+                pid = await backend_pid(uow)
+                (await uow.dials.get(1)).value = 7
+                committing = asyncio.ensure_future(uow.commit())
+                await wait_for_backend(engine, pid, wait_event_type="Lock")
+                await kill(engine, pid)
+                await committing
+        await holder.rollback()
+    await assert_recovered(engine, session_factory)
+    async with DialUnitOfWork(session_factory) as uow:
+        assert (await uow.dials.get(1)).value == 0
+
+
+async def test_a_connection_killed_during_commit_is_database_unavailable_and_nothing_is_half_done(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """COMMIT is running (a deferred trigger sleeps in it) when the backend dies: typed, the change is not stored."""
+    async with engine.begin() as conn:
+        for statement in SLOW_COMMIT_DDL:
+            await conn.execute(text(statement))
+    async with DialUnitOfWork(session_factory) as uow:
+        uow.dials.add(Dial(id=1))
+        await uow.commit()
+    with pytest.raises(DatabaseUnavailableError):
+        async with DialUnitOfWork(session_factory) as uow:
+            pid = await backend_pid(uow)
+            (await uow.dials.get(1)).value = SLOW_COMMIT
+            committing = asyncio.ensure_future(uow.commit())
+            await wait_for_backend(engine, pid, wait_event_type="Timeout")  # pg_sleep inside COMMIT
+            await kill(engine, pid)
+            await committing
+    await assert_recovered(engine, session_factory)
+    async with DialUnitOfWork(session_factory) as uow:
+        dial = await uow.dials.get(1)
+        assert (dial.value, dial.version) == (0, 1)
