@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from dependency_injector import providers
+from examples.allocation.api import create_app
+from examples.allocation.container import AllocationContainer
+
+from keel.config import DatabaseSettings, KeelSettings
+from keel.container import running
+from keel.infrastructure.database import create_engine
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "instance", "code", "message"}
@@ -102,3 +110,36 @@ async def test_other_methods_are_405_problems(client: httpx.AsyncClient, method:
     response = await client.request(method, "/add_batch", json=BATCH)
     assert_problem(response, 405)
     assert response.headers["allow"]
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a database nobody listens for (a closed port): every write fails to connect."""
+    container = AllocationContainer()
+    settings = KeelSettings(bus={"max_attempts": 2, "backoff_initial": 0.001, "jitter": 0})
+    container.settings.override(providers.Object(settings))
+    engine = create_engine(
+        DatabaseSettings(url="postgresql+asyncpg://app:s3cret-pw@127.0.0.1:1/shop", connect_timeout=2)
+    )
+    container.engine.override(providers.Object(engine))
+    app = create_app(container, manage_resources=False)
+    async with running(container):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://allocation.test") as client:
+            yield client
+    await engine.dispose()
+
+
+async def test_an_unreachable_database_is_a_503_problem_with_retry_after_and_no_secret(
+    unreachable: httpx.AsyncClient,
+) -> None:
+    """Writes and readiness on a refused connection: 503 problem+json, Retry-After, no URL or password."""
+    for response in (
+        await unreachable.post("/add_batch", json=BATCH),
+        await unreachable.get("/allocations/o1"),
+        await unreachable.get("/health/ready"),
+    ):
+        assert_problem(response, 503)
+        assert response.headers["retry-after"]
+        assert "s3cret-pw" not in response.text
+        assert "127.0.0.1" not in response.text
