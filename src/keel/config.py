@@ -43,12 +43,27 @@ def _parse_url(value: Any) -> URL:
     try:
         url = value if isinstance(value, URL) else make_url(str(value))
     except (ArgumentError, ValueError):
+        if _authority(str(value)).count("@") > 1:
+            raise ValueError(_UNENCODED_AT) from None
         # Never echo the value (nor the parser's message, which quotes it): it may hold a password.
         raise ValueError("not a database URL (expected e.g. postgresql+asyncpg://user@host/db)") from None
+    if url.host and "@" in url.host:
+        # The parser split the password at its first '@': the rest would be
+        # the "host", shown unmasked in every repr and log line.
+        raise ValueError(_UNENCODED_AT)
     driver = ASYNC_DRIVERS.get(url.drivername)
     url = url.set(drivername=driver) if driver else url
     _require_async_dialect(url)
     return _password_out_of_query(url)
+
+
+_UNENCODED_AT = "an '@' in the user name or password must be percent-encoded as %40"
+
+
+def _authority(raw: str) -> str:
+    """The ``user:password@host:port`` part of a URL string (roughly: it only has to count '@')."""
+    _, _, rest = raw.partition("://")
+    return rest.split("?", 1)[0].rsplit("/", 1)[0]
 
 
 def _password_out_of_query(url: URL) -> URL:

@@ -133,7 +133,16 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         """Deprecated hook, run after the flush: use a participant's ``after_flush`` instead."""
 
     async def _rollback(self) -> None:
-        await self.session.rollback()
+        session = self.session
+        try:
+            await session.rollback()
+        except (SQLAlchemyError, OSError) as exc:
+            # A connection the server killed cannot roll back: drop it, so the
+            # unit of work can start again on a fresh one.
+            await _invalidate(session)
+            translated = translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else None
+            lost = DatabaseUnavailableError("the connection failed while the unit of work rolled back")
+            raise translated or lost from exc
 
     async def _close(self) -> None:
         session, self._session = self._session, None

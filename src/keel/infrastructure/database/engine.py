@@ -21,6 +21,7 @@ from keel.infrastructure.repository.settings import check_cursor_secret as check
 from keel.infrastructure.repository.settings import checked_repository_settings as checked_repository_settings
 
 
+
 def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **overrides: Any) -> AsyncEngine:
     """Build the :class:`AsyncEngine` for ``settings`` (default: from the environment).
 
@@ -55,6 +56,8 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
                 max_overflow=0,
                 pool_timeout=db.pool_timeout,
                 pool_recycle=-1,
+                # Reset by listeners._reset_memory_connection instead, which a cancellation cannot turn into a close.
+                pool_reset_on_return=None,
             )
     else:
         kwargs.update(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,16 +82,19 @@ async def check_database(
 
 
 async def _probe(engine: AsyncEngine, alembic_config: Config | str | Path | None) -> MigrationState | None:
-    from keel.infrastructure.database import migrations  # Alembic is only needed for the head check
-
-    expected = None
-    if alembic_config is not None:
-        expected = await asyncio.to_thread(migrations.expected_heads, alembic_config)
+    if alembic_config is None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return None
+    # Alembic is only needed for the head check, and importing it takes a few
+    # hundred milliseconds: done on the event loop, that stalled every task
+    # and made the first probe of a process overrun its timeout.
+    migrations = await asyncio.to_thread(importlib.import_module, "keel.infrastructure.database.migrations")
+    expected = await asyncio.to_thread(migrations.expected_heads, alembic_config)
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
-        if expected is None:
-            return None
-        return await conn.run_sync(migrations.migration_state, expected)
+        state: MigrationState = await conn.run_sync(migrations.migration_state, expected)
+        return state
 
 
 def _forget(task: asyncio.Task[Any]) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -38,9 +39,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.pool import PoolResetState
 
 from keel.infrastructure.database import _timeouts, aggregate_lock, stale_deletes, values
 from keel.infrastructure.database._translate import connect_error
+
+_logger = logging.getLogger("keel.database")
 
 
 def _session_listeners() -> list[tuple[Any, str, Callable[..., Any]]]:
@@ -78,8 +82,10 @@ def install_engine(engine: AsyncEngine, *, sqlite: bool, memory_sqlite: bool, as
         _timeouts.install(engine)
     if sqlite:
         event.listen(sync_engine, "connect", _sqlite_pragmas)
+        event.listen(sync_engine, "handle_error", _end_refused_commit)
         if memory_sqlite:
             event.listen(sync_engine, "handle_error", _keep_memory_connection)
+            event.listen(sync_engine.pool, "reset", _reset_memory_connection)
 
 
 def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
@@ -120,3 +126,50 @@ def _keep_memory_connection(context: ExceptionContext) -> None:
     if sqlite_connection is not None:
         sqlite_connection.interrupt()  # thread-safe, made for exactly this
     context.is_disconnect = False
+
+
+def _reset_memory_connection(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """The pool's rollback-on-return for in-memory SQLite, surviving a cancellation.
+
+    The pool closes a connection whose reset raised anything, a cancellation
+    of the returning task included; for this pool that drops the database.
+    The rollback is queued on aiosqlite's thread before the wait that the
+    cancellation interrupts, so it still runs before any later statement:
+    the connection is returned as usual, and the cancellation is requested
+    again, to be delivered at the task's next await.
+    """
+    if state.transaction_was_reset or not state.asyncio_safe:
+        return
+    try:
+        dbapi_connection.rollback()
+    except asyncio.CancelledError:
+        task = _current_task()
+        if task is None:
+            raise
+        task.uncancel()  # keeps the count right for asyncio.timeout and TaskGroup
+        task.cancel()
+
+
+def _end_refused_commit(context: ExceptionContext) -> None:
+    """Roll back a SQLite transaction whose COMMIT failed, as SQLAlchemy believes it ended.
+
+    SQLite keeps the transaction open when COMMIT fails (a deferred foreign
+    key, a busy database), while SQLAlchemy counts it as finished and so
+    skips the pool's reset: the connection would go back to the pool holding
+    the refused rows, for the next unit of work on it to commit with its own.
+    """
+    if context.statement is not None or context.connection is None or context.is_disconnect:
+        return
+    fairy = context.connection.connection
+    if getattr(fairy.driver_connection, "in_transaction", False):
+        try:
+            fairy.dbapi_connection.rollback()  # type: ignore[union-attr]
+        except Exception:  # the commit's own error is the one to report
+            _logger.warning("rolling back after a refused SQLite COMMIT failed", exc_info=True)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: a synchronous caller
+        return None
