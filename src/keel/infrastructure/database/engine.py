@@ -21,7 +21,6 @@ from keel.infrastructure.repository.settings import check_cursor_secret as check
 from keel.infrastructure.repository.settings import checked_repository_settings as checked_repository_settings
 
 
-
 def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **overrides: Any) -> AsyncEngine:
     """Build the :class:`AsyncEngine` for ``settings`` (default: from the environment).
 
