@@ -84,3 +84,16 @@ def test_what_touches_no_database_passes_and_the_drivers_are_restored(pytester: 
     reports = run_sample_suite(pytester)
     assert failures(reports["test_builds_an_engine_without_connecting"]) == []
     assert sqlite3.connect is original
+
+
+def test_session_fixtures_finalised_after_the_last_unit_test_may_connect(pytester: pytest.Pytester) -> None:
+    """When a unit test runs last, the session fixtures torn down with it (a test database dropped) are not blamed."""
+    pytester.makeconftest(
+        "import sqlite3\nimport pytest\n\n\n@pytest.fixture(scope='session')\ndef database():\n"
+        "    yield\n    sqlite3.connect(':memory:').close()\n"
+    )
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(**{"a_integration/test_first": "def test_uses_the_database(database):\n    pass\n"})
+    pytester.makepyfile(**{"b_unit/conftest": GUARD.read_text(), "b_unit/test_last": "def test_pure():\n    pass\n"})
+    recorded = pytester.inline_run("-p", "no:randomly", "-p", "no:cacheprovider")
+    recorded.assertoutcome(passed=2)

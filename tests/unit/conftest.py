@@ -78,13 +78,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         module.connect = _guarded(module.__name__, connect)
 
 
+def _stop_watching() -> list[str]:
+    """Put the drivers' connect functions back; what the test opened meanwhile."""
+    for module, connect in _Watch.wrapped:
+        module.connect = connect
+    opened, _Watch.opened, _Watch.wrapped = _Watch.opened or [], None, []
+    return opened
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    # The last test's teardown also finalises the session's fixtures (dropping the
+    # PostgreSQL test database, say): those connections are not the unit test's.
+    opened = _stop_watching() if nextitem is None else []
     try:
         return (yield)
     finally:
-        for module, connect in _Watch.wrapped:
-            module.connect = connect
-        opened, _Watch.opened, _Watch.wrapped = _Watch.opened, None, []
+        opened += _stop_watching()
         if opened:
             pytest.fail(f"a unit test opened a database connection ({', '.join(opened)}): {_WHERE}", pytrace=False)
