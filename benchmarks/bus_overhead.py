@@ -50,6 +50,7 @@ from keel import MessageBus
 from keel.config import DatabaseSettings, KeelSettings
 from keel.container import running
 from keel.infrastructure.database import create_engine, create_session_factory
+from keel.orm import keel_metadata
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_test"
 SKUS = 200
@@ -101,6 +102,7 @@ async def prepare(engine: AsyncEngine) -> None:
     """The example's tables (created if absent), emptied, with one large batch per sku."""
     async with engine.begin() as conn:
         await conn.run_sync(orm.metadata.create_all, tables=TABLES)
+        await conn.run_sync(keel_metadata.create_all)  # the container's units of work record commands
     await clear(engine, everything=True)
     session_factory = create_session_factory(engine)
     async with session_factory() as session, session.begin():
@@ -109,6 +111,7 @@ async def prepare(engine: AsyncEngine) -> None:
 
 async def clear(engine: AsyncEngine, *, everything: bool = False) -> None:
     tables = TABLES if everything else [orm.allocations, orm.order_lines, orm.allocations_view]
+    tables = [*tables, *keel_metadata.sorted_tables]  # every round records its commands afresh
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} CASCADE"))

@@ -116,10 +116,13 @@ def migrate(url: str) -> None:
 async def _create_all(url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from keel.orm import keel_metadata
+
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(orm.metadata.create_all)
+            await conn.run_sync(keel_metadata.create_all)  # the bus records each command it handles
     finally:
         await engine.dispose()
 

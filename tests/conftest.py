@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.config import DatabaseSettings
 from keel.infrastructure.database import create_engine, create_session_factory
-from keel.orm import Base
+from keel.orm import Base, keel_metadata
 from tests.support.postgres_cluster import private_postgres as private_postgres
 from tests.support.services import create_postgres_database, drop_postgres_database, unavailable
 
@@ -69,9 +69,10 @@ async def reset_schema(engine: AsyncEngine, metadata: MetaData) -> None:
 
 @pytest.fixture
 async def engine(database_settings: DatabaseSettings) -> AsyncIterator[AsyncEngine]:
-    """An engine on the test's backend with every ``Base`` table empty."""
+    """An engine on the test's backend with every ``Base`` table and keel's own tables empty."""
     engine = create_engine(database_settings)
     await reset_schema(engine, Base.metadata)
+    await reset_schema(engine, keel_metadata)
     yield engine
     await engine.dispose()
 

@@ -41,7 +41,19 @@ from keel.infrastructure.repository import (
     filters_from_query,
 )
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
-from keel.service_layer import BusConfigurationError, HandlerRegistry, MessageBus
+from keel.service_layer import (
+    BusConfigurationError,
+    BusStats,
+    CallNext,
+    CommandAlreadyHandledError,
+    CommitParticipant,
+    HandlerCall,
+    HandlerRegistry,
+    MessageBus,
+    Middleware,
+    Participant,
+    RetryPolicy,
+)
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 __version__ = "0.1.0"
@@ -51,9 +63,13 @@ __all__ = [
     "AggregateRoot",
     "AuthorizationError",
     "BusConfigurationError",
+    "BusStats",
     "CacheError",
+    "CallNext",
     "CheckViolationError",
     "Command",
+    "CommandAlreadyHandledError",
+    "CommitParticipant",
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictError",
@@ -66,6 +82,7 @@ __all__ = [
     "Eq",
     "Filter",
     "ForeignKeyViolationError",
+    "HandlerCall",
     "HandlerRegistry",
     "In",
     "InfrastructureError",
@@ -74,12 +91,15 @@ __all__ = [
     "Like",
     "Message",
     "MessageBus",
+    "Middleware",
     "Ne",
     "NotFoundError",
     "NotNullViolationError",
     "Page",
+    "Participant",
     "PublishError",
     "Range",
+    "RetryPolicy",
     "SqlAlchemyRepository",
     "SqlAlchemyUnitOfWork",
     "UnitOfWorkError",

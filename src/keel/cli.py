@@ -16,5 +16,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+__all__ = ["main"]
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -392,3 +392,18 @@ def _default_text(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "(secret)"
     return str(value)
+
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEV_CURSOR_SECRET",
+    "TOOLING_VARIABLES",
+    "BusSettings",
+    "DatabaseSettings",
+    "KeelSettings",
+    "RepositorySettings",
+    "SettingReference",
+    "load_settings",
+    "settings_reference",
+    "settings_table",
+]

@@ -21,7 +21,7 @@ instance's providers as usual: ``container.engine.override(providers.Object(engi
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -32,8 +32,10 @@ from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, DatabaseUnavailableError
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
+from keel.infrastructure.processed_commands import RecordProcessedCommands
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
+from keel.service_layer.participants import CommitParticipant
 
 #: What the bus retries when built by the container: the errors
 #: :func:`keel.infrastructure.database.is_transient` accepts.
@@ -82,10 +84,18 @@ async def dispose_engine_at_shutdown(engine: AsyncEngine) -> AsyncIterator[Async
 
 
 def build_unit_of_work(
-    unit_of_work_class: type[SqlAlchemyUnitOfWork], session_factory: async_sessionmaker[AsyncSession]
+    unit_of_work_class: type[SqlAlchemyUnitOfWork],
+    session_factory: async_sessionmaker[AsyncSession],
+    participants: Iterable[CommitParticipant[Any]] = (),
 ) -> SqlAlchemyUnitOfWork:
-    """A fresh unit of work of the configured class."""
-    return unit_of_work_class(session_factory)
+    """A fresh unit of work of the configured class, with the container's commit participants.
+
+    They are appended after construction, so a unit of work class whose
+    ``__init__`` takes only the session factory keeps working.
+    """
+    uow = unit_of_work_class(session_factory)
+    uow.participants.extend(participants)
+    return uow
 
 
 def command_retry_policy(settings: KeelSettings) -> RetryPolicy:
@@ -139,9 +149,9 @@ class KeelContainer(containers.DeclarativeContainer):
     """Settings, engine, session factory, units of work and the message bus.
 
     Extension points to redefine in a subclass (or override on an instance):
-    ``settings``, ``unit_of_work_class``, ``handlers`` (a
+    ``settings``, ``unit_of_work_class``, ``commit_participants``, ``handlers`` (a
     :class:`keel.HandlerRegistry`), ``command_handlers``, ``event_handlers``,
-    ``handler_dependencies``, ``commands``, and the ``event_bus``, ``cache`` and
+    ``handler_dependencies``, ``commands``, ``bus_middleware``, and the ``event_bus``, ``cache`` and
     ``event_store`` backends.
     """
 
@@ -159,8 +169,11 @@ class KeelContainer(containers.DeclarativeContainer):
     session_factory = providers.Resource(session_factory_for, engine, repository_settings)
 
     unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
+    #: Run at every commit of the container's units of work, after the class's own. The default
+    #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice.
+    commit_participants = providers.List(providers.Singleton(RecordProcessedCommands))
     #: A factory: every call is a new unit of work (the bus calls it per message).
-    unit_of_work = providers.Factory(build_unit_of_work, unit_of_work_class, session_factory)
+    unit_of_work = providers.Factory(build_unit_of_work, unit_of_work_class, session_factory, commit_participants)
 
     handlers: providers.Object[HandlerRegistry | None] = providers.Object(None)
     command_handlers = providers.Dict()
@@ -169,6 +182,8 @@ class KeelContainer(containers.DeclarativeContainer):
     commands = providers.List()
     command_retry = providers.Singleton(command_retry_policy, settings)
     event_retry = providers.Singleton(event_retry_policy, settings)
+    #: Wraps every handler call, the first outermost (security, telemetry); see keel.service_layer.middleware.
+    bus_middleware = providers.List()
     bus = providers.Singleton(
         MessageBus,
         unit_of_work.provider,
@@ -179,6 +194,7 @@ class KeelContainer(containers.DeclarativeContainer):
         commands=commands,
         command_retry=command_retry,
         event_retry=event_retry,
+        middleware=bus_middleware,
     )
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)

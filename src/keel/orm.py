@@ -3,13 +3,18 @@
 .. code-block:: python
 
     from keel.orm import Base, TimestampMixin, VersionMixin, SoftDeleteMixin
+
+An application with several bounded contexts gives each its own declarative
+base and metadata: ``class CatalogBase(KeelBase): pass`` (see docs/models.md).
 """
 
 from __future__ import annotations
 
+from keel.infrastructure.database import tables as _tables  # noqa: F401  (fills keel_metadata)
 from keel.infrastructure.database.orm import (
     NAMING_CONVENTION,
     Base,
+    KeelBase,
     ModelTraits,
     SoftDeleteMixin,
     TimestampMixin,
@@ -26,6 +31,7 @@ from keel.infrastructure.database.types import UTCDateTime
 __all__ = [
     "NAMING_CONVENTION",
     "Base",
+    "KeelBase",
     "ModelTraits",
     "SoftDeleteMixin",
     "TimestampMixin",

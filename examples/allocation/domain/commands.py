@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from keel.domain import Command
+from keel import Command
 
 #: The longest reference, sku or order id: the columns are String(255).
 MAX_REFERENCE_LENGTH = 255

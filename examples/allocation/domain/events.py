@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keel.domain import DomainEvent
+from keel import DomainEvent
 
 
 class Allocated(DomainEvent):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from examples.allocation.domain.events import Allocated, Deallocated, OutOfStock
-from keel.domain import AggregateRoot, DomainError, NotFoundError
+from keel import AggregateRoot, DomainError, NotFoundError
 
 
 class InvalidSku(DomainError):

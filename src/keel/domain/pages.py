@@ -92,6 +92,3 @@ class CursorPage(Generic[T]):
             "has_next": self.has_next,
             "has_previous": self.has_previous,
         }
-
-
-__all__ = ["CursorPage", "Page"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import typing
+import warnings
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -34,6 +35,7 @@ from keel.infrastructure.database.aggregate_lock import bumped_roots
 from keel.infrastructure.database.errors import translate_db_error
 from keel.infrastructure.database.stale_deletes import StaleRowsError
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
+from keel.service_layer.participants import CommitParticipant, Participant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 _STALE_TABLE = re.compile(r"on table '([^']+)'")
@@ -45,6 +47,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     Works with the factory from :func:`keel.infrastructure.database.create_session_factory`
     or one built by hand (``expire_on_commit`` may be either value).
+    ``participants`` write in (or react to) each commit; see
+    :mod:`keel.service_layer.participants`.
     """
 
     #: name -> repository class, found from the class annotations.
@@ -53,9 +57,21 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._repository_specs = {}  # resolved lazily: annotations may be forward references
+        if "_before_commit" in cls.__dict__:
+            warnings.warn(
+                f"{cls.__qualname__}._before_commit is deprecated: give the unit of work a commit "
+                "participant with an after_flush phase instead (participants=[...] or commit_participants)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        participants: Iterable[CommitParticipant[Any]] = (),
+    ) -> None:
+        super().__init__(participants=participants)
         self.session_factory = session_factory
         self._session: AsyncSession | None = None
 
@@ -94,11 +110,16 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     async def _commit(self, events: list[DomainEvent]) -> None:
         session = self.session
         held = _versioned_changes(session.sync_session)
+        legacy_hook = type(self)._before_commit is not SqlAlchemyUnitOfWork._before_commit
         try:
-            if type(self)._before_commit is not SqlAlchemyUnitOfWork._before_commit:
-                # The hook's rows are written after the aggregates' own changes.
-                await session.flush()
-                await self._before_commit(session, events)
+            if self.participants or legacy_hook:
+                await self._before_flush(events)
+                if legacy_hook or _has_after_flush(self.participants):
+                    # Their rows are written after the aggregates' own changes.
+                    await session.flush()
+                    if legacy_hook:
+                        await self._before_commit(session, events)
+                    await self._after_flush(events)
             await session.commit()  # flushes first; one round through the greenlet instead of two
         except StaleDataError as exc:
             raise _concurrency_error(exc, _with_bumped_roots(held, session.sync_session)) from exc
@@ -109,7 +130,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             raise translated from exc
 
     async def _before_commit(self, session: AsyncSession, events: list[DomainEvent]) -> None:
-        """Hook: write rows in the same transaction (the outbox does this)."""
+        """Deprecated hook, run after the flush: use a participant's ``after_flush`` instead."""
 
     async def _rollback(self) -> None:
         await self.session.rollback()
@@ -150,6 +171,11 @@ async def _invalidate(session: AsyncSession) -> None:
     except (SQLAlchemyError, OSError):
         # Already as dead as it gets; the close's own error is the one to report.
         _logger.debug("invalidating a failed session failed too", exc_info=True)
+
+
+def _has_after_flush(participants: Iterable[CommitParticipant[Any]]) -> bool:
+    """Whether a participant does something after the flush (else the commit need not flush separately)."""
+    return any(getattr(type(p), "after_flush", None) is not Participant.after_flush for p in participants)
 
 
 def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[Any], type[Any] | None]]:

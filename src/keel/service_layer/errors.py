@@ -14,6 +14,3 @@ class BusConfigurationError(ConfigurationError):
     """
 
     code = "bus_configuration_error"
-
-
-__all__ = ["BusConfigurationError"]

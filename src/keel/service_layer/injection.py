@@ -97,6 +97,3 @@ def prepare(
         )
     call = functools.partial(handler, **bound) if bound else handler
     return PreparedHandler(handler, name, call, wants_uow, wants_bus)
-
-
-__all__ = ["BUS", "RESERVED", "UOW", "Handler", "PreparedHandler", "handler_name", "prepare"]

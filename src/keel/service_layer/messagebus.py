@@ -21,15 +21,23 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tenacity import RetryCallState
 
 from keel.domain.messages import Command, DomainEvent, Message
+from keel.service_layer.commands import (
+    CommandAlreadyHandledError,
+    current_command,
+    new_context,
+    reset_current,
+    set_current,
+)
 from keel.service_layer.errors import BusConfigurationError
 from keel.service_layer.injection import RESERVED, Handler, PreparedHandler, prepare
+from keel.service_layer.middleware import CallNext, HandlerCall, Middleware
 from keel.service_layer.registry import CommandSpec, HandlerRegistry, command_types
 from keel.service_layer.retry import RetryPolicy, describe_retry
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
@@ -52,6 +60,8 @@ class BusStats:
     commands_handled: int = 0
     commands_failed: int = 0
     command_retries: int = 0
+    #: Commands refused because an earlier attempt or request had already applied them.
+    commands_already_handled: int = 0
     events_handled: int = 0
     event_handler_failures: int = 0
     event_handler_retries: int = 0
@@ -83,9 +93,12 @@ class MessageBus:
         commands: command types, or modules of them, that must have a handler.
         command_retry: retry policy for command handlers (default: on
             :class:`keel.ConcurrencyError`, 10 attempts). An attempt whose
-            injected unit of work already committed is never retried: running
-            the handler again would repeat that work.
+            injected unit of work already committed (or any unit of work that
+            recorded the command) is never retried: running the handler again
+            would repeat that work.
         event_retry: retry policy for each event handler (default: 3 attempts).
+        middleware: wrap every handler call, the first outermost; see
+            :mod:`keel.service_layer.middleware`.
     """
 
     def __init__(
@@ -99,6 +112,7 @@ class MessageBus:
         commands: Iterable[CommandSpec] = (),
         command_retry: RetryPolicy | None = None,
         event_retry: RetryPolicy | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         deps = dict(dependencies or {})
         clash = sorted(RESERVED & deps.keys())
@@ -131,6 +145,10 @@ class MessageBus:
         self.command_retry = command_retry or RetryPolicy()
         self.event_retry = event_retry or DEFAULT_EVENT_RETRY
         self.stats = BusStats()
+        self._middleware: tuple[Middleware, ...] = tuple(middleware)
+        for layer in self._middleware:
+            if not callable(layer):
+                raise BusConfigurationError(f"middleware must be callable, not {type(layer).__name__}")
 
         required = command_types([*commands, *merged.required_commands])
         unhandled = [command for command in required if self._command_handler(command) is None]
@@ -145,22 +163,36 @@ class MessageBus:
 
     # --- public API ------------------------------------------------------------
 
-    async def handle(self, message: Message) -> Any:
+    async def handle(self, message: Message, *, idempotency_key: str | None = None) -> Any:
         """Handle ``message`` and every event that follows from it; return the command's result.
 
         A command's error propagates (after the events of any work it did
         commit have been handled); an event handler's error is logged and
         counted, and the other handlers still run.
+
+        A command gets an id for its handling, the same in every retry:
+        ``idempotency_key`` when given (a client's ``Idempotency-Key``),
+        otherwise a random one. Where units of work record commands (the
+        container's do), a command whose id was already committed raises
+        :class:`keel.CommandAlreadyHandledError` instead of being applied again.
         """
         queue: deque[DomainEvent] = deque()
         if isinstance(message, Command):
+            token = set_current(new_context(message.message_type, idempotency_key))
             try:
                 result = await self._handle_command(message, queue)
             except Exception:
+                reset_current(token)
                 await self._drain(queue)
                 raise
+            except BaseException:  # cancelled: leave the caller's context as it was
+                reset_current(token)
+                raise
+            reset_current(token)
             await self._drain(queue)
             return result
+        if idempotency_key is not None:
+            raise TypeError("idempotency_key is for commands: events are handled by every handler, each time")
         if isinstance(message, DomainEvent):
             queue.append(message)
             await self._drain(queue)
@@ -182,7 +214,10 @@ class MessageBus:
         if handler is None:
             raise BusConfigurationError(f"no handler for command {_name(type(command))}", command=_name(type(command)))
         try:
-            result = await self._run(handler, command, queue, self.command_retry, "command")
+            result = await self._dispatch(handler, command, queue, self.command_retry, "command")
+        except CommandAlreadyHandledError:
+            self.stats.commands_already_handled += 1
+            raise
         except Exception:
             self.stats.commands_failed += 1
             raise
@@ -199,11 +234,21 @@ class MessageBus:
     # --- events ----------------------------------------------------------------
 
     async def _drain(self, queue: deque[DomainEvent]) -> None:
+        if not queue:
+            return
+        # Event handlers' units of work are not the command's: they must not record its id.
+        token = set_current(None)
+        try:
+            await self._drain_events(queue)
+        finally:
+            reset_current(token)
+
+    async def _drain_events(self, queue: deque[DomainEvent]) -> None:
         while queue:
             event = queue.popleft()
             for handler in self._event_handlers(type(event)):
                 try:
-                    await self._run(handler, event, queue, self.event_retry, "event")
+                    await self._dispatch(handler, event, queue, self.event_retry, "event")
                 except Exception:
                     self.stats.event_handler_failures += 1
                     self.stats.failures_by_handler[handler.name] += 1
@@ -228,13 +273,33 @@ class MessageBus:
 
     # --- running one handler -----------------------------------------------------
 
+    def _dispatch(
+        self,
+        handler: PreparedHandler,
+        message: Message,
+        queue: deque[DomainEvent],
+        policy: RetryPolicy,
+        kind: Literal["command", "event"],
+    ) -> Awaitable[Any]:
+        if not self._middleware:  # the common case: one test, no extra coroutine
+            return self._run(handler, message, queue, policy, kind)
+        call = HandlerCall(message, handler.name, kind)
+
+        def innermost() -> Awaitable[Any]:
+            return self._run(handler, message, queue, policy, kind)
+
+        chain: CallNext = innermost
+        for layer in reversed(self._middleware):
+            chain = _bind(layer, call, chain)
+        return chain()
+
     async def _run(
         self,
         handler: PreparedHandler,
         message: Message,
         queue: deque[DomainEvent],
         policy: RetryPolicy,
-        kind: str,
+        kind: Literal["command", "event"],
     ) -> Any:
         if policy.max_attempts == 1:
             return await self._call(handler, message, queue)
@@ -303,7 +368,7 @@ class MessageBus:
                 result = await result
             return result
         except Exception as exc:
-            if policy is not None and uow is not None and uow.committed and policy.retries(exc):
+            if policy is not None and policy.retries(exc) and _committed(uow):
                 raise _AttemptCommitted(exc) from None
             raise
         finally:
@@ -325,8 +390,20 @@ class _AttemptCommitted(BaseException):
         self.error = error
 
 
+def _bind(layer: Middleware, call: HandlerCall, call_next: CallNext) -> CallNext:
+    def run() -> Awaitable[Any]:
+        return layer(call, call_next)
+
+    return run
+
+
+def _committed(uow: AbstractUnitOfWork | None) -> bool:
+    """Whether this attempt's work committed: its injected unit of work, or any that recorded the command."""
+    if uow is not None and uow.committed:
+        return True
+    context = current_command()
+    return context is not None and context.recorded
+
+
 def _name(message_type: type[Any]) -> str:
     return getattr(message_type, "__name__", repr(message_type))
-
-
-__all__ = ["DEFAULT_EVENT_RETRY", "BusStats", "MessageBus", "UnitOfWorkFactory"]

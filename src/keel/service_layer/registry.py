@@ -150,6 +150,3 @@ def command_types(specs: Iterable[CommandSpec]) -> list[type[Command]]:
         else:
             raise BusConfigurationError(f"{spec!r} is neither a Command subclass nor a module of commands")
     return list(dict.fromkeys(found))
-
-
-__all__ = ["CommandSpec", "HandlerRegistry", "command_types", "message_types_of"]

@@ -71,6 +71,3 @@ def describe_retry(state: RetryCallState) -> tuple[BaseException | None, float]:
     exc = state.outcome.exception() if state.outcome is not None else None
     wait = state.next_action.sleep if state.next_action is not None else 0.0
     return exc, wait
-
-
-__all__ = ["RetryPolicy", "describe_retry"]

@@ -13,13 +13,14 @@ import abc
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, ClassVar, Self
 
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.errors import UnitOfWorkError
 from keel.domain.messages import DomainEvent
+from keel.service_layer.participants import CommitParticipant
 
 _logger = logging.getLogger("keel.unit_of_work")
 
@@ -29,9 +30,17 @@ class AbstractUnitOfWork(abc.ABC):
 
     Not safe to share between concurrent tasks: take a fresh one per use
     (the container and the message bus do).
+
+    ``participants`` (after the class's :attr:`commit_participants`) run at
+    each phase of every commit, in order; see :mod:`keel.service_layer.participants`.
     """
 
-    def __init__(self) -> None:
+    #: Participants every instance of the class starts with.
+    commit_participants: ClassVar[Sequence[CommitParticipant[Any]]] = ()
+
+    def __init__(self, *, participants: Iterable[CommitParticipant[Any]] = ()) -> None:
+        #: This instance's commit participants, in the order they run; append to add one.
+        self.participants: list[CommitParticipant[Any]] = [*type(self).commit_participants, *participants]
         self._open = False
         self._seen: dict[int, AggregateRoot] = {}
         self._new_events: deque[DomainEvent] = deque()
@@ -93,13 +102,15 @@ class AbstractUnitOfWork(abc.ABC):
             self._seen = {}
 
     async def commit(self) -> None:
-        """Make the work durable, then release the seen aggregates' events."""
+        """Make the work durable, release the seen aggregates' events, then run ``after_commit``."""
         self._require_open("commit")
         events = self._pull_events()
         await self._commit(events)
         self.committed = True
         self._committed_in_block = True
         self._new_events.extend(events)
+        for participant in self.participants:
+            await participant.after_commit(self, events)
 
     async def rollback(self) -> None:
         """Undo the work done since the last commit; recorded events are dropped."""
@@ -144,9 +155,19 @@ class AbstractUnitOfWork(abc.ABC):
     async def _begin(self) -> None:
         """Start the work (open a session, build repositories)."""
 
+    async def _before_flush(self, events: Sequence[DomainEvent]) -> None:
+        """Run the participants' ``before_flush`` phase (``_commit`` calls it)."""
+        for participant in self.participants:
+            await participant.before_flush(self, events)
+
+    async def _after_flush(self, events: Sequence[DomainEvent]) -> None:
+        """Run the participants' ``after_flush`` phase (``_commit`` calls it)."""
+        for participant in self.participants:
+            await participant.after_flush(self, events)
+
     @abc.abstractmethod
     async def _commit(self, events: list[DomainEvent]) -> None:
-        """Persist the work atomically; ``events`` may be written alongside (outbox)."""
+        """Persist the work atomically, running the flush phases of the participants around the flush."""
 
     @abc.abstractmethod
     async def _rollback(self) -> None:

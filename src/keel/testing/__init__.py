@@ -8,11 +8,13 @@ fast unit tests of handlers and services.
 
 from __future__ import annotations
 
+from keel.testing.processed_commands import InMemoryProcessedCommands
 from keel.testing.repository import InMemoryRepository, in_memory_twin
 from keel.testing.store import InMemoryStore, Workspace
 from keel.testing.unit_of_work import InMemoryUnitOfWork, in_memory_unit_of_work
 
 __all__ = [
+    "InMemoryProcessedCommands",
     "InMemoryRepository",
     "InMemoryStore",
     "InMemoryUnitOfWork",

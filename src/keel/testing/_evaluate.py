@@ -258,6 +258,3 @@ def _like_regex(pattern: str, escape: str | None, insensitive: bool) -> re.Patte
         else:
             out.append(re.escape(char))
     return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if insensitive else 0))
-
-
-__all__ = ["Evaluator", "UnsupportedExpression", "compile_where", "matches"]

@@ -93,6 +93,3 @@ def cursor_page(
             # the stored ones (SQL would refuse to bind them): a bad cursor.
             raise invalid_cursor("malformed") from None
     return plan.page(ordered[: plan.fetch], lambda row: values_of(row, keys))
-
-
-__all__ = ["cursor_page", "offset_page", "sort_rows", "values_of"]

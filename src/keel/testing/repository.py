@@ -378,6 +378,3 @@ def _from_mapping(model: type[Any], row: Mapping[str, Any]) -> Any:
 
 def _mode(include_deleted: bool, only_deleted: bool) -> str:
     return "only_deleted" if only_deleted else "include_deleted" if include_deleted else "live"
-
-
-__all__ = ["InMemoryRepository", "in_memory_twin"]

@@ -555,6 +555,3 @@ def _apply_update_defaults(model: type[Any], entity: Any, now: Any, previous: An
         onupdate = _call_default(prop.columns[0].onupdate)
         if onupdate is not _MISSING:
             setattr(entity, prop.key, onupdate)
-
-
-__all__ = ["InMemoryStore", "Workspace", "apply_insert_defaults", "identity_of", "mapper_of", "state_of"]

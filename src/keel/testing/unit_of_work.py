@@ -25,7 +25,7 @@ seen aggregates are released by ``collect_new_events()`` after the commit.
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from keel.cross_cutting.error import UnitOfWorkError
@@ -33,6 +33,7 @@ from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.domain.ports import builds_from_unit_of_work
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
+from keel.service_layer.participants import CommitParticipant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 from keel.testing.repository import in_memory_twin
 from keel.testing.store import InMemoryStore, Workspace
@@ -49,8 +50,10 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         super().__init_subclass__(**kwargs)
         cls._repository_specs = None  # resolved lazily: annotations may be forward references
 
-    def __init__(self, store: InMemoryStore | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, store: InMemoryStore | None = None, *, participants: Iterable[CommitParticipant[Any]] = ()
+    ) -> None:
+        super().__init__(participants=participants)
         #: The data this unit of work reads and commits to.
         self.store = store if store is not None else InMemoryStore()
         #: True once this instance has committed (Cosmic Python's FakeUnitOfWork flag).
@@ -61,6 +64,16 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         #: Every event released by this instance's commits, oldest first (kept after collection).
         self.committed_events: list[DomainEvent] = []
         self._workspace: Workspace | None = None
+        self._store_commit_callbacks: list[Callable[[], None]] = []
+
+    def on_store_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` as part of the commit being made, right after the store applied it.
+
+        For participants of the twin that keep data beside the store: what
+        they write there commits (or not) with the work, as a row in the
+        same transaction would.
+        """
+        self._store_commit_callbacks.append(callback)
 
     @property
     def workspace(self) -> Workspace:
@@ -82,6 +95,10 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             setattr(self, name, repo_cls.for_unit_of_work(self, model))
 
     async def _commit(self, events: list[DomainEvent]) -> None:
+        # No flush here: both flush phases run before the workspace commits, in order.
+        self._store_commit_callbacks = []
+        await self._before_flush(events)
+        await self._after_flush(events)
         workspace = self.workspace
         try:
             workspace.commit()
@@ -89,6 +106,8 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             # As a session after a failed flush: unusable until rolled back.
             workspace.failed = True
             raise
+        for callback in self._store_commit_callbacks:
+            callback()
         self.committed = True
         self.commits += 1
         self.committed_events.extend(events)
@@ -164,6 +183,3 @@ def _annotations(cls: type) -> dict[str, Any]:
         for klass in reversed(cls.__mro__):
             merged.update(getattr(klass, "__annotations__", {}))
         return merged
-
-
-__all__ = ["InMemoryUnitOfWork", "in_memory_unit_of_work"]

@@ -8,31 +8,23 @@ from keel.infrastructure.database._translate import translating
 from keel.infrastructure.database.engine import create_engine, create_session_factory
 from keel.infrastructure.database.errors import is_transient, translate_db_error
 from keel.infrastructure.database.health import HealthCheckResult, check_database
-from keel.infrastructure.database.orm import (
-    Base,
-    SoftDeleteMixin,
-    TimestampMixin,
-    VersionMixin,
-    keel_metadata,
-    map_imperatively,
-    model_traits,
-)
-from keel.infrastructure.database.types import UTCDateTime
+from keel.infrastructure.database.orm import Base as Base
+from keel.infrastructure.database.orm import SoftDeleteMixin as SoftDeleteMixin
+from keel.infrastructure.database.orm import TimestampMixin as TimestampMixin
+from keel.infrastructure.database.orm import VersionMixin as VersionMixin
+from keel.infrastructure.database.orm import keel_metadata as keel_metadata
+from keel.infrastructure.database.orm import map_imperatively as map_imperatively
+from keel.infrastructure.database.orm import model_traits as model_traits
+from keel.infrastructure.database.types import UTCDateTime as UTCDateTime
 
+# The ``X as X`` imports above keep old paths working for keel's own modules; their public
+# path is keel.orm (docs/architecture.md, "Public paths").
 __all__ = [
-    "Base",
     "HealthCheckResult",
-    "SoftDeleteMixin",
-    "TimestampMixin",
-    "UTCDateTime",
-    "VersionMixin",
     "check_database",
     "create_engine",
     "create_session_factory",
     "is_transient",
-    "keel_metadata",
-    "map_imperatively",
-    "model_traits",
     "translate_db_error",
     "translating",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Column, Integer, MetaData, Table, event, inspect
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -45,31 +45,91 @@ AGGREGATE = "aggregate"
 REFERENCE = "reference"
 
 
-class Base(AsyncAttrs, DeclarativeBase):
-    """Declarative base for application models.
+class KeelBase(AsyncAttrs, DeclarativeBase):
+    """Template of a bounded context's declarative base: subclass it once per context.
 
-    A model that mixes in :class:`VersionMixin` and declares its own
-    ``__mapper_args__`` dict gets ``version_id_col`` merged in; a callable
-    ``__mapper_args__`` that drops it is refused when mappers configure.
+    Each *direct* subclass is a declarative base of its own, with its own
+    registry and :class:`~sqlalchemy.MetaData` (keel's naming convention, UTC
+    datetimes in its type map), so two contexts in one process can each have a
+    ``products`` table and create, migrate and drop their schemas apart:
+
+    .. code-block:: python
+
+        class CatalogBase(KeelBase):
+            pass
+
+        class Product(CatalogBase, VersionMixin):
+            __tablename__ = "products"
+            ...
+
+    A base may declare its own ``metadata`` (a schema, another naming
+    convention) and ``type_annotation_map`` (merged over keel's) in its body,
+    as with :class:`~sqlalchemy.orm.DeclarativeBase`. Models on any such base
+    get keel's behaviours: a model that mixes in :class:`VersionMixin` and
+    declares its own ``__mapper_args__`` dict gets ``version_id_col`` merged
+    in; a callable ``__mapper_args__`` that drops it is refused when mappers
+    configure. Map models on a subclass, never on ``KeelBase`` itself.
     """
 
+    # KeelBase's own registry stays empty: models live on its subclasses' registries.
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
 
     def __init_subclass__(cls, **kw: Any) -> None:
-        own = cls.__dict__.get("__mapper_args__")
-        # A subclass of a mapped, versioned class inherits its parent's version
-        # column from the mapper; naming the mixin's column again would give it
-        # a second, conflicting one.
-        inherits_mapping = any("__mapper__" in klass.__dict__ for klass in cls.__mro__[1:])
-        if (
-            issubclass(cls, VersionMixin)
-            and not inherits_mapping
-            and isinstance(own, dict)
-            and "version_id_col" not in own
-        ):
-            cls.__mapper_args__ = {**own, "version_id_col": _version_column_of(cls)}
+        if KeelBase in cls.__bases__:
+            _become_declarative_base(cls)
+        else:
+            _merge_version_column(cls)
         super().__init_subclass__(**kw)
+
+
+def _become_declarative_base(cls: type[KeelBase]) -> None:
+    """Give a direct subclass of :class:`KeelBase` its own registry and metadata.
+
+    SQLAlchemy sets up a fresh registry only for direct subclasses of
+    ``DeclarativeBase``; any deeper class is mapped on its parent's registry
+    (``_sa_registry``). Setting that attribute here is what makes each
+    context's base as independent as a ``DeclarativeBase`` subclass would be
+    (pinned by tests/integration/test_bases.py).
+    """
+    own = cls.__dict__
+    if isinstance(own.get("__tablename__"), str) or "__table__" in own:
+        raise ConfigurationError(
+            f"{cls.__name__} subclasses KeelBase directly, which makes it a declarative base, "
+            "not a model: declare a base (`class AppBase(KeelBase): pass`) and map models on it",
+            entity=cls.__name__,
+        )
+    metadata = own.get("metadata")
+    if metadata is None:
+        metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    elif not isinstance(metadata, MetaData):
+        raise ConfigurationError(f"{cls.__name__}.metadata must be a sqlalchemy MetaData", entity=cls.__name__)
+    type_map: dict[Any, Any] = {datetime: UTCDateTime(), **own.get("type_annotation_map", {})}
+    reg = registry(metadata=metadata, type_annotation_map=type_map)
+    cls.registry = reg
+    cls.metadata = metadata
+    cls.type_annotation_map = type_map
+    cls._sa_registry = reg
+    # Not mapped itself: SQLAlchemy skips a class whose own dict says so.
+    cls.__abstract__ = True
+
+
+def _merge_version_column(cls: type[Any]) -> None:
+    own = cls.__dict__.get("__mapper_args__")
+    # A subclass of a mapped, versioned class inherits its parent's version
+    # column from the mapper; naming the mixin's column again would give it
+    # a second, conflicting one.
+    inherits_mapping = any("__mapper__" in klass.__dict__ for klass in cls.__mro__[1:])
+    if VersionMixin in cls.__mro__ and not inherits_mapping and isinstance(own, dict) and "version_id_col" not in own:
+        cls.__mapper_args__ = {**own, "version_id_col": _version_column_of(cls)}
+
+
+class Base(KeelBase):
+    """The default declarative base for application models (one context per process).
+
+    An application with several bounded contexts declares a base per context
+    instead (see :class:`KeelBase`); ``Base`` is simply the first of them.
+    """
 
 
 def _version_column_of(cls: type) -> Any:

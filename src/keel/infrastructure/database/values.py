@@ -175,6 +175,3 @@ def _check_flushed_values(session: Session, _flush_context: UOWTransaction, _ins
         check_entity_values(entity, changed_only=False)
     for entity in session.dirty:
         check_entity_values(entity, changed_only=True)
-
-
-__all__ = ["MAX_BIGINT", "check_entity_values", "storable_problem"]

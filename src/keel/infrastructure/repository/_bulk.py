@@ -203,14 +203,3 @@ def mapping_rows(model: type[Any], rows: Iterable[Mapping[str, Any]], now: Any) 
     """
     completed, _ = _rows(model, attribute_rows(model, rows), now)
     return completed
-
-
-__all__ = [
-    "BulkShape",
-    "MixedKeys",
-    "attribute_rows",
-    "bulk_shape",
-    "carries_related",
-    "entity_rows",
-    "mapping_rows",
-]

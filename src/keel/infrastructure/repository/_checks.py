@@ -201,16 +201,3 @@ def check_update_values(model: type[Any], traits: ModelTraits, values: Mapping[s
                 errors=[{"loc": ["values", name], "msg": problem, "type": "value_error"}],
                 field=name,
             )
-
-
-__all__ = [
-    "KeyPlan",
-    "check_page",
-    "check_size",
-    "check_update_values",
-    "coerce_identity",
-    "error",
-    "identity_list",
-    "key_plan",
-    "validate_limit",
-]

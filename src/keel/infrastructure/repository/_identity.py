@@ -38,6 +38,3 @@ def key_conditions(
     step = max(1, KEYS_PER_STATEMENT // len(columns))
     for start in range(0, len(keys), step):
         yield tuple_(*columns).in_(keys[start : start + step])
-
-
-__all__ = ["KEYS_PER_STATEMENT", "key_conditions"]

@@ -161,6 +161,3 @@ def plan_cursor_page(
     if cursor is not None:
         state = decode_cursor(cursor, secret, fingerprint=digest, keys=keys, model=model)
     return CursorPlan(keys, size, digest, secret, state)
-
-
-__all__ = ["CursorPlan", "compare", "keyset_condition", "plan_cursor_page"]

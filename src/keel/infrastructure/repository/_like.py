@@ -52,6 +52,3 @@ def _compile_like(element: CaseSensitiveLike, compiler: Any, **kw: Any) -> str:
 @compiles(CaseSensitiveLike, "sqlite")
 def _compile_glob(element: CaseSensitiveLike, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.glob_clause, **kw))
-
-
-__all__ = ["LIKE_ESCAPE", "CaseSensitiveLike", "escape_glob"]

@@ -190,6 +190,3 @@ def resolve_order_by(model: type[Any], order_by: OrderByArg, *, tie_breaker: boo
     if tie_breaker:
         clauses.extend(k.clause(model) for k in _tie_breakers(inspect(model), named))
     return clauses
-
-
-__all__ = ["OrderBy", "OrderByArg", "SortKey", "column_attribute", "resolve_order_by", "sort_keys"]

@@ -32,6 +32,3 @@ def configure_repositories(settings: KeelSettings | RepositorySettings) -> None:
     SqlAlchemyRepository.max_page_size = settings.max_page_size
     SqlAlchemyRepository.default_page_size = settings.default_page_size
     set_default_cursor_secret(settings.cursor_secret, production=production)
-
-
-__all__ = ["configure_repositories"]

@@ -41,8 +41,9 @@ from sqlalchemy import inspect
 from keel.config import DEV_CURSOR_SECRET
 from keel.cross_cutting.error import ConfigurationError, ValidationError
 from keel.infrastructure.database.engine import check_cursor_secret
+from keel.infrastructure.database.values import storable_problem
 from keel.infrastructure.repository._sorting import SortKey
-from keel.infrastructure.repository.filters import column_python_type, storable_problem, type_adapter
+from keel.infrastructure.repository.filters import column_python_type, type_adapter
 
 #: The longest cursor keel issues or accepts (longer input is refused before
 #: any decoding work). A cursor carries the boundary row's sort values, so
@@ -348,18 +349,3 @@ def _condition_text(condition: Any) -> str:
         else:
             params.append((str(name), repr(value)))
     return f"{compiled}|{sorted(params)}"
-
-
-__all__ = [
-    "DEV_CURSOR_SECRET",
-    "MAX_CURSOR_LENGTH",
-    "CursorState",
-    "SecretLike",
-    "decode_cursor",
-    "default_cursor_secret",
-    "encode_cursor",
-    "fingerprint",
-    "invalid_cursor",
-    "secret_bytes",
-    "set_default_cursor_secret",
-]

@@ -384,24 +384,3 @@ def _from_param(name: str, operator: str, raw: Any) -> Filter:
     if operator == "ne":
         return Ne(name, raw)
     return Eq(name, raw)
-
-
-__all__ = [
-    "MAX_IN_VALUES",
-    "Condition",
-    "Eq",
-    "Filter",
-    "In",
-    "IsNull",
-    "Like",
-    "LikeMode",
-    "Ne",
-    "Range",
-    "build_conditions",
-    "coerce_value",
-    "column_python_type",
-    "escape_like",
-    "filters_from_query",
-    "storable_problem",
-    "type_adapter",
-]

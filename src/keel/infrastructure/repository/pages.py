@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from keel.domain.pages import CursorPage, Page
-
-__all__ = ["CursorPage", "Page"]
+# ``X as X``, not ``__all__``: re-exported for keel's own modules, not advertised; the public path of
+# these names is ``keel`` (docs/architecture.md, "Public paths").
+from keel.domain.pages import CursorPage as CursorPage
+from keel.domain.pages import Page as Page

@@ -157,6 +157,3 @@ async def _load_hidden(session: AsyncSession, entity: object, done: set[int], *,
             for row in rows:
                 flushed = await _load_hidden(session, row, done, flushed=flushed)
     return flushed
-
-
-__all__ = ["INCLUDE_DELETED", "SOFT_DELETE_SESSION", "IncludeDeleted", "hide_soft_deleted", "load_hidden_dependents"]

@@ -22,7 +22,7 @@ from factories built by hand.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, update
@@ -33,7 +33,7 @@ from keel.cross_cutting.error import ConflictError, NotFoundError, ValidationErr
 from keel.domain.messages import utcnow
 from keel.infrastructure.database._translate import require_attachable, translating
 from keel.infrastructure.database.engine import REPOSITORY_SETTINGS
-from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, model_from_generic
+from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
 from keel.infrastructure.repository._bulk import (
     MixedKeys,
     attribute_rows,
@@ -520,6 +520,3 @@ class SqlAlchemyRepository(RepositoryBase[T]):
 
 def _mode(include_deleted: bool, only_deleted: bool) -> str:
     return "only_deleted" if only_deleted else "include_deleted" if include_deleted else "live"
-
-
-__all__: Sequence[str] = ["SqlAlchemyRepository", "model_from_generic"]

@@ -44,7 +44,7 @@ VERSIONS_LOCATION = "keel.infrastructure.database.migrations:versions"
 #: The Alembic branch label of keel's migrations: ``alembic upgrade keel@head``.
 BRANCH = "keel"
 #: Modules that define tables on ``keel_metadata``; importing them fills it.
-TABLE_MODULES: tuple[str, ...] = ()
+TABLE_MODULES: tuple[str, ...] = ("keel.infrastructure.database.tables",)
 #: Column types rendered as ``keel.orm.<Name>`` in generated migrations.
 _PUBLIC_TYPES: frozenset[type[Any]] = frozenset({UTCDateTime})
 
