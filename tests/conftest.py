@@ -15,6 +15,9 @@ from keel.orm import Base, keel_metadata
 from tests.support.postgres_cluster import private_postgres as private_postgres
 from tests.support.services import create_postgres_database, drop_postgres_database, unavailable
 
+#: pytester runs the unit-test guard of tests/unit/conftest.py on sample suites.
+pytest_plugins = ["pytester"]
+
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from keel import ValidationError
 from tests.contract.models import Item, Plain
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
@@ -16,9 +17,7 @@ NewUow = Callable[[], Any]
 @pytest.fixture
 async def ids(new_uow: NewUow) -> list[int]:
     """Four items; "d" is soft-deleted."""
-    async with new_uow() as uow:
-        items = uow.items.add_many(Item(name=n, category="x" if n < "c" else "y", rank=1) for n in "abcd")
-        await uow.commit()
+    items = await seed(new_uow(), items=(Item(name=n, category="x" if n < "c" else "y", rank=1) for n in "abcd"))
     async with new_uow() as uow:
         await uow.items.delete(await uow.items.get(items[3].id))
         await uow.commit()
@@ -27,9 +26,7 @@ async def ids(new_uow: NewUow) -> list[int]:
 
 async def test_add_many_stores_every_entity(new_uow: NewUow) -> None:
     """add_many returns the entities, all stored on commit with keys and versions."""
-    async with new_uow() as uow:
-        added = uow.items.add_many(Item(name=f"n{i}") for i in range(25))
-        await uow.commit()
+    added = await seed(new_uow(), items=(Item(name=f"n{i}") for i in range(25)))
     assert len({i.id for i in added}) == 25
     assert {i.version for i in added} == {1}
     async with new_uow() as uow:
@@ -92,9 +89,7 @@ async def test_delete_many_soft_deletes_matching_live_rows(new_uow: NewUow, ids:
 
 async def test_delete_many_removes_rows_of_models_without_soft_delete(new_uow: NewUow) -> None:
     """Without deleted_at, delete_many is a DELETE."""
-    async with new_uow() as uow:
-        uow.plain.add_many([Plain(code="a", qty=1), Plain(code="b", qty=2), Plain(code="c", qty=2)])
-        await uow.commit()
+    await seed(new_uow(), plain=[Plain(code="a", qty=1), Plain(code="b", qty=2), Plain(code="c", qty=2)])
     async with new_uow() as uow:
         assert await uow.plain.delete_many(Plain.qty == 2) == 2
         await uow.commit()

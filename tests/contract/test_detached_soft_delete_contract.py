@@ -9,6 +9,7 @@ import pytest
 
 from keel import ConcurrencyError, ConflictError, ValidationError
 from tests.contract.models import Item, Plain
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
@@ -16,9 +17,7 @@ NewUow = Callable[[], Any]
 @pytest.fixture
 async def detached(new_uow: NewUow) -> Item:
     """An item loaded in a unit of work that has been left."""
-    async with new_uow() as uow:
-        item = uow.items.add(Item(name="a"))
-        await uow.commit()
+    [item] = await seed(new_uow(), items=[Item(name="a")])
     async with new_uow() as uow:
         loaded: Item = await uow.items.get(item.id)
     return loaded
@@ -84,9 +83,7 @@ async def test_deleted_row_options_on_a_model_without_soft_delete_are_refused(
     new_uow: NewUow, read: str, option: str
 ) -> None:
     """only_deleted/include_deleted on a model without deleted_at is a ValidationError, not every row."""
-    async with new_uow() as uow:
-        uow.plain.add(Plain(code="a", qty=1))
-        await uow.commit()
+    await seed(new_uow(), plain=[Plain(code="a", qty=1)])
     async with new_uow() as uow:
         with pytest.raises(ValidationError):
             await READS[read](uow.plain, **{option: True})

@@ -15,14 +15,13 @@ import pytest
 
 from keel import ConflictError, UnitOfWorkError
 from tests.contract.models import Item, Plain
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
 
 async def seed_plain(new_uow: NewUow, code: str = "X", qty: int = 1) -> None:
-    async with new_uow() as uow:
-        uow.plain.add(Plain(code=code, qty=qty))
-        await uow.commit()
+    await seed(new_uow(), plain=[Plain(code=code, qty=qty)])
 
 
 async def test_after_a_conflicting_insert_the_unit_of_work_must_be_rolled_back(new_uow: NewUow) -> None:
@@ -82,9 +81,7 @@ async def test_a_duplicate_key_conflict_names_the_constraint_not_the_value(new_u
 
 async def test_an_entity_another_open_unit_of_work_holds_is_refused(new_uow: NewUow) -> None:
     """add, delete, restore and hard_delete of an entity another open unit of work holds are refused; later accepted."""
-    async with new_uow() as uow:
-        added = uow.items.add(Item(name="lamp"))
-        await uow.commit()
+    [added] = await seed(new_uow(), items=[Item(name="lamp")])
     item_id = added.id
     async with new_uow() as first:
         item = await first.items.get(item_id)

@@ -17,6 +17,7 @@ import pytest
 from keel import ValidationError
 from keel.infrastructure.repository.cursor import _mac, default_cursor_secret
 from tests.contract.gauges import Gauge, gauge_uow_factory
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
@@ -38,9 +39,7 @@ def body_of(cursor: str) -> dict[str, Any]:
 
 
 async def real_cursor(new_uow: NewUow, order_by: str) -> str:
-    async with new_uow() as uow:
-        uow.gauges.add_many(Gauge(id=i, qty=i, code=f"c{i}") for i in range(1, 4))
-        await uow.commit()
+    await seed(new_uow(), gauges=(Gauge(id=i, qty=i, code=f"c{i}") for i in range(1, 4)))
     async with new_uow() as uow:
         cursor = (await uow.gauges.paginate_by_cursor(size=1, order_by=order_by)).next_cursor
     assert cursor is not None

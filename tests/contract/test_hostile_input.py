@@ -14,6 +14,7 @@ import pytest
 
 from keel import Eq, In, Ne, Range, ValidationError, filters_from_query
 from tests.contract.gauges import Gauge, Pair, gauge_uow_factory
+from tests.support import seeding
 
 NewUow = Callable[[], Any]
 
@@ -24,9 +25,7 @@ def new_uow(backend: str, request: pytest.FixtureRequest) -> NewUow:
 
 
 async def seed(new_uow: NewUow, count: int = 3) -> None:
-    async with new_uow() as uow:
-        uow.gauges.add_many(Gauge(id=i, qty=i, code=f"c{i}") for i in range(1, count + 1))
-        await uow.commit()
+    await seeding.seed(new_uow(), gauges=(Gauge(id=i, qty=i, code=f"c{i}") for i in range(1, count + 1)))
 
 
 # --- ids ---------------------------------------------------------------------------------
@@ -78,9 +77,7 @@ async def test_get_many_with_forty_thousand_ids_keeps_the_order_asked(new_uow: N
 
 async def test_get_many_with_many_composite_keys_keeps_the_order_asked(new_uow: NewUow) -> None:
     """Two-column keys are chunked too: 20,000 key pairs in one call."""
-    async with new_uow() as uow:
-        uow.pairs.add_many([Pair(left=1, right="a"), Pair(left=2, right="b"), Pair(left=3, right="c")])
-        await uow.commit()
+    await seeding.seed(new_uow(), pairs=[Pair(left=1, right="a"), Pair(left=2, right="b"), Pair(left=3, right="c")])
     keys = [(i, "x") for i in range(20_000)] + [(3, "c"), (1, "a"), (2, "z")]
     async with new_uow() as uow:
         found = await uow.pairs.get_many(keys)

@@ -13,6 +13,7 @@ from keel.infrastructure.repository import Eq
 from keel.infrastructure.repository._sorting import sort_keys
 from keel.infrastructure.repository.cursor import CursorState, default_cursor_secret, encode_cursor, fingerprint
 from tests.contract.models import Item, Note
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
@@ -30,9 +31,7 @@ ROWS = [
 
 @pytest.fixture
 async def seeded(new_uow: NewUow) -> None:
-    async with new_uow() as uow:
-        uow.items.add_many(Item(name=n, category=c, rank=r) for n, c, r in ROWS)
-        await uow.commit()
+    await seed(new_uow(), items=(Item(name=n, category=c, rank=r) for n, c, r in ROWS))
 
 
 def expected(order: list[tuple[str, bool]], rows: list[tuple[str, str | None, int | None]] = ROWS) -> list[str]:
@@ -196,9 +195,7 @@ async def test_a_tampered_cursor_is_a_validation_error(new_uow: NewUow) -> None:
 
 async def test_cursors_carrying_long_sort_values_lead_to_the_next_page(new_uow: NewUow) -> None:
     """A 3,500-character sort value makes a long cursor that keel still accepts: every page is reached."""
-    async with new_uow() as uow:
-        uow.notes.add_many(Note(id=i, body="x" * 3500 + str(i)) for i in range(1, 6))
-        await uow.commit()
+    await seed(new_uow(), notes=(Note(id=i, body="x" * 3500 + str(i)) for i in range(1, 6)))
     async with new_uow() as uow:
         page = await uow.notes.paginate_by_cursor(size=2, order_by="body")
         seen = [n.id for n in page]
@@ -211,9 +208,7 @@ async def test_cursors_carrying_long_sort_values_lead_to_the_next_page(new_uow: 
 
 async def test_a_cursor_keel_would_refuse_is_never_issued(new_uow: NewUow) -> None:
     """A sort value too long for any cursor fails when the cursor is made, naming the key, not on the next page."""
-    async with new_uow() as uow:
-        uow.notes.add_many([Note(id=1, body="y" * 7000), Note(id=2, body="z")])
-        await uow.commit()
+    await seed(new_uow(), notes=[Note(id=1, body="y" * 7000), Note(id=2, body="z")])
     async with new_uow() as uow:
         with pytest.raises(ConfigurationError) as caught:
             await uow.notes.paginate_by_cursor(size=1, order_by="body")
@@ -230,9 +225,7 @@ async def test_a_signed_cursor_with_values_of_the_wrong_type_is_a_validation_err
     new_uow: NewUow, values: tuple[Any, ...]
 ) -> None:
     """A cursor signed with the right key but carrying values the columns cannot hold is invalid_cursor."""
-    async with new_uow() as uow:
-        uow.items.add_many(Item(name=n, rank=i) for i, n in enumerate("abc"))
-        await uow.commit()
+    await seed(new_uow(), items=(Item(name=n, rank=i) for i, n in enumerate("abc")))
     keys = sort_keys(Item, "rank")
     digest = fingerprint(Item, keys, [], "live")
     token = encode_cursor(CursorState(values, False, digest), default_cursor_secret())

@@ -9,6 +9,7 @@ import pytest
 
 from keel import ConflictError, Eq, In, IsNull, Like, Ne, NotFoundError, Range, ValidationError
 from tests.contract.models import Item, Plain
+from tests.support import seeding
 
 NewUow = Callable[[], Any]
 
@@ -68,9 +69,7 @@ async def test_get_many_keeps_the_order_asked_and_skips_missing(new_uow: NewUow)
 
 async def test_adding_an_existing_key_is_a_conflict_on_commit(new_uow: NewUow) -> None:
     """A second new entity with a taken primary key fails the commit with ConflictError."""
-    async with new_uow() as uow:
-        uow.plain.add(Plain(code="X", qty=1))
-        await uow.commit()
+    await seeding.seed(new_uow(), plain=[Plain(code="X", qty=1)])
     async with new_uow() as uow:
         uow.plain.add(Plain(code="X", qty=2))
         with pytest.raises(ConflictError):

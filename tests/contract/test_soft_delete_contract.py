@@ -9,6 +9,7 @@ import pytest
 
 from keel import NotFoundError, ValidationError
 from tests.contract.models import Item, Plain
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
@@ -16,9 +17,7 @@ NewUow = Callable[[], Any]
 @pytest.fixture
 async def deleted_id(new_uow: NewUow) -> int:
     """Three items, the middle one ("b") soft-deleted."""
-    async with new_uow() as uow:
-        items = uow.items.add_many(Item(name=n, rank=i) for i, n in enumerate("abc"))
-        await uow.commit()
+    items = await seed(new_uow(), items=(Item(name=n, rank=i) for i, n in enumerate("abc")))
     async with new_uow() as uow:
         await uow.items.delete(await uow.items.get(items[1].id))
         await uow.commit()
@@ -27,9 +26,7 @@ async def deleted_id(new_uow: NewUow) -> int:
 
 async def test_delete_sets_deleted_at_and_moves_version_and_updated_at(new_uow: NewUow) -> None:
     """A soft delete is a change: deleted_at set, version + 1, updated_at later."""
-    async with new_uow() as uow:
-        item = uow.items.add(Item(name="a"))
-        await uow.commit()
+    [item] = await seed(new_uow(), items=[Item(name="a")])
     before = item.updated_at
     async with new_uow() as uow:
         await uow.items.delete(await uow.items.get(item.id))
@@ -125,10 +122,7 @@ async def test_hard_delete_removes_the_row_for_good(new_uow: NewUow, deleted_id:
 
 async def test_a_row_hard_deleted_in_this_unit_of_work_is_gone_at_once(new_uow: NewUow) -> None:
     """Before any flush, get/get_or_none/get_many of a hard-deleted row find nothing, include_deleted or not."""
-    async with new_uow() as uow:
-        uow.items.add(Item(id=1, name="a"))
-        uow.plain.add(Plain(code="x"))
-        await uow.commit()
+    await seed(new_uow(), items=[Item(id=1, name="a")], plain=[Plain(code="x")])
     async with new_uow() as uow:
         item, plain = await uow.items.get(1), await uow.plain.get("x")
         await uow.items.hard_delete(item)
@@ -144,9 +138,7 @@ async def test_a_row_hard_deleted_in_this_unit_of_work_is_gone_at_once(new_uow: 
 
 async def test_delete_on_a_model_without_soft_delete_removes_the_row(new_uow: NewUow) -> None:
     """Models without deleted_at are deleted for good; restore is refused."""
-    async with new_uow() as uow:
-        uow.plain.add(Plain(code="x"))
-        await uow.commit()
+    await seed(new_uow(), plain=[Plain(code="x")])
     async with new_uow() as uow:
         row = await uow.plain.get("x")
         with pytest.raises(ValidationError):
@@ -161,9 +153,7 @@ async def test_imperatively_mapped_classes_soft_delete_too(new_uow: NewUow) -> N
     """A pure domain class with soft_delete_column() behaves like the mixin."""
     from tests.contract.models import Document
 
-    async with new_uow() as uow:
-        uow.documents.add(Document("d1", "spec"))
-        await uow.commit()
+    await seed(new_uow(), documents=[Document("d1", "spec")])
     async with new_uow() as uow:
         await uow.documents.delete(await uow.documents.get("d1"))
         await uow.commit()

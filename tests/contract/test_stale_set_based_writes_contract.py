@@ -15,6 +15,7 @@ import pytest
 
 from keel import ConcurrencyError
 from tests.contract.models import Item, Owner
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
@@ -22,9 +23,7 @@ NewUow = Callable[[], Any]
 @pytest.fixture
 async def stock_id(new_uow: NewUow) -> int:
     """One item with a stock (``rank``) of 10."""
-    async with new_uow() as uow:
-        item = uow.items.add(Item(name="widget", rank=10))
-        await uow.commit()
+    [item] = await seed(new_uow(), items=[Item(name="widget", rank=10)])
     return int(item.id)
 
 
@@ -114,9 +113,7 @@ async def test_stale_copy_stays_in_the_unit_of_work_after_a_hard_delete_many_the
     new_uow: NewUow,
 ) -> None:
     """delete_many (hard) that matches only the stale copy keeps it tracked, so its later change is refused."""
-    async with new_uow() as uow:
-        owner = uow.owners.add(Owner(name="a"))
-        await uow.commit()
+    [owner] = await seed(new_uow(), owners=[Owner(name="a")])
     async with new_uow() as uow:
         held = await uow.owners.get(owner.id)
         async with new_uow() as other:
@@ -133,9 +130,7 @@ async def test_stale_copy_stays_in_the_unit_of_work_after_a_hard_delete_many_the
 
 async def test_hard_delete_many_of_a_row_held_stale_deletes_it(new_uow: NewUow) -> None:
     """delete_many removes the row the database matched, whatever version this unit of work held."""
-    async with new_uow() as uow:
-        owner = uow.owners.add(Owner(name="a"))
-        await uow.commit()
+    [owner] = await seed(new_uow(), owners=[Owner(name="a")])
     async with new_uow() as uow:
         await uow.owners.get(owner.id)
         async with new_uow() as other:

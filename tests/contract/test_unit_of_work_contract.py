@@ -9,14 +9,13 @@ import pytest
 
 from keel import ConcurrencyError
 from tests.contract.models import Item, Renamed
+from tests.support.seeding import seed
 
 NewUow = Callable[[], Any]
 
 
 async def add_item(new_uow: NewUow, name: str = "lamp") -> int:
-    async with new_uow() as uow:
-        item = uow.items.add(Item(name=name))
-        await uow.commit()
+    [item] = await seed(new_uow(), items=[Item(name=name)])
     return int(item.id)
 
 

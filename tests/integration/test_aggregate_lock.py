@@ -14,6 +14,7 @@ from keel.infrastructure.database.aggregate_lock import plan_of
 from keel.orm import Base, VersionMixin
 from tests.contract.aggregate_models import Booking, LockUnitOfWork, Show
 from tests.models import Counter
+from tests.support.seeding import seed
 
 
 class Venue(Base, AggregateRoot, VersionMixin):
@@ -104,12 +105,8 @@ async def test_a_part_declared_on_its_many_to_one_bumps_its_owner(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """info={"keel": "aggregate"} on Ticket.venue makes new, changed and deleted tickets bump the venue."""
-    async with VenueUnitOfWork(session_factory) as uow:
-        uow.venues.add(Venue(id=1, name="hall"))
-        await uow.commit()
-    async with VenueUnitOfWork(session_factory) as uow:
-        ticket = uow.tickets.add(Ticket(venue_id=1, holder="ann"))
-        await uow.commit()
+    await seed(VenueUnitOfWork(session_factory), venues=[Venue(id=1, name="hall")])
+    [ticket] = await seed(VenueUnitOfWork(session_factory), tickets=[Ticket(venue_id=1, holder="ann")])
     assert await version_of(session_factory, Venue, 1) == 2
     async with VenueUnitOfWork(session_factory) as uow:
         (await uow.tickets.get(ticket.id)).holder = "bob"
@@ -125,9 +122,7 @@ async def test_two_units_of_work_adding_declared_parts_cannot_both_commit(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """Two tickets for one venue added concurrently through the ticket repository: the second gets ConcurrencyError."""
-    async with VenueUnitOfWork(session_factory) as uow:
-        uow.venues.add(Venue(id=1, name="hall"))
-        await uow.commit()
+    await seed(VenueUnitOfWork(session_factory), venues=[Venue(id=1, name="hall")])
     first, second = VenueUnitOfWork(session_factory), VenueUnitOfWork(session_factory)
     async with first, second:
         await first.venues.get(1)
@@ -143,9 +138,7 @@ async def test_a_collection_marked_as_a_reference_does_not_bump_the_root(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """info={"keel": "reference"} takes a cascading collection out of the aggregate."""
-    async with VenueUnitOfWork(session_factory) as uow:
-        uow.venues.add(Venue(id=1, name="hall"))
-        await uow.commit()
+    await seed(VenueUnitOfWork(session_factory), venues=[Venue(id=1, name="hall")])
     async with VenueUnitOfWork(session_factory) as uow:
         (await uow.venues.get(1)).sponsors.append(Sponsor(name="acme"))
         await uow.commit()
@@ -154,9 +147,7 @@ async def test_a_collection_marked_as_a_reference_does_not_bump_the_root(
 
 async def test_each_flush_of_a_part_change_is_one_version(session_factory: async_sessionmaker[AsyncSession]) -> None:
     """A part change, an autoflushing query and another part change are two UPDATEs of the root, as for columns."""
-    async with LockUnitOfWork(session_factory) as uow:
-        uow.shows.add(Show(id=1, capacity=5))
-        await uow.commit()
+    await seed(LockUnitOfWork(session_factory), shows=[Show(id=1, capacity=5)])
     async with LockUnitOfWork(session_factory) as uow:
         show = await uow.shows.get(1)
         show.book("ann")

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from keel import ConcurrencyError, SqlAlchemyRepository, SqlAlchemyUnitOfWork
 from keel.orm import Base, VersionMixin
+from tests.support.seeding import seed
 
 
 class Voucher(Base, VersionMixin):
@@ -22,9 +23,7 @@ class VoucherUnitOfWork(SqlAlchemyUnitOfWork):
 
 
 async def _seed(factory: async_sessionmaker[AsyncSession], *codes: str) -> None:
-    async with VoucherUnitOfWork(factory) as uow:
-        uow.vouchers.add_many(Voucher(code=code, amount=1) for code in codes)
-        await uow.commit()
+    await seed(VoucherUnitOfWork(factory), vouchers=(Voucher(code=code, amount=1) for code in codes))
 
 
 async def test_deleting_several_char_keyed_rows_commits(session_factory: async_sessionmaker[AsyncSession]) -> None:

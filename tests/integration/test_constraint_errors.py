@@ -20,6 +20,7 @@ from keel import (
     SqlAlchemyUnitOfWork,
 )
 from keel.orm import Base
+from tests.support import seeding
 
 Factory = async_sessionmaker[AsyncSession]
 #: A value the messages must never echo (both backends quote values in theirs).
@@ -100,9 +101,7 @@ CASES: dict[str, Case] = {
 
 
 async def seed(session_factory: Factory) -> None:
-    async with GaugeUnitOfWork(session_factory) as uow:
-        uow.gauges.add(gauge(id=1))
-        await uow.commit()
+    await seeding.seed(GaugeUnitOfWork(session_factory), gauges=[gauge(id=1)])
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -129,9 +128,7 @@ async def test_each_constraint_violation_has_its_class_and_names_the_constraint(
 
 async def test_a_unique_expression_index_is_named_alike(session_factory: Factory) -> None:
     """SQLite names only the index, PostgreSQL spells the expression: both give the index and the column it reads."""
-    async with GaugeUnitOfWork(session_factory) as uow:
-        uow.labels.add(Label(id=1, name=SECRET))
-        await uow.commit()
+    await seeding.seed(GaugeUnitOfWork(session_factory), labels=[Label(id=1, name=SECRET)])
     async with GaugeUnitOfWork(session_factory) as uow:
         uow.labels.add(Label(id=2, name=SECRET.upper()))
         with pytest.raises(ConflictError) as raised:
@@ -156,9 +153,7 @@ async def test_a_violation_found_by_autoflush_in_a_query_is_typed_too(session_fa
 async def test_deleting_a_referenced_row_is_a_foreign_key_violation(session_factory: Factory) -> None:
     """Removing a row others still point at is ForeignKeyViolationError, not a unique conflict."""
     await seed(session_factory)
-    async with GaugeUnitOfWork(session_factory) as uow:
-        uow.gauges.add(gauge(id=2, code="child", parent_id=1))
-        await uow.commit()
+    await seeding.seed(GaugeUnitOfWork(session_factory), gauges=[gauge(id=2, code="child", parent_id=1)])
     async with GaugeUnitOfWork(session_factory) as uow:
         with pytest.raises(ForeignKeyViolationError):
             await uow.gauges.delete_many(id=1)  # a DELETE statement: the ORM does not null out the child first

@@ -19,6 +19,7 @@ from keel.infrastructure.database import check_database, create_engine, create_s
 from keel.orm import Base
 from tests.conftest import reset_schema
 from tests.models import AppUnitOfWork, Counter
+from tests.support.seeding import seed
 
 
 def closed_port() -> int:
@@ -281,9 +282,7 @@ async def test_a_second_unit_of_work_on_in_memory_sqlite_waits_for_the_connectio
             await flushed.wait()
             try:
                 with pytest.raises(DatabaseUnavailableError, match="no database connection became free"):
-                    async with AppUnitOfWork(factory) as uow:
-                        uow.counters.add(Counter(id=2, value=2))
-                        await uow.commit()
+                    await seed(AppUnitOfWork(factory), counters=[Counter(id=2, value=2)])
             finally:
                 other_done.set()
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keel import ValidationError
 from keel.testing import in_memory_unit_of_work
 from tests.contract.gauges import Gauge, GaugeUnitOfWork
+from tests.support.seeding import seed
 
 
 @pytest.mark.parametrize(
@@ -36,9 +37,7 @@ async def test_changing_a_loaded_entity_to_an_unstorable_value_fails_before_sql_
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """Only changed columns are checked; after the refusal the unit of work can fix the value and commit."""
-    async with GaugeUnitOfWork(session_factory) as uow:
-        uow.gauges.add(Gauge(id=1, qty=1))
-        await uow.commit()
+    await seed(GaugeUnitOfWork(session_factory), gauges=[Gauge(id=1, qty=1)])
     async with GaugeUnitOfWork(session_factory) as uow:
         gauge = await uow.gauges.get(1)
         gauge.qty = 2**31

@@ -12,6 +12,7 @@ from keel.domain.messages import utcnow
 from keel.infrastructure.repository import INCLUDE_DELETED, IncludeDeleted
 from keel.orm import Base, SoftDeleteMixin, VersionMixin
 from tests.contract.models import ContractUnitOfWork, Document, Folder, Item, Owner, Tag
+from tests.support.seeding import seed
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -167,9 +168,7 @@ async def test_hard_delete_reaches_soft_deleted_children_through_the_cascade(ses
 
 async def test_sessions_keel_did_not_open_see_every_row(engine: AsyncEngine, session_factory: Factory) -> None:
     """A plain sessionmaker's sessions (a data migration, a script) are not filtered; keel's are."""
-    async with ContractUnitOfWork(session_factory) as uow:
-        uow.items.add_many([Item(id=1, name="live"), Item(id=2, name="gone")])
-        await uow.commit()
+    await seed(ContractUnitOfWork(session_factory), items=[Item(id=1, name="live"), Item(id=2, name="gone")])
     async with ContractUnitOfWork(session_factory) as uow:
         await uow.items.delete(await uow.items.get(2))
         await uow.commit()
@@ -188,9 +187,7 @@ async def test_merge_of_a_detached_soft_deleted_entity_updates_it_with_include_d
     session_factory: Factory,
 ) -> None:
     """session.merge(entity, options=[IncludeDeleted()]) finds the soft-deleted row instead of inserting a copy."""
-    async with ContractUnitOfWork(session_factory) as uow:
-        uow.items.add(Item(id=1, name="a"))
-        await uow.commit()
+    await seed(ContractUnitOfWork(session_factory), items=[Item(id=1, name="a")])
     async with ContractUnitOfWork(session_factory) as uow:
         detached = await uow.items.get(1)
         await uow.items.delete(detached)

@@ -23,6 +23,7 @@ from keel.infrastructure.database._translate import translating
 from keel.infrastructure.repository.settings import repository_defaults
 from keel.orm import Base
 from tests.contract.models import ContractUnitOfWork, Item, Plain
+from tests.support import seeding
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -74,9 +75,9 @@ def selects(sql: list[str]) -> list[str]:
 
 
 async def seed(factory: Factory, count: int) -> None:
-    async with ContractUnitOfWork(factory) as uow:
-        uow.items.add_many(Item(name=f"n{i:04}", rank=i % 7 or None) for i in range(count))
-        await uow.commit()
+    await seeding.seed(
+        ContractUnitOfWork(factory), items=(Item(name=f"n{i:04}", rank=i % 7 or None) for i in range(count))
+    )
 
 
 async def test_add_many_inserts_in_batches_not_row_by_row(engine: AsyncEngine, session_factory: Factory) -> None:

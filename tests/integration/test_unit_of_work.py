@@ -20,6 +20,7 @@ from keel import (
 from keel.infrastructure.database import translating
 from keel.orm import Base, VersionMixin
 from tests.models import Account, Allocated, AppUnitOfWork, Counter, Product
+from tests.support.seeding import seed
 
 
 async def test_commit_persists_and_releases_events(session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -224,9 +225,7 @@ async def test_hand_built_session_factory_works(session_factory: async_sessionma
 @pytest.mark.slow
 async def test_no_lost_updates_under_concurrency(session_factory: async_sessionmaker[AsyncSession]) -> None:
     """20 tasks x 10 increments with retry on ConcurrencyError end at exactly 200, with real conflicts."""
-    async with AppUnitOfWork(session_factory) as uow:
-        uow.counters.add(Counter(id=1, value=0))
-        await uow.commit()
+    await seed(AppUnitOfWork(session_factory), counters=[Counter(id=1, value=0)])
 
     conflicts = 0
     ready = 0
@@ -304,9 +303,7 @@ class FamilyUnitOfWork(SqlAlchemyUnitOfWork):
 
 
 async def seed_counters(session_factory: async_sessionmaker[AsyncSession], *ids: int) -> None:
-    async with AppUnitOfWork(session_factory) as uow:
-        uow.counters.add_many([Counter(id=i, value=0) for i in ids])
-        await uow.commit()
+    await seed(AppUnitOfWork(session_factory), counters=[Counter(id=i, value=0) for i in ids])
 
 
 async def change_elsewhere(session_factory: async_sessionmaker[AsyncSession], *ids: int) -> None:
@@ -418,9 +415,10 @@ async def test_stale_children_removed_by_delete_orphan_raise_concurrency_error(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """Rows deleted by a cascade the flush discovers (delete-orphan) are version-checked too."""
-    async with FamilyUnitOfWork(session_factory) as uow:
-        uow.parents.add(StaleParent(id=1, children=[StaleChild(id=1), StaleChild(id=2), StaleChild(id=3)]))
-        await uow.commit()
+    await seed(
+        FamilyUnitOfWork(session_factory),
+        parents=[StaleParent(id=1, children=[StaleChild(id=1), StaleChild(id=2), StaleChild(id=3)])],
+    )
     async with FamilyUnitOfWork(session_factory) as uow:
         parent = await uow.parents.get(1)
         async with FamilyUnitOfWork(session_factory) as other:

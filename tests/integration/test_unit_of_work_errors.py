@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel import DatabaseUnavailableError
 from tests.models import AppUnitOfWork, Counter
+from tests.support.seeding import seed
 
 POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -27,9 +28,7 @@ async def kill_backend_of(uow: AppUnitOfWork, engine: AsyncEngine) -> None:
 
 async def assert_pool_recovers(engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]) -> None:
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    async with AppUnitOfWork(session_factory) as uow:
-        uow.counters.add(Counter(id=1))
-        await uow.commit()
+    await seed(AppUnitOfWork(session_factory), counters=[Counter(id=1)])
     async with AppUnitOfWork(session_factory) as uow:
         assert (await uow.counters.get(1)).value == 0
 

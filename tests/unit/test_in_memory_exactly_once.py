@@ -8,7 +8,8 @@ from keel import CommandAlreadyHandledError, ConcurrencyError, DatabaseUnavailab
 from keel.domain.messages import DomainEvent
 from keel.service_layer import RetryPolicy
 from keel.testing import InMemoryProcessedCommands, InMemoryStore
-from tests.unit.bus_fakes import Bump, FakeUnitOfWork, seeded, value_of
+from tests.unit.bus_fakes import Bump
+from tests.unit.twin_fakes import FakeUnitOfWork, seeded, value_of
 
 RETRY_UNAVAILABLE = RetryPolicy(
     max_attempts=3, initial_backoff=0, max_backoff=0, jitter=0, retry_on=(ConcurrencyError, DatabaseUnavailableError)

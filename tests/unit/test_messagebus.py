@@ -10,18 +10,17 @@ import pytest
 
 from keel import BusConfigurationError, ConcurrencyError, MessageBus, ValidationError
 from keel.service_layer import RetryPolicy
-from keel.testing import InMemoryStore
-from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork, Item, Noticed, seeded, value_of
+from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeStore, FakeUnitOfWork, Item, Noticed, seeded, value_of
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0, max_backoff=0, jitter=0)
 
 
 @pytest.fixture
-async def store() -> InMemoryStore:
+async def store() -> FakeStore:
     return await seeded("a")
 
 
-def make_bus(store: InMemoryStore, **kwargs: Any) -> MessageBus:
+def make_bus(store: FakeStore, **kwargs: Any) -> MessageBus:
     kwargs.setdefault("command_retry", NO_WAIT)
     kwargs.setdefault("event_retry", NO_WAIT)
     return MessageBus(lambda: FakeUnitOfWork(store), **kwargs)
@@ -38,7 +37,7 @@ async def bump(cmd: Bump, uow: FakeUnitOfWork) -> int:
 # --- commands ----------------------------------------------------------------------
 
 
-async def test_handle_returns_the_command_handlers_result(store: InMemoryStore) -> None:
+async def test_handle_returns_the_command_handlers_result(store: FakeStore) -> None:
     """await bus.handle(command) is what the command's handler returned."""
     bus = make_bus(store, command_handlers={Bump: bump})
     assert await bus.handle(Bump(key="a", by=5)) == 5
@@ -46,7 +45,7 @@ async def test_handle_returns_the_command_handlers_result(store: InMemoryStore) 
     assert bus.stats.commands_handled == 1
 
 
-async def test_a_command_handlers_error_propagates_and_is_counted(store: InMemoryStore) -> None:
+async def test_a_command_handlers_error_propagates_and_is_counted(store: FakeStore) -> None:
     """The caller sees the command's own error; the failure is counted."""
 
     async def fail(cmd: Fail) -> None:
@@ -59,7 +58,7 @@ async def test_a_command_handlers_error_propagates_and_is_counted(store: InMemor
     assert bus.stats.command_retries == 0
 
 
-async def test_each_message_gets_a_fresh_unit_of_work(store: InMemoryStore) -> None:
+async def test_each_message_gets_a_fresh_unit_of_work(store: FakeStore) -> None:
     """The `uow` parameter is a new unit of work from the factory for every message."""
     seen: list[FakeUnitOfWork] = []
 
@@ -73,7 +72,7 @@ async def test_each_message_gets_a_fresh_unit_of_work(store: InMemoryStore) -> N
     assert seen[0] is not seen[1]
 
 
-async def test_dependencies_are_injected_by_parameter_name(store: InMemoryStore) -> None:
+async def test_dependencies_are_injected_by_parameter_name(store: FakeStore) -> None:
     """Other parameters come from `dependencies` by name; defaults may stay unfilled."""
     calls: list[tuple[str, str, str]] = []
 
@@ -85,27 +84,27 @@ async def test_dependencies_are_injected_by_parameter_name(store: InMemoryStore)
     assert calls == [("12:00", "hi", "!")]
 
 
-async def test_a_sync_handler_works_too(store: InMemoryStore) -> None:
+async def test_a_sync_handler_works_too(store: FakeStore) -> None:
     """Plain functions are called without awaiting."""
     bus = make_bus(store, command_handlers={Bump: lambda cmd: cmd.by * 2})
     assert await bus.handle(Bump(key="a", by=21)) == 42
 
 
-async def test_a_command_without_a_handler_fails_when_handled(store: InMemoryStore) -> None:
+async def test_a_command_without_a_handler_fails_when_handled(store: FakeStore) -> None:
     """An unregistered command is a BusConfigurationError naming it."""
     bus = make_bus(store)
     with pytest.raises(BusConfigurationError, match="no handler for command Bump"):
         await bus.handle(Bump(key="a"))
 
 
-async def test_handle_refuses_what_is_not_a_message(store: InMemoryStore) -> None:
+async def test_handle_refuses_what_is_not_a_message(store: FakeStore) -> None:
     """Only commands and events can be handled."""
     bus = make_bus(store)
     with pytest.raises(TypeError, match="Command or a DomainEvent"):
         await bus.handle("Bump")  # type: ignore[arg-type]
 
 
-async def test_a_handler_for_a_base_command_handles_its_subclasses(store: InMemoryStore) -> None:
+async def test_a_handler_for_a_base_command_handles_its_subclasses(store: FakeStore) -> None:
     """Dispatch follows the MRO when the exact type has no handler."""
 
     class BumpTwice(Bump):
@@ -119,7 +118,7 @@ async def test_a_handler_for_a_base_command_handles_its_subclasses(store: InMemo
 # --- events after commit -------------------------------------------------------------
 
 
-async def test_events_are_handled_after_the_commit_in_order(store: InMemoryStore) -> None:
+async def test_events_are_handled_after_the_commit_in_order(store: FakeStore) -> None:
     """Recorded events reach their handlers once the work is committed, first recorded first handled."""
     log: list[str] = []
 
@@ -140,7 +139,7 @@ async def test_events_are_handled_after_the_commit_in_order(store: InMemoryStore
     assert bus.stats.events_handled == 2
 
 
-async def test_events_raised_by_event_handlers_join_the_same_queue(store: InMemoryStore) -> None:
+async def test_events_raised_by_event_handlers_join_the_same_queue(store: FakeStore) -> None:
     """A cascade runs breadth-first within one handle() call."""
     log: list[str] = []
 
@@ -159,7 +158,7 @@ async def test_events_raised_by_event_handlers_join_the_same_queue(store: InMemo
     assert log == ["bumped a=1", "also a", "bumped b=10", "also b"]
 
 
-async def test_events_of_rolled_back_work_are_never_dispatched(store: InMemoryStore) -> None:
+async def test_events_of_rolled_back_work_are_never_dispatched(store: FakeStore) -> None:
     """Leaving the unit of work without commit, or by an error, discards its events."""
     handled: list[Bumped] = []
 
@@ -180,7 +179,7 @@ async def test_events_of_rolled_back_work_are_never_dispatched(store: InMemorySt
     assert await value_of(store, "a") == 0
 
 
-async def test_committed_events_are_handled_even_if_the_command_then_fails(store: InMemoryStore) -> None:
+async def test_committed_events_are_handled_even_if_the_command_then_fails(store: FakeStore) -> None:
     """Work that did commit had effects: its events are dispatched before the error propagates."""
     handled: list[int] = []
 
@@ -199,7 +198,7 @@ async def test_committed_events_are_handled_even_if_the_command_then_fails(store
     assert handled == [1]
 
 
-async def test_handling_an_event_directly_runs_its_handlers(store: InMemoryStore) -> None:
+async def test_handling_an_event_directly_runs_its_handlers(store: FakeStore) -> None:
     """bus.handle(event) dispatches to every handler and returns None."""
     handled: list[str] = []
 
@@ -214,14 +213,14 @@ async def test_handling_an_event_directly_runs_its_handlers(store: InMemoryStore
     assert handled == ["first x", "second x"]
 
 
-async def test_an_event_without_handlers_is_fine(store: InMemoryStore) -> None:
+async def test_an_event_without_handlers_is_fine(store: FakeStore) -> None:
     """Events may have no handler at all."""
     bus = make_bus(store, command_handlers={Bump: bump})
     assert await bus.handle(Bump(key="a")) == 1
     assert bus.stats.events_handled == 1
 
 
-async def test_a_handler_for_a_base_event_receives_subclasses(store: InMemoryStore) -> None:
+async def test_a_handler_for_a_base_event_receives_subclasses(store: FakeStore) -> None:
     """A handler registered for DomainEvent sees every event, after the specific ones."""
     from keel import DomainEvent
 
@@ -242,7 +241,7 @@ async def test_a_handler_for_a_base_event_receives_subclasses(store: InMemorySto
 
 
 async def test_a_failing_event_handler_is_logged_counted_and_does_not_stop_the_others(
-    store: InMemoryStore, caplog: pytest.LogCaptureFixture
+    store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One broken handler: the command's result stands, the other handlers run, the failure is visible."""
     handled: list[str] = []
@@ -270,7 +269,7 @@ async def test_a_failing_event_handler_is_logged_counted_and_does_not_stop_the_o
     assert "broken failed on Bumped" in caplog.text
 
 
-async def test_event_handlers_are_retried_per_their_policy(store: InMemoryStore) -> None:
+async def test_event_handlers_are_retried_per_their_policy(store: FakeStore) -> None:
     """A transient failure of an event handler is retried; the attempts are counted."""
     attempts: list[int] = []
 
@@ -289,7 +288,7 @@ async def test_event_handlers_are_retried_per_their_policy(store: InMemoryStore)
 # --- follow-up commands ------------------------------------------------------------------
 
 
-async def test_a_bus_parameter_receives_the_bus_for_follow_up_commands(store: InMemoryStore) -> None:
+async def test_a_bus_parameter_receives_the_bus_for_follow_up_commands(store: FakeStore) -> None:
     """Handlers send further commands through the injected `bus`."""
 
     async def on_bumped(event: Bumped, bus: MessageBus) -> None:
@@ -304,7 +303,7 @@ async def test_a_bus_parameter_receives_the_bus_for_follow_up_commands(store: In
 # --- concurrency ---------------------------------------------------------------------------
 
 
-async def test_one_bus_serves_concurrent_calls_with_separate_queues(store: InMemoryStore) -> None:
+async def test_one_bus_serves_concurrent_calls_with_separate_queues(store: FakeStore) -> None:
     """Two interleaved handle() calls each dispatch only their own events."""
     async with FakeUnitOfWork(store) as uow:
         uow.items.add(Item(key="b", value=0))

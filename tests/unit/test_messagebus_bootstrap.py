@@ -7,12 +7,11 @@ import types
 import pytest
 
 from keel import BusConfigurationError, Command, MessageBus
-from keel.testing import InMemoryStore
-from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork
+from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeStore, FakeUnitOfWork
 
 
 def factory() -> FakeUnitOfWork:
-    return FakeUnitOfWork(InMemoryStore())
+    return FakeUnitOfWork(FakeStore())
 
 
 async def needs_mailer(cmd: Bump, uow: FakeUnitOfWork, mailer: object) -> None:

@@ -13,8 +13,7 @@ from keel import AuthorizationError, BusConfigurationError, ConcurrencyError, Me
 from keel.config import KeelSettings
 from keel.container import KeelContainer, running
 from keel.service_layer import CallNext, HandlerCall, Middleware, RetryPolicy, current_command
-from keel.testing import InMemoryStore
-from tests.unit.bus_fakes import Bump, Bumped, FakeUnitOfWork, Noticed, seeded, value_of
+from tests.unit.bus_fakes import Bump, Bumped, FakeStore, FakeUnitOfWork, Noticed, seeded, value_of
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0, max_backoff=0, jitter=0)
 
@@ -39,17 +38,17 @@ def tracer(name: str, log: list[str]) -> Middleware:
 
 
 @pytest.fixture
-async def store() -> InMemoryStore:
+async def store() -> FakeStore:
     return await seeded("a")
 
 
-def make_bus(store: InMemoryStore, middleware: list[Middleware], **kwargs: Any) -> MessageBus:
+def make_bus(store: FakeStore, middleware: list[Middleware], **kwargs: Any) -> MessageBus:
     kwargs.setdefault("command_retry", NO_WAIT)
     kwargs.setdefault("event_retry", NO_WAIT)
     return MessageBus(lambda: FakeUnitOfWork(store), middleware=middleware, **kwargs)
 
 
-async def test_middleware_wraps_each_handler_call_the_first_outermost(store: InMemoryStore) -> None:
+async def test_middleware_wraps_each_handler_call_the_first_outermost(store: FakeStore) -> None:
     """Commands and each event handler pass through the chain in list order; the result comes back through it."""
     log: list[str] = []
 
@@ -76,7 +75,7 @@ async def test_middleware_wraps_each_handler_call_the_first_outermost(store: InM
     ]
 
 
-async def test_a_middleware_can_refuse_a_command_before_its_handler_runs(store: InMemoryStore) -> None:
+async def test_a_middleware_can_refuse_a_command_before_its_handler_runs(store: FakeStore) -> None:
     """Raising instead of calling call_next() stops the command; the caller gets that error and nothing changes."""
 
     async def deny(call: HandlerCall, call_next: CallNext) -> Any:
@@ -90,7 +89,7 @@ async def test_a_middleware_can_refuse_a_command_before_its_handler_runs(store: 
 
 
 async def test_a_failing_middleware_on_an_event_handler_is_isolated(
-    store: InMemoryStore, caplog: pytest.LogCaptureFixture
+    store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """For events, a middleware error counts as that handler's failure; the other handlers still run."""
     ran: list[str] = []
@@ -113,7 +112,7 @@ async def test_a_failing_middleware_on_an_event_handler_is_isolated(
     assert bus.stats.event_handler_failures == 1
 
 
-async def test_retries_happen_inside_the_chain(store: InMemoryStore) -> None:
+async def test_retries_happen_inside_the_chain(store: FakeStore) -> None:
     """A middleware sees one call per handler, however many attempts the retry policy makes."""
     calls: list[HandlerCall] = []
     conflicts = [ConcurrencyError("lost a race")]
@@ -133,7 +132,7 @@ async def test_retries_happen_inside_the_chain(store: InMemoryStore) -> None:
     assert bus.stats.command_retries == 1
 
 
-async def test_middleware_runs_inside_the_commands_context(store: InMemoryStore) -> None:
+async def test_middleware_runs_inside_the_commands_context(store: FakeStore) -> None:
     """The command's id is already set when the chain runs, so an audit middleware can name it."""
     seen: list[str | None] = []
 
@@ -147,7 +146,7 @@ async def test_middleware_runs_inside_the_commands_context(store: InMemoryStore)
     assert seen == ["req-1"]
 
 
-def test_a_middleware_that_is_not_callable_is_refused_when_the_bus_is_built(store: InMemoryStore) -> None:
+def test_a_middleware_that_is_not_callable_is_refused_when_the_bus_is_built(store: FakeStore) -> None:
     """A wiring mistake fails at start-up, not on the first message."""
     with pytest.raises(BusConfigurationError, match="callable"):
         make_bus(store, [object()])  # type: ignore[list-item]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from keel import BusConfigurationError, DomainEvent, HandlerRegistry, MessageBus
-from keel.testing import InMemoryStore
 from tests.unit import bus_fakes
-from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeUnitOfWork, Noticed, seeded
+from tests.unit.bus_fakes import Bump, Bumped, Fail, FakeStore, FakeUnitOfWork, Noticed, seeded
 
 handlers = HandlerRegistry()
 
@@ -76,19 +75,19 @@ def test_registries_merge_and_carry_their_required_commands() -> None:
     mine = HandlerRegistry(commands=[bus_fakes])
     mine.include(handlers)
     assert set(mine.command_handlers) == {Bump, Fail}
-    MessageBus(lambda: FakeUnitOfWork(InMemoryStore()), registry=mine, dependencies={"log": []})
+    MessageBus(lambda: FakeUnitOfWork(FakeStore()), registry=mine, dependencies={"log": []})
 
     partial = HandlerRegistry(commands=[bus_fakes])
     partial.add(Bump, bump)
     with pytest.raises(BusConfigurationError, match="no handler for command Fail"):
-        MessageBus(lambda: FakeUnitOfWork(InMemoryStore()), registry=partial)
+        MessageBus(lambda: FakeUnitOfWork(FakeStore()), registry=partial)
 
 
 def test_an_explicit_mapping_and_a_registry_may_not_both_handle_a_command() -> None:
     """Combining sources keeps the one-handler rule."""
     with pytest.raises(BusConfigurationError, match="Bump already has a handler"):
         MessageBus(
-            lambda: FakeUnitOfWork(InMemoryStore()),
+            lambda: FakeUnitOfWork(FakeStore()),
             registry=handlers,
             command_handlers={Bump: lambda cmd: None},
             dependencies={"log": []},

@@ -9,12 +9,11 @@ import pytest
 
 from keel import ConcurrencyError, DatabaseUnavailableError, MessageBus, NotFoundError
 from keel.service_layer import RetryPolicy
-from keel.testing import InMemoryStore
-from tests.unit.bus_fakes import Bump, Bumped, FakeUnitOfWork, seeded, value_of
+from tests.unit.bus_fakes import Bump, Bumped, FakeStore, FakeUnitOfWork, seeded, value_of
 
 
 def make(
-    store: InMemoryStore, policy: RetryPolicy, failures: list[BaseException]
+    store: FakeStore, policy: RetryPolicy, failures: list[BaseException]
 ) -> tuple[MessageBus, list[FakeUnitOfWork]]:
     """A bus whose Bump handler raises the given errors first, then succeeds."""
     used: list[FakeUnitOfWork] = []
@@ -34,14 +33,14 @@ def make(
 
 
 @pytest.fixture
-async def store() -> InMemoryStore:
+async def store() -> FakeStore:
     return await seeded("a")
 
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.002, jitter=0.001)
 
 
-async def test_a_concurrency_conflict_is_retried_with_a_fresh_unit_of_work(store: InMemoryStore) -> None:
+async def test_a_concurrency_conflict_is_retried_with_a_fresh_unit_of_work(store: FakeStore) -> None:
     """The default policy retries ConcurrencyError; each attempt has its own unit of work."""
     bus, used = make(store, FAST, [ConcurrencyError("lost the race"), ConcurrencyError("lost again")])
     assert await bus.handle(Bump(key="a")) == 1  # the failed attempts were rolled back
@@ -51,7 +50,7 @@ async def test_a_concurrency_conflict_is_retried_with_a_fresh_unit_of_work(store
     assert bus.stats.commands_handled == 1
 
 
-async def test_retries_stop_at_the_attempt_limit_and_the_last_error_propagates(store: InMemoryStore) -> None:
+async def test_retries_stop_at_the_attempt_limit_and_the_last_error_propagates(store: FakeStore) -> None:
     """After max_attempts the caller gets the ConcurrencyError itself."""
     bus, used = make(store, FAST, [ConcurrencyError(f"conflict {n}") for n in range(10)])
     with pytest.raises(ConcurrencyError, match="conflict 3"):
@@ -61,7 +60,7 @@ async def test_retries_stop_at_the_attempt_limit_and_the_last_error_propagates(s
     assert bus.stats.commands_failed == 1
 
 
-async def test_errors_outside_the_policy_are_not_retried(store: InMemoryStore) -> None:
+async def test_errors_outside_the_policy_are_not_retried(store: FakeStore) -> None:
     """A business error fails at once."""
     bus, used = make(store, FAST, [NotFoundError(entity="Item", id="a")])
     with pytest.raises(NotFoundError):
@@ -69,7 +68,7 @@ async def test_errors_outside_the_policy_are_not_retried(store: InMemoryStore) -
     assert len(used) == 1
 
 
-async def test_the_policy_can_retry_dropped_connections(store: InMemoryStore) -> None:
+async def test_the_policy_can_retry_dropped_connections(store: FakeStore) -> None:
     """retry_on is injectable: the container adds DatabaseUnavailableError."""
     policy = RetryPolicy(
         max_attempts=3, initial_backoff=0, max_backoff=0, jitter=0,
@@ -83,7 +82,7 @@ async def test_the_policy_can_retry_dropped_connections(store: InMemoryStore) ->
         await without.handle(Bump(key="a"))
 
 
-async def test_a_failed_attempts_events_are_never_dispatched(store: InMemoryStore) -> None:
+async def test_a_failed_attempts_events_are_never_dispatched(store: FakeStore) -> None:
     """Only the attempt that committed releases events."""
     handled: list[int] = []
 
@@ -180,7 +179,7 @@ async def test_an_event_handler_that_already_committed_is_not_run_again() -> Non
     assert bus.stats.event_handler_failures == 1
 
 
-async def test_committed_turns_true_with_the_first_commit_and_stays(store: InMemoryStore) -> None:
+async def test_committed_turns_true_with_the_first_commit_and_stays(store: FakeStore) -> None:
     """AbstractUnitOfWork.committed: False when new and after a rollback, True for good once a block committed."""
     uow = FakeUnitOfWork(store)
     assert not uow.committed
@@ -195,7 +194,7 @@ async def test_committed_turns_true_with_the_first_commit_and_stays(store: InMem
 
 
 async def test_each_retry_is_logged_with_its_wait_and_attempt(
-    store: InMemoryStore, caplog: pytest.LogCaptureFixture
+    store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Waits grow exponentially from initial_backoff, capped by max_backoff, plus at most `jitter`."""
     policy = RetryPolicy(max_attempts=5, initial_backoff=0.001, max_backoff=0.004, jitter=0.0005)
