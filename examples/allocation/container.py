@@ -11,7 +11,7 @@ from examples.allocation.unit_of_work import AllocationUnitOfWork
 from keel.container import KeelContainer
 
 
-class AllocationContainer(KeelContainer):
+class AllocationContainer(KeelContainer[AllocationUnitOfWork]):
     unit_of_work_class = providers.Object(AllocationUnitOfWork)
     handlers = providers.Object(handlers)
     notifications = providers.Singleton(LogNotifications)
