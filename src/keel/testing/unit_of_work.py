@@ -45,11 +45,12 @@ U_co = TypeVar("U_co", bound=AbstractUnitOfWork, covariant=True)
 class InMemoryUnitOfWork(AbstractUnitOfWork):
     """Unit of work over an :class:`InMemoryStore`; see the module docstring."""
 
-    _repository_specs: ClassVar[dict[str, RepositorySpec] | None] = None
+    # The SQL unit of work's type, so a class may inherit both (see in_memory_unit_of_work); empty = not resolved yet.
+    _repository_specs: ClassVar[dict[str, RepositorySpec]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._repository_specs = None  # resolved lazily: annotations may be forward references
+        cls._repository_specs = {}  # resolved lazily: annotations may be forward references
 
     def __init__(
         self, store: InMemoryStore | None = None, *, participants: Iterable[CommitParticipant[Any]] = ()
@@ -177,7 +178,7 @@ def _no_session(self: InMemoryUnitOfWork) -> Any:
 
 def _specs(cls: type[InMemoryUnitOfWork]) -> dict[str, RepositorySpec]:
     specs = cls.__dict__.get("_repository_specs")
-    if specs is None:
+    if not specs:
         specs = {name: (_twin(repo), model) for name, (repo, model) in _find_specs(cls).items()}
         cls._repository_specs = specs
     return specs
