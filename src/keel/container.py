@@ -173,7 +173,8 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
         build_unit_of_work, unit_of_work_class, session_factory, commit_participants
     )
 
-    handlers: providers.Object[HandlerRegistry | None] = providers.Object(None)
+    # Any provider kind: a subclass may build its registry lazily (a Singleton, a Callable).
+    handlers: providers.Provider[HandlerRegistry | None] = providers.Object(None)
     command_handlers = providers.Dict()
     event_handlers = providers.Dict()
     handler_dependencies = providers.Dict()
