@@ -2,7 +2,7 @@
 
 .. code-block:: python
 
-    class AllocationContainer(KeelContainer):
+    class AllocationContainer(KeelContainer[AllocationUnitOfWork]):  # types unit_of_work()
         settings = providers.Singleton(AllocationSettings)
         unit_of_work_class = providers.Object(AllocationUnitOfWork)
         handlers = providers.Object(allocation_handlers)        # a HandlerRegistry
@@ -12,10 +12,10 @@
     async with running(AllocationContainer()) as container:   # init_resources / shutdown_resources
         await container.bus().handle(Allocate(orderid="o1", sku="LAMP", qty=1))
 
-Providers redefined in a subclass replace the inherited ones everywhere:
-the inherited providers that used them are re-pointed at the subclass's
-(dependency-injector alone leaves them on the base's). Tests override an
-instance's providers as usual: ``container.engine.override(providers.Object(engine))``.
+Providers redefined in a subclass reach the inherited providers that use
+them (see :func:`rewire_subclass`: a copy and dependency-injector's own
+overriding). Tests override an instance's providers as usual:
+``container.engine.override(providers.Object(engine))``.
 """
 
 from __future__ import annotations

@@ -219,6 +219,24 @@ def test_an_instance_override_of_a_redefined_provider_reaches_inherited_ones() -
     assert container.command_retry().max_attempts == 2
 
 
+async def test_a_subclass_bus_middleware_wraps_the_inherited_bus(db_path: Path) -> None:
+    """Middleware declared in a subclass body reaches the bus the subclass inherits."""
+    seen: list[str] = []
+
+    async def note(call: Any, call_next: Any) -> Any:
+        seen.append(type(call.message).__name__)
+        return await call_next()
+
+    class Wrapped(PingContainer):
+        bus_middleware = providers.List(providers.Object(note))
+
+    container = Wrapped()
+    container.settings.override(providers.Object(settings_for(db_path)))
+    async with running(container):
+        assert await container.bus().handle(Ping(n=3)) == "pong 3 via PingUnitOfWork"
+    assert seen == ["Ping"]
+
+
 async def test_a_missing_handler_dependency_fails_when_the_bus_is_built(db_path: Path) -> None:
     """The container surfaces the bus's bootstrap error, naming the parameter."""
     container = ping_container(db_path)
