@@ -98,7 +98,7 @@ def demo_handlers() -> HandlerRegistry:
 
 class DemoContainer(AllocationContainer):
     notifications = providers.Singleton(ConsoleNotifications)
-    handlers = providers.Singleton(demo_handlers)
+    handlers = providers.Object(demo_handlers())
 
 
 # --- the scenario ----------------------------------------------------------------------------

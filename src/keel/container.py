@@ -2,7 +2,7 @@
 
 .. code-block:: python
 
-    class AllocationContainer(KeelContainer):
+    class AllocationContainer(KeelContainer[AllocationUnitOfWork]):  # types unit_of_work()
         settings = providers.Singleton(AllocationSettings)
         unit_of_work_class = providers.Object(AllocationUnitOfWork)
         handlers = providers.Object(allocation_handlers)        # a HandlerRegistry
@@ -12,10 +12,10 @@
     async with running(AllocationContainer()) as container:   # init_resources / shutdown_resources
         await container.bus().handle(Allocate(orderid="o1", sku="LAMP", qty=1))
 
-Providers redefined in a subclass replace the inherited ones everywhere:
-the inherited providers that used them are re-pointed at the subclass's
-(dependency-injector alone leaves them on the base's). Tests override an
-instance's providers as usual: ``container.engine.override(providers.Object(engine))``.
+Providers redefined in a subclass reach the inherited providers that use
+them (see :func:`rewire_subclass`: a copy and dependency-injector's own
+overriding). Tests override an instance's providers as usual:
+``container.engine.override(providers.Object(engine))``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from typing_extensions import TypeVar as DefaultedTypeVar
 
 from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
@@ -38,6 +39,9 @@ from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
 from keel.service_layer.participants import CommitParticipant
 
 C = TypeVar("C", bound=containers.Container)
+#: The application's unit-of-work class: ``class App(KeelContainer[AppUnitOfWork])`` types
+#: ``App().unit_of_work()`` as ``AppUnitOfWork``; a bare ``KeelContainer`` subclass gets the base class.
+U = DefaultedTypeVar("U", bound=SqlAlchemyUnitOfWork, default=SqlAlchemyUnitOfWork)
 
 
 # --- provider functions ----------------------------------------------------------------
@@ -80,10 +84,10 @@ async def dispose_engine_at_shutdown(engine: AsyncEngine) -> AsyncIterator[Async
 
 
 def build_unit_of_work(
-    unit_of_work_class: type[SqlAlchemyUnitOfWork],
+    unit_of_work_class: type[U],
     session_factory: async_sessionmaker[AsyncSession],
     participants: Iterable[CommitParticipant[Any]] = (),
-) -> SqlAlchemyUnitOfWork:
+) -> U:
     """A fresh unit of work of the configured class, with the container's commit participants.
 
     They are appended after construction, so a unit of work class whose
@@ -94,23 +98,15 @@ def build_unit_of_work(
     return uow
 
 
-def command_retry_policy(settings: KeelSettings) -> RetryPolicy:
-    """The bus's command retries, from ``KEEL_BUS__*``."""
+def retry_policy(settings: KeelSettings, max_attempts: int) -> RetryPolicy:
+    """A bus retry policy from ``KEEL_BUS__*``, making ``max_attempts`` tries.
+
+    The container gives commands ``bus.max_attempts`` and each event handler
+    ``bus.event_handler_attempts``; backoff and jitter are shared.
+    """
     bus = settings.bus
     return RetryPolicy(
-        max_attempts=bus.max_attempts,
-        initial_backoff=bus.backoff_initial,
-        max_backoff=bus.backoff_max,
-        jitter=bus.jitter,
-        retry_on=TRANSIENT_ERRORS,
-    )
-
-
-def event_retry_policy(settings: KeelSettings) -> RetryPolicy:
-    """The bus's per-event-handler retries, from ``KEEL_BUS__*``."""
-    bus = settings.bus
-    return RetryPolicy(
-        max_attempts=bus.event_handler_attempts,
+        max_attempts=max_attempts,
         initial_backoff=bus.backoff_initial,
         max_backoff=bus.backoff_max,
         jitter=bus.jitter,
@@ -141,7 +137,7 @@ def not_built(component: str, section: str, default: str) -> Any:
 # --- the container ----------------------------------------------------------------------
 
 
-class KeelContainer(containers.DeclarativeContainer):
+class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     """Settings, engine, session factory, units of work and the message bus.
 
     Extension points to redefine in a subclass (or override on an instance):
@@ -169,15 +165,18 @@ class KeelContainer(containers.DeclarativeContainer):
     #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice.
     commit_participants = providers.List(providers.Singleton(RecordProcessedCommands))
     #: A factory: every call is a new unit of work (the bus calls it per message).
-    unit_of_work = providers.Factory(build_unit_of_work, unit_of_work_class, session_factory, commit_participants)
+    unit_of_work: providers.Factory[U] = providers.Factory(
+        build_unit_of_work, unit_of_work_class, session_factory, commit_participants
+    )
 
-    handlers: providers.Object[HandlerRegistry | None] = providers.Object(None)
+    # Any provider kind: a subclass may build its registry lazily (a Singleton, a Callable).
+    handlers: providers.Provider[HandlerRegistry | None] = providers.Object(None)
     command_handlers = providers.Dict()
     event_handlers = providers.Dict()
     handler_dependencies = providers.Dict()
     commands = providers.List()
-    command_retry = providers.Singleton(command_retry_policy, settings)
-    event_retry = providers.Singleton(event_retry_policy, settings)
+    command_retry = providers.Singleton(retry_policy, settings, settings.provided.bus.max_attempts)
+    event_retry = providers.Singleton(retry_policy, settings, settings.provided.bus.event_handler_attempts)
     #: Wraps every handler call, the first outermost (security, telemetry); see keel.service_layer.middleware.
     bus_middleware = providers.List()
     bus = providers.Singleton(
@@ -218,35 +217,37 @@ async def _settle(result: Any) -> None:
         await result
 
 
-# --- subclass rewiring -------------------------------------------------------------------
+# --- subclass inheritance -----------------------------------------------------------------
 
 
 def rewire_subclass(cls: type[containers.DeclarativeContainer]) -> None:
-    """Make a subclass's redefined providers replace the inherited ones everywhere.
+    """Make a subclass's redefined providers reach the inherited providers that use them.
 
-    Without this, ``class App(KeelContainer): settings = ...`` would leave the
-    inherited ``engine`` reading ``KeelContainer.settings``. The inherited
-    providers are copied with references to replaced providers re-pointed at
-    the subclass's; providers declared in the subclass body that use
-    ``KeelContainer.<name>`` are re-pointed at the subclass's copy too.
-    (``containers.copy`` does the first half but re-copies the subclass's own
-    providers, splitting them from the copies that reference them.)
+    dependency-injector binds injections when a class body runs, so without
+    this ``class App(KeelContainer): settings = ...`` would leave the inherited
+    ``engine`` reading ``KeelContainer.settings``. dependency-injector's own
+    answer is ``@containers.copy(Base)``; it copies the subclass's own
+    providers a second time, splitting them from the inherited copies that
+    reference them (an instance override of ``App.settings`` would not reach
+    ``engine``). So the class's providers are copied once, with
+    ``providers.deepcopy`` (one memo: a provider of the application's that
+    names ``KeelContainer.session_factory`` gets the same copy as
+    ``App.session_factory``), and each copy of a redefined base provider is
+    overridden by the subclass's provider, dependency-injector's ordinary
+    overriding. Called by ``KeelContainer.__init_subclass__``; calling it
+    again is harmless.
     """
-    own: dict[str, Any] = dict(cls.cls_providers)
-    memo: dict[int, Any] = {id(provider): provider for provider in own.values()}
-    for name, provider in own.items():
-        for base in cls.__mro__[1:]:
-            replaced = _providers_of(base).get(name)
-            if replaced is not None:
-                memo[id(replaced)] = provider
-    inherited = {name: provider for name, provider in cls.providers.items() if name not in own}
-    copies = providers.deepcopy(inherited, memo)
+    originals: dict[str, Any] = dict(cls.providers)
+    memo: dict[int, Any] = {}
+    copies: dict[str, Any] = providers.deepcopy(originals, memo)
     for name, provider in copies.items():
         setattr(cls, name, provider)
-    replacements = {key: value for key, value in memo.items() if isinstance(value, providers.Provider)}
-    seen: set[int] = set()
-    for provider in own.values():
-        _retarget(provider, replacements, seen)
+    for name, provider in copies.items():
+        for base in cls.__mro__[1:]:
+            shadowed = _providers_of(base).get(name)
+            stand_in = memo.get(id(shadowed)) if shadowed is not None else None
+            if stand_in is not None and stand_in is not provider and not _is_overridden_by(stand_in, provider):
+                stand_in.override(provider)
 
 
 def _providers_of(klass: type) -> dict[str, Any]:
@@ -254,44 +255,14 @@ def _providers_of(klass: type) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _swap(value: Any, replacements: dict[int, Any], seen: set[int]) -> Any:
-    if isinstance(value, providers.Delegate):
-        target = replacements.get(id(value.provides))
-        return providers.Delegate(target) if target is not None else value
-    if isinstance(value, providers.Provider):
-        replacement = replacements.get(id(value))
-        if replacement is not None and replacement is not value:
-            return replacement
-        _retarget(value, replacements, seen)
-    return value
-
-
-def _retarget(provider: Any, replacements: dict[int, Any], seen: set[int]) -> None:
-    """Re-point ``provider``'s injections (args, kwargs, attributes), recursively, in place."""
-    if id(provider) in seen:
-        return
-    seen.add(id(provider))
-    if hasattr(provider, "set_args"):
-        args = provider.args
-        new_args = tuple(_swap(arg, replacements, seen) for arg in args)
-        if any(new is not old for new, old in zip(new_args, args, strict=True)):
-            provider.set_args(*new_args)
-    for attribute, setter in (("kwargs", "set_kwargs"), ("attributes", "set_attributes")):
-        if hasattr(provider, setter):
-            values = getattr(provider, attribute)
-            new_values = {key: _swap(value, replacements, seen) for key, value in values.items()}
-            if any(new_values[key] is not values[key] for key in values):
-                if isinstance(provider, providers.Dict):
-                    provider.set_kwargs(new_values)  # its keys may be classes, not names
-                else:
-                    getattr(provider, setter)(**new_values)
+def _is_overridden_by(stand_in: providers.Provider[Any], provider: providers.Provider[Any]) -> bool:
+    return any(overriding is provider for overriding in stand_in.overridden)
 
 
 __all__ = [
     "TRANSIENT_ERRORS",
     "KeelContainer",
-    "command_retry_policy",
-    "event_retry_policy",
+    "retry_policy",
     "rewire_subclass",
     "running",
 ]

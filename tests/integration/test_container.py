@@ -189,22 +189,52 @@ async def test_overriding_a_dependency_before_the_bus_is_built(db_path: Path) ->
             container.bus.reset()
 
 
-def test_a_subclass_redefinition_reaches_inherited_providers() -> None:
-    """Redefining settings in a subclass changes the engine it builds; the base stays as it was."""
+async def test_a_subclass_redefinition_reaches_inherited_providers(tmp_path: Path) -> None:
+    """Redefined settings and unit-of-work class reach the inherited engine and factory, two levels down."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'custom.db'}"
 
     class Custom(KeelContainer):
-        settings = providers.Singleton(KeelSettings, database={"url": "sqlite+aiosqlite:///custom.db"})
+        settings = providers.Singleton(KeelSettings, database={"url": url}, bus={"max_attempts": 9})
 
     class Deeper(Custom):
         unit_of_work_class = providers.Object(PingUnitOfWork)
 
-    assert Custom.engine.args[0] is Custom.settings
-    assert Deeper.engine.args[0] is Deeper.settings
-    assert Deeper.unit_of_work.args[0] is Deeper.unit_of_work_class
-    assert KeelContainer.engine.args[0] is KeelContainer.settings
+    async with running(Deeper()) as container:
+        assert container.engine().url.database == str(tmp_path / "custom.db")
+        assert container.bus().command_retry.max_attempts == 9
+        assert type(container.unit_of_work()) is PingUnitOfWork
+    assert Custom().command_retry().max_attempts == 9
+    assert KeelContainer().command_retry().max_attempts == KeelSettings().bus.max_attempts
     assert KeelContainer.unit_of_work_class() is SqlAlchemyUnitOfWork
-    container = Deeper()
-    assert container.engine.args[0] is container.settings
+
+
+def test_an_instance_override_of_a_redefined_provider_reaches_inherited_ones() -> None:
+    """Overriding a subclass's own settings on an instance changes what the inherited providers build."""
+
+    class Custom(KeelContainer):
+        settings = providers.Singleton(KeelSettings, bus={"max_attempts": 9})
+
+    container = Custom()
+    container.settings.override(providers.Object(KeelSettings(bus={"max_attempts": 2})))
+    assert container.command_retry().max_attempts == 2
+
+
+async def test_a_subclass_bus_middleware_wraps_the_inherited_bus(db_path: Path) -> None:
+    """Middleware declared in a subclass body reaches the bus the subclass inherits."""
+    seen: list[str] = []
+
+    async def note(call: Any, call_next: Any) -> Any:
+        seen.append(type(call.message).__name__)
+        return await call_next()
+
+    class Wrapped(PingContainer):
+        bus_middleware = providers.List(providers.Object(note))
+
+    container = Wrapped()
+    container.settings.override(providers.Object(settings_for(db_path)))
+    async with running(container):
+        assert await container.bus().handle(Ping(n=3)) == "pong 3 via PingUnitOfWork"
+    assert seen == ["Ping"]
 
 
 async def test_a_missing_handler_dependency_fails_when_the_bus_is_built(db_path: Path) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from keel.cross_cutting.error import UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
@@ -39,21 +39,25 @@ from keel.testing.repository import in_memory_twin
 from keel.testing.store import InMemoryStore, Workspace
 
 RepositorySpec = tuple[type[Any], type[Any] | None]
+U_co = TypeVar("U_co", bound=AbstractUnitOfWork, covariant=True)
 
 
 class InMemoryUnitOfWork(AbstractUnitOfWork):
     """Unit of work over an :class:`InMemoryStore`; see the module docstring."""
 
-    _repository_specs: ClassVar[dict[str, RepositorySpec] | None] = None
+    # The SQL unit of work's type, so a class may inherit both (see in_memory_unit_of_work); empty = not resolved yet.
+    _repository_specs: ClassVar[dict[str, RepositorySpec]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._repository_specs = None  # resolved lazily: annotations may be forward references
+        cls._repository_specs = {}  # resolved lazily: annotations may be forward references
 
     def __init__(
         self, store: InMemoryStore | None = None, *, participants: Iterable[CommitParticipant[Any]] = ()
     ) -> None:
-        super().__init__(participants=participants)
+        # Not super(): in a twin that also inherits the application's unit of work
+        # (in_memory_unit_of_work), the next __init__ is the SQL one, which wants a session factory.
+        AbstractUnitOfWork.__init__(self, participants=participants)
         #: The data this unit of work reads and commits to.
         self.store = store if store is not None else InMemoryStore()
         #: True once this instance has committed (Cosmic Python's FakeUnitOfWork flag).
@@ -132,20 +136,49 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         return found.values()
 
 
-def in_memory_unit_of_work(unit_of_work: type[Any]) -> type[InMemoryUnitOfWork]:
-    """An :class:`InMemoryUnitOfWork` class with the repositories ``unit_of_work`` declares."""
-    hints = {name: repo for name, (repo, _) in _find_specs(unit_of_work).items()}
+class InMemoryTwin(Protocol[U_co]):
+    """What :func:`in_memory_unit_of_work` returns: called like :class:`InMemoryUnitOfWork`, builds a ``U_co``."""
+
+    def __call__(
+        self, store: InMemoryStore | None = None, *, participants: Iterable[CommitParticipant[Any]] = ()
+    ) -> U_co: ...
+
+
+def in_memory_unit_of_work(unit_of_work: type[U_co]) -> InMemoryTwin[U_co]:
+    """An :class:`InMemoryUnitOfWork` class with the repositories ``unit_of_work`` declares.
+
+    The class also inherits ``unit_of_work``, so its instances pass a handler's
+    ``uow: AppUnitOfWork`` annotation, under mypy and ``isinstance`` alike, and
+    keep the application's own helper methods. The twin's storage comes first
+    in the MRO: every hook of the SQL unit of work (begin, commit, rollback,
+    close, the seen-aggregate scan) is the twin's, and ``session`` raises
+    ``AttributeError`` instead of reaching a database. Tests that also read the twin's counters
+    (``committed``, ``commits``, ``store``) under mypy can declare the same
+    class by hand: ``class FakeAppUnitOfWork(InMemoryUnitOfWork, AppUnitOfWork): pass``.
+    """
     specs = _find_specs(unit_of_work)
+    hints = {name: repo for name, (repo, _) in specs.items()}
+    bases: tuple[type, ...] = (InMemoryUnitOfWork,)
+    if not issubclass(unit_of_work, InMemoryUnitOfWork):
+        bases = (InMemoryUnitOfWork, unit_of_work)
     cls: type[InMemoryUnitOfWork] = type(
-        f"InMemory{unit_of_work.__name__}", (InMemoryUnitOfWork,), {"__annotations__": hints}
+        f"InMemory{unit_of_work.__name__}",
+        bases,
+        {"__annotations__": hints, "__module__": __name__, "session": property(_no_session)},
     )
     cls._repository_specs = {name: (_twin(repo), model) for name, (repo, model) in specs.items()}
-    return cls
+    # It is both classes; mypy has no intersection type to say so.
+    return typing.cast("InMemoryTwin[U_co]", cls)
+
+
+def _no_session(self: InMemoryUnitOfWork) -> Any:
+    # An AttributeError, so `hasattr(uow, "session")` still tells the twin from the real thing.
+    raise AttributeError(f"{type(self).__name__} is an in-memory twin: it has no database session")
 
 
 def _specs(cls: type[InMemoryUnitOfWork]) -> dict[str, RepositorySpec]:
     specs = cls.__dict__.get("_repository_specs")
-    if specs is None:
+    if not specs:
         specs = {name: (_twin(repo), model) for name, (repo, model) in _find_specs(cls).items()}
         cls._repository_specs = specs
     return specs
