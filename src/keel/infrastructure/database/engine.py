@@ -13,6 +13,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
 from keel.infrastructure.database import _timeouts
+from keel.infrastructure.database._keel_session import HIDE_SOFT_DELETED
 from keel.infrastructure.database.errors import connect_error
 
 
@@ -139,8 +140,7 @@ def _current_task() -> asyncio.Task[Any] | None:
 
 
 #: ``session.info`` keys keel's session factories set; every session inherits its factory's ``info``.
-#: Turns the soft-delete filter on (see ``keel.infrastructure.repository.soft_delete``).
-HIDE_SOFT_DELETED = "keel.hide_soft_deleted"
+#: ``HIDE_SOFT_DELETED`` turns the soft-delete filter on and marks the session as keel's (``_keel_session``).
 #: The :class:`~keel.config.RepositorySettings` repositories on the session use.
 REPOSITORY_SETTINGS = "keel.repository_settings"
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.exc import StaleDataError
 
 from keel.cross_cutting.error import ConcurrencyError
+from keel.infrastructure.database._keel_session import is_keel_session
 
 #: ``session.info`` key: a weak reference to the flush in progress.
 _FLUSH = "keel.flush"
@@ -72,6 +73,8 @@ class StaleRowsError(StaleDataError):
 
 @event.listens_for(Session, "before_flush")
 def _remember_flush(session: Session, flush_context: UOWTransaction, _instances: Any) -> None:
+    if not is_keel_session(session):
+        return  # then its deletes are not looked at either (``_flush_of`` finds no flush)
     # A weak reference: a flush that failed must not keep its states alive.
     session.info[_FLUSH] = weakref.ref(flush_context)
 
