@@ -118,8 +118,8 @@ def _child(benchmark: str, side: str, ops: int, warmup: int, url: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--child"]:
-        benchmark, side, ops, warmup, url = args[1:]
-        _child(benchmark, side, int(ops), int(warmup), url)
+        benchmark, side, child_ops, child_warmup, child_url = args[1:]
+        _child(benchmark, side, int(child_ops), int(child_warmup), child_url)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("benchmark", choices=BENCHMARKS)

@@ -13,7 +13,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from keel.config import DEV_CURSOR_SECRET, DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
 from keel.infrastructure.database import _timeouts
-from keel.infrastructure.database._keel_session import HIDE_SOFT_DELETED
+from keel.infrastructure.database._keel_session import HIDE_SOFT_DELETED as HIDE_SOFT_DELETED
 from keel.infrastructure.database.errors import connect_error
 
 
