@@ -133,3 +133,19 @@ def test_an_unmapped_class_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="not mapped"):
         InMemoryRepository(model=NotMapped)
+
+
+def test_the_twin_overrides_every_hook_the_unit_of_work_template_calls() -> None:
+    """A twin class also inherits the application's SQL unit of work: every template hook must be the twin's own."""
+    import inspect as _inspect
+    import re as _re
+
+    from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
+    from keel.service_layer.unit_of_work import AbstractUnitOfWork
+    from keel.testing import InMemoryUnitOfWork
+
+    called = set(_re.findall(r"self\.(_[a-z_]+)\(", _inspect.getsource(AbstractUnitOfWork)))
+    sql_hooks = {name for name in called if name in SqlAlchemyUnitOfWork.__dict__}
+    assert sql_hooks, "the template calls hooks the SQL unit of work implements"
+    missing = sorted(name for name in sql_hooks if name not in InMemoryUnitOfWork.__dict__)
+    assert not missing, f"InMemoryUnitOfWork must override {missing}"

@@ -19,12 +19,12 @@ import re
 import typing
 import warnings
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any, ClassVar
 
-from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstanceState, Mapper, Session
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from keel.cross_cutting.error import ConcurrencyError, DatabaseUnavailableError, UnitOfWorkError
@@ -159,16 +159,25 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 lost = DatabaseUnavailableError("the connection failed while the unit of work closed")
                 raise translated or lost from exc
 
+    def _close_needs_shield(self) -> bool:
+        # No transaction, no connection: closing only expunges, without I/O.
+        session = self._session
+        return session is not None and session.sync_session.in_transaction()
+
     def _candidates(self) -> Iterable[AggregateRoot]:
         # Aggregates loaded by custom queries or relationships are in the
         # session without passing through a repository: count them as seen.
-        found: dict[int, AggregateRoot] = dict(self._seen)
-        if self._session is not None:
-            sync = self._session.sync_session
-            for obj in (*sync.identity_map.values(), *sync.new):
-                if isinstance(obj, AggregateRoot):
-                    found.setdefault(id(obj), obj)
-        return found.values()
+        # One pass over the session's states, without building its public
+        # identity-map list and ``new`` set.
+        seen = self._seen
+        yield from seen.values()
+        if self._session is None:
+            return
+        sync = self._session.sync_session
+        for state in chain(sync.identity_map.all_states(), sync._new):
+            obj = state.obj()
+            if isinstance(obj, AggregateRoot) and id(obj) not in seen:
+                yield obj
 
 
 # --- helpers -------------------------------------------------------------------
@@ -245,10 +254,15 @@ def _versioned_changes(session: Session) -> list[tuple[str, str, Any, Any]]:
     than through ``state.attrs`` (which builds an object per attribute).
     """
     held = []
-    for obj in (*session.dirty, *session.deleted):
-        state: InstanceState[Any] = inspect(obj)
+    deleted = session._deleted
+    # The states behind ``session.dirty`` and ``session.deleted``, without building those sets.
+    modified = [state for state in session.identity_map._modified if state not in deleted]
+    for state in chain(modified, deleted):
         versioning = _versioning(state.mapper)
         if versioning is None:
+            continue
+        obj = state.obj()
+        if obj is None:
             continue
         key, tables = versioning
         version = state.committed_state.get(key, state.dict.get(key))

@@ -303,6 +303,24 @@ class MessageBus:
     ) -> Any:
         if policy.max_attempts == 1:
             return await self._call(handler, message, queue)
+        # The first attempt runs before tenacity's controller is built: most
+        # messages succeed at once, and building it costs more than the bus's
+        # other bookkeeping. A failure it would retry is replayed as the
+        # controller's first attempt, so waits, logs and attempt numbers are
+        # tenacity's own.
+        first_failure: Exception | None = None
+        committed_error: Exception | None = None
+        try:
+            return await self._call(handler, message, queue, policy)
+        except _AttemptCommitted as stop:
+            committed_error = stop.error
+        except Exception as exc:
+            if not policy.retries(exc):
+                raise
+            first_failure = exc
+        if committed_error is not None:
+            # Outside the except block: the error keeps its own context.
+            raise self._not_retried(handler, message, committed_error)
 
         def before_sleep(state: RetryCallState) -> None:
             exc, wait = describe_retry(state)
@@ -328,11 +346,18 @@ class MessageBus:
         try:
             async for attempt in policy.retrying(before_sleep):
                 with attempt:
+                    if first_failure is not None:
+                        failure, first_failure = first_failure, None
+                        raise failure
                     return await self._call(handler, message, queue, policy)
         except _AttemptCommitted as stop:
-            error = stop.error
-        else:  # pragma: no cover
+            committed_error = stop.error
+        if committed_error is None:  # pragma: no cover
             raise AssertionError("unreachable: tenacity re-raises the last error")
+        raise self._not_retried(handler, message, committed_error)
+
+    def _not_retried(self, handler: PreparedHandler, message: Message, error: Exception) -> Exception:
+        """Log, and return for raising, the error of an attempt whose unit of work committed."""
         # Running the handler again would repeat the work it committed (and its events).
         logger.warning(
             "%s %s failed (%s) after its unit of work committed; not retried",
@@ -341,7 +366,7 @@ class MessageBus:
             error,
             extra={"keel_handler": handler.name, "keel_message": message.message_type},
         )
-        raise error  # outside the except block: the error keeps its own context
+        return error
 
     async def _call(
         self,

@@ -73,14 +73,19 @@ class AbstractUnitOfWork(abc.ABC):
     ) -> None:
         # Rolling back after a commit is harmless; doing it unconditionally
         # means an exception, a return or a cancellation never leaks work.
-        # The close runs in its own task under shield so that cancelling the
-        # caller cannot skip it (the connection would go back to the pool
-        # mid-transaction otherwise).
+        # A close that has a transaction to roll back runs in its own task
+        # under shield so that cancelling the caller cannot skip it (the
+        # connection would go back to the pool mid-transaction otherwise).
+        # Without one (after a commit, or before any query) it does no I/O, so
+        # it never suspends and a cancellation cannot land inside it: it is
+        # awaited directly, saving a task per unit of work.
         try:
             self._discard_pending_events()
-            cleanup = asyncio.ensure_future(self._close())
             try:
-                await asyncio.shield(cleanup)
+                if self._close_needs_shield():
+                    await asyncio.shield(asyncio.ensure_future(self._close()))
+                else:
+                    await self._close()
             except Exception as failure:
                 if exc is None and not self._committed_in_block:
                     raise  # _close raises keel errors: nothing else went wrong, so this is the news
@@ -172,6 +177,10 @@ class AbstractUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def _rollback(self) -> None:
         """Undo uncommitted work."""
+
+    def _close_needs_shield(self) -> bool:
+        """Whether :meth:`_close` may suspend (roll back over the network): then it runs shielded."""
+        return True
 
     @abc.abstractmethod
     async def _close(self) -> None:

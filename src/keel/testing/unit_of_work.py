@@ -120,6 +120,9 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         self.rollbacks += 1
         self.workspace.reset()
 
+    def _close_needs_shield(self) -> bool:
+        return False  # closing a workspace never suspends
+
     async def _close(self) -> None:
         for name in _specs(type(self)):
             self.__dict__.pop(name, None)

@@ -40,6 +40,7 @@ from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE, LoaderCallableStatus
 from sqlalchemy.orm.state import InstanceState
 
 from keel.domain.aggregate import AggregateRoot
+from keel.infrastructure.database._keel_session import is_keel_session
 from keel.infrastructure.database.orm import AGGREGATE, REFERENCE
 
 _NO_KEYS: tuple[tuple[str, str], ...] = ()
@@ -190,6 +191,8 @@ def _key_pairs(holder: Mapper[Any], child: Mapper[Any], pairs: list[tuple[Any, A
 
 def lock_aggregates(session: Session, _flush_context: UOWTransaction, _instances: Any) -> None:
     """``before_flush`` (see ``database.listeners``): bump and check the roots the flush reaches."""
+    if not is_keel_session(session):
+        return
     if _BUMPED in session.info:
         del session.info[_BUMPED]
     # The session's own pending, modified and deleted states, rather than its

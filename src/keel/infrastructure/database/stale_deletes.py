@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState, Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
 
+from keel.infrastructure.database._keel_session import is_keel_session
 from keel.infrastructure.database.stale_errors import StaleRowsError as StaleRowsError
 
 #: ``session.info`` key: a weak reference to the flush in progress.
@@ -46,6 +47,8 @@ _CHUNK = 1000
 
 def remember_flush(session: Session, flush_context: UOWTransaction, _instances: Any) -> None:
     """``before_flush``: keep the flush in reach of the ``before_delete`` check."""
+    if not is_keel_session(session):
+        return  # then its deletes are not looked at either (``_flush_of`` finds no flush)
     # A weak reference: a flush that failed must not keep its states alive.
     session.info[_FLUSH] = weakref.ref(flush_context)
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import ClauseElement
 
 from keel.cross_cutting.error import ValidationError
+from keel.infrastructure.database._keel_session import is_keel_session
 
 #: The largest integer every backend binds (PostgreSQL ``bigint``, SQLite's int64).
 MAX_BIGINT = 2**63 - 1
@@ -168,6 +169,8 @@ def check_entity_values(entity: object, *, changed_only: bool) -> None:
 
 def check_flushed_values(session: Session, _flush_context: UOWTransaction, _instances: Any) -> None:
     """``before_flush`` (see ``database.listeners``): check new and changed values against their columns."""
+    if not is_keel_session(session):
+        return
     # Before any SQL, so a value one backend would refuse (and another would
     # store) fails alike everywhere, with the column named, and the session
     # stays usable.

@@ -30,8 +30,10 @@ from keel.cross_cutting.error import ConfigurationError
 
 #: ``session.info`` key: the :class:`~keel.config.RepositorySettings` repositories on the session use.
 REPOSITORY_SETTINGS = "keel.repository_settings"
-#: ``session.info`` key that turns the soft-delete filter on (see ``keel.infrastructure.repository.soft_delete``).
-HIDE_SOFT_DELETED = "keel.hide_soft_deleted"
+#: ``session.info`` key that turns the soft-delete filter on (see ``keel.infrastructure.repository.soft_delete``)
+#: and marks the session as keel's (``keel.infrastructure.database._keel_session``).
+from keel.infrastructure.database._keel_session import HIDE_SOFT_DELETED as HIDE_SOFT_DELETED  # noqa: E402
+
 #: :data:`keel.config.DEV_CURSOR_SECRET` as the bytes cursors are signed with.
 DEVELOPMENT_SECRET = DEV_CURSOR_SECRET.encode()
 #: The knobs :func:`resolve_setting` knows.

@@ -46,6 +46,8 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, ColumnClause
+from sqlalchemy.sql.selectable import Select
 
 from keel.infrastructure.database import listeners
 from keel.infrastructure.database.orm import DELETED_AT, SoftDeleteMixin, model_traits
@@ -106,6 +108,7 @@ def hide_soft_deleted(session: Session | AsyncSession) -> None:
 # early it is configured (``listeners.install`` runs later, with the first engine).
 @event.listens_for(Mapper, "mapper_configured")
 def _register(mapper: Mapper[Any], cls: type[Any]) -> None:
+    _REACHES.clear()  # a new mapper may make a known one reach a soft-deletable class
     if issubclass(cls, SoftDeleteMixin):
         return
     for prop in mapper.column_attrs:
@@ -118,11 +121,71 @@ def hide_soft_deleted_rows(state: ORMExecuteState) -> None:
     """The ``do_orm_execute`` listener (installed by :func:`keel.infrastructure.database.listeners.install`)."""
     if not state.is_select or state.is_column_load or not state.session.info.get(HIDE_SOFT_DELETED):
         return
+    if not _may_see_soft_deleted(state.statement):
+        return  # the criteria would change nothing, and cost a statement rewrite and cache key per query
     if state.execution_options.get(INCLUDE_DELETED, False):
         return
     if any(isinstance(option, IncludeDeleted) for option in state.user_defined_options):
         return
     state.statement = state.statement.options(*_CRITERIA.options())
+
+
+#: mapper -> whether a soft-deletable class is reachable from it (itself, its
+#: inheritance hierarchy, or any relationship path, which joined eager loads follow).
+_REACHES: dict[Mapper[Any], bool] = {}
+
+
+def _may_see_soft_deleted(statement: Any) -> bool:
+    """False only when ``statement`` certainly reads no soft-deletable rows.
+
+    Decided for the shape ``session.get`` and by-key repository reads produce,
+    ``select(Model).where(column == :value, ...)``, whose one entity reaches
+    no soft-deletable class. Anything else (joins, several entities, columns,
+    subqueries, any other WHERE clause) gets the criteria as before.
+    """
+    if type(statement) is not Select or statement._setup_joins or statement._from_obj:
+        return True
+    columns = statement._raw_columns
+    if len(columns) != 1:
+        return True
+    entity = columns[0]._annotations.get("parententity")
+    if not isinstance(entity, Mapper) or _reaches_soft_delete(entity):
+        return True
+    return not all(_is_key_comparison(criterion) for criterion in statement._where_criteria)
+
+
+def _is_key_comparison(criterion: Any) -> bool:
+    if type(criterion) is BooleanClauseList:
+        return all(_is_key_comparison(clause) for clause in criterion.clauses)
+    return (
+        type(criterion) is BinaryExpression
+        and isinstance(criterion.left, ColumnClause)
+        and isinstance(criterion.right, BindParameter)
+    )
+
+
+def _reaches_soft_delete(mapper: Mapper[Any]) -> bool:
+    try:
+        return _REACHES[mapper]
+    except KeyError:
+        pass
+    seen: set[Mapper[Any]] = set()
+    todo = [mapper]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(current.iterate_to_root())
+        todo.extend(current.self_and_descendants)
+        todo.extend(rel.mapper for rel in current.relationships)
+    reaches = any(_is_soft_deletable(m.class_) for m in seen)
+    _REACHES[mapper] = reaches
+    return reaches
+
+
+def _is_soft_deletable(cls: type[Any]) -> bool:
+    return issubclass(cls, SoftDeleteMixin) or cls in _CRITERIA.others or model_traits(cls).deleted_at is not None
 
 
 # --- hard deletes through filtered collections ----------------------------------------
