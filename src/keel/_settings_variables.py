@@ -50,7 +50,7 @@ TOOLING_VARIABLES = frozenset(
 def normalise_environment(value: object) -> str:
     """The environment ``value`` names (``"Prod"`` -> ``"production"``); ValueError for an unknown one."""
     if not isinstance(value, str):
-        raise ValueError("must be a string")
+        raise ValueError("must be a string")  # noqa: TRY004 -- pydantic turns ValueError, not TypeError, into a field error
     name = value.strip().lower()
     name = ENVIRONMENT_ALIASES.get(name, name)
     if name not in ENVIRONMENTS:

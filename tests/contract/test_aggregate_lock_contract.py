@@ -142,11 +142,12 @@ async def test_many_buyers_never_sell_more_seats_than_the_capacity(new_uow: NewU
                     await asyncio.sleep(0)  # let the other buyers read the same version
                     root.book(f"buyer-{n}")
                     await uow.commit()
-                return
             except ConcurrencyError:
                 conflicts += 1
             except SoldOut:
                 sold_out += 1
+                return
+            else:
                 return
 
     tasks = [asyncio.ensure_future(buyer(n)) for n in range(10)]

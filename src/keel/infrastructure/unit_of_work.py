@@ -215,14 +215,14 @@ def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[A
 def _repository_names(cls: type[SqlAlchemyUnitOfWork]) -> set[str]:
     try:
         return set(_repository_specs(cls))
-    except Exception:  # never let __getattr__ raise something surprising
+    except Exception:  # noqa: BLE001 -- never let __getattr__ raise something surprising
         return set()
 
 
 def _annotations(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
-    except Exception:
+    except Exception:  # noqa: BLE001 -- get_type_hints raises NameError, TypeError, AttributeError, ...
         # Classes defined inside functions can hold forward references
         # get_type_hints cannot resolve; use what is already evaluated.
         merged: dict[str, Any] = {}

@@ -391,11 +391,12 @@ class MessageBus:
             result = handler.call(message, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            return result
         except Exception as exc:
             if policy is not None and policy.retries(exc) and _committed(uow):
                 raise _AttemptCommitted(exc) from None
             raise
+        else:
+            return result
         finally:
             # Only committed work has events to collect, so this is right
             # even when the handler failed after an earlier commit.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, inspect
+from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Mapper
 
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, ConflictError
@@ -66,7 +67,7 @@ def state_of(entity: object, depth: int = 0) -> Any:
     """A comparable snapshot of an entity's columns and, recursively, its relationships."""
     try:
         mapper: Mapper[Any] = inspect(type(entity))
-    except Exception:
+    except NoInspectionAvailable:
         return copy.deepcopy(entity)
     columns = tuple((key, copy.deepcopy(entity.__dict__.get(key))) for key in [p.key for p in mapper.column_attrs])
     if depth > 8:

@@ -212,7 +212,7 @@ def _find_specs(cls: type) -> dict[str, RepositorySpec]:
 def _annotations(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
-    except Exception:
+    except Exception:  # noqa: BLE001 -- get_type_hints raises NameError, TypeError, AttributeError, ...
         # Classes defined inside functions can hold forward references
         # get_type_hints cannot resolve; use what is already evaluated.
         merged: dict[str, Any] = {}

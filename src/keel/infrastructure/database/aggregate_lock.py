@@ -182,7 +182,7 @@ def _key_pairs(holder: Mapper[Any], child: Mapper[Any], pairs: list[tuple[Any, A
             (holder.get_property_by_column(pk).key, child.get_property_by_column(by_column[pk]).key)
             for pk in holder.primary_key
         )
-    except Exception:  # a join keel cannot express as the holder's primary key: scan the session only
+    except Exception:  # noqa: BLE001 -- a join keel cannot express as the holder's primary key: scan the session only
         return _NO_KEYS
 
 

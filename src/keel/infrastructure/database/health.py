@@ -70,7 +70,7 @@ async def check_database(
         return HealthCheckResult("database", False, _ms(started), f"no answer within {timeout}s", extra)
     try:
         state = probe.result()
-    except Exception as exc:  # a probe reports, it does not raise
+    except Exception as exc:  # noqa: BLE001 -- a probe reports, it does not raise
         error = translate_db_error(exc)
         if isinstance(error, KeelError):
             return HealthCheckResult("database", False, _ms(started), str(error), {**extra, "code": error.code})

@@ -82,7 +82,7 @@ def _key_of_attribute(mapper: Mapper[Any], element: Any) -> str | None:
     if annotations.get("parentmapper") is mapper:
         try:
             key: str = mapper.get_property_by_column(element).key
-        except Exception:
+        except Exception:  # noqa: BLE001 -- not one of the mapper's column attributes, however SQLAlchemy says so
             return None
         return key
     return None
