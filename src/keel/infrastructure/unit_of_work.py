@@ -197,9 +197,9 @@ def _has_after_flush(participants: Iterable[CommitParticipant[Any]]) -> bool:
 
 
 def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[Any], type[Any] | None]]:
-    specs = cls.__dict__.get("_repository_specs")
+    specs: dict[str, tuple[type[Any], type[Any] | None]] | None = cls.__dict__.get("_repository_specs")
     if specs:
-        return specs  # type: ignore[no-any-return]
+        return specs
     specs = {}
     for name, hint in _annotations(cls).items():
         origin = typing.get_origin(hint)

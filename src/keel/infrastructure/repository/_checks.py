@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import pydantic
 from sqlalchemy import inspect
@@ -26,7 +26,7 @@ def error(loc: str, msg: str, type_: str = "value_error") -> dict[str, Any]:
     return {"loc": [loc], "msg": msg, "type": type_}
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -42,26 +42,26 @@ def validate_limit(limit: int | None, offset: int | None) -> None:
 
 
 def check_page(page: object) -> int:
-    if not _is_int(page) or not 1 <= page <= MAX_BIGINT:  # type: ignore[operator]
+    if not _is_int(page) or not 1 <= page <= MAX_BIGINT:
         raise ValidationError(
             f"page must be an integer between 1 and {MAX_BIGINT}",
             errors=[error("page", f"must be an integer between 1 and {MAX_BIGINT}")],
             maximum=MAX_BIGINT,
         )
-    return page  # type: ignore[return-value]
+    return page
 
 
 def check_size(size: object, *, default: int, maximum: int) -> int:
     """The page size: ``default`` when None; outside 1..``maximum`` is refused, never clamped."""
     if size is None:
         size = default
-    if not _is_int(size) or not 1 <= size <= maximum:  # type: ignore[operator]
+    if not _is_int(size) or not 1 <= size <= maximum:
         raise ValidationError(
             f"size must be an integer between 1 and {maximum}",
             errors=[error("size", f"must be an integer between 1 and {maximum}")],
             maximum=maximum,
         )
-    return size  # type: ignore[return-value]
+    return size
 
 
 # --- primary keys ------------------------------------------------------------------
