@@ -139,10 +139,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         except (SQLAlchemyError, OSError) as exc:
             # A connection the server killed cannot roll back: drop it, so the
             # unit of work can start again on a fresh one.
-            await _invalidate(session)
-            translated = translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else None
-            lost = DatabaseUnavailableError("the connection failed while the unit of work rolled back")
-            raise translated or lost from exc
+            raise await _dropped(session, exc, "rolled back") from exc
 
     async def _close(self) -> None:
         session, self._session = self._session, None
@@ -154,10 +151,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             except (SQLAlchemyError, OSError) as exc:
                 # The rollback failed (a connection the server killed, say): drop
                 # the connection instead of returning it to the pool half-open.
-                await _invalidate(session)
-                translated = translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else None
-                lost = DatabaseUnavailableError("the connection failed while the unit of work closed")
-                raise translated or lost from exc
+                raise await _dropped(session, exc, "closed") from exc
 
     def _close_needs_shield(self) -> bool:
         # No transaction, no connection: closing only expunges, without I/O.
@@ -183,12 +177,15 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 # --- helpers -------------------------------------------------------------------
 
 
-async def _invalidate(session: AsyncSession) -> None:
+async def _dropped(session: AsyncSession, exc: SQLAlchemyError | OSError, while_: str) -> Exception:
+    """Invalidate ``session``'s connection after ``exc``; the keel error to raise for it."""
     try:
         await session.invalidate()
     except (SQLAlchemyError, OSError):
-        # Already as dead as it gets; the close's own error is the one to report.
+        # Already as dead as it gets; the original error is the one to report.
         _logger.debug("invalidating a failed session failed too", exc_info=True)
+    translated = translate_db_error(exc) if isinstance(exc, SQLAlchemyError) else None
+    return translated or DatabaseUnavailableError(f"the connection failed while the unit of work {while_}")
 
 
 def _has_after_flush(participants: Iterable[CommitParticipant[Any]]) -> bool:
