@@ -11,6 +11,7 @@ base and metadata: ``class CatalogBase(KeelBase): pass`` (see docs/models.md).
 from __future__ import annotations
 
 from keel.infrastructure.database import tables as _tables  # noqa: F401  (fills keel_metadata)
+from keel.infrastructure.database.columns import BigIntIdentityMixin, PortableJSON, UUIDv7PrimaryKeyMixin, uuid7
 from keel.infrastructure.database.orm import (
     NAMING_CONVENTION,
     Base,
@@ -31,16 +32,20 @@ from keel.infrastructure.database.types import UTCDateTime
 __all__ = [
     "NAMING_CONVENTION",
     "Base",
+    "BigIntIdentityMixin",
     "KeelBase",
     "ModelTraits",
+    "PortableJSON",
     "SoftDeleteMixin",
     "TimestampMixin",
     "UTCDateTime",
+    "UUIDv7PrimaryKeyMixin",
     "VersionMixin",
     "keel_metadata",
     "map_imperatively",
     "model_traits",
     "soft_delete_column",
     "timestamp_columns",
+    "uuid7",
     "version_column",
 ]

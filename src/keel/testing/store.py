@@ -280,8 +280,11 @@ class Workspace:
         traits = model_traits(model)
         mapper = mapper_of(model)
         pk = list(mapper.primary_key)
-        if len(pk) == 1 and getattr(entity, traits.primary_key[0], None) is None and _autoincrements(pk[0]):
-            setattr(entity, traits.primary_key[0], self.store.next_id(model))
+        if len(pk) == 1 and getattr(entity, traits.primary_key[0], None) is None:
+            if _autoincrements(pk[0]):
+                setattr(entity, traits.primary_key[0], self.store.next_id(model))
+            elif pk[0].default is not None:  # a client-side key default (uuid7): SQL applies it at flush
+                setattr(entity, traits.primary_key[0], _call_default(pk[0].default))
         key = identity_of(model, entity)
         if any(part is None for part in key):
             raise ConflictError(f"{traits.entity} needs a primary key", entity=traits.entity)
