@@ -228,6 +228,29 @@ class BusSettings(BaseModel):
     )
 
 
+class MigrationSettings(BaseModel):
+    """Where ``keel db`` finds the application's migrations and models."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    directory: str = Field(
+        "migrations",
+        min_length=1,
+        description="The application's Alembic versions directory (relative to the working directory); "
+        "`keel db revision` creates it.",
+    )
+    metadata: str = Field(
+        "keel.orm:Base.metadata",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        description="`module:attribute` of the application's `MetaData` that autogenerate compares with the database.",
+    )
+    branch: str = Field(
+        "app",
+        pattern=r"^[A-Za-z_][\w-]*$",
+        description="Alembic branch label of the application's migrations (keel's own branch is `keel`).",
+    )
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -251,6 +274,7 @@ class KeelSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     repository: RepositorySettings = Field(default_factory=RepositorySettings)
+    migrations: MigrationSettings = Field(default_factory=MigrationSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -416,6 +440,7 @@ __all__ = [
     "BusSettings",
     "DatabaseSettings",
     "KeelSettings",
+    "MigrationSettings",
     "RepositorySettings",
     "SettingReference",
     "load_settings",

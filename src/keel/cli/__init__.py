@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import click
 
 from keel import __version__
+from keel.cli._db import db
 
 
 @click.group(name="keel", invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,3 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["cli", "main"]
+
+
+cli.add_command(db)

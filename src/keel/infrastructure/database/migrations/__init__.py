@@ -24,7 +24,7 @@ import importlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.autogenerate.api import AutogenContext
@@ -56,7 +56,7 @@ def target_metadata(*application: MetaData) -> list[MetaData]:
     return [*application, keel_metadata]
 
 
-def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Autogenerate hook: a column type from outside SQLAlchemy imports its module.
 
     Alembic renders such types by their full dotted path but adds no import

@@ -1,0 +1,1 @@
+"""The Alembic environment behind ``keel db``: an ``env.py`` and a template that no application edits."""
