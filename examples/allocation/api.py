@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path
 
 from examples.allocation import views
 from examples.allocation.container import AllocationContainer
 from examples.allocation.domain.commands import MAX_REFERENCE_LENGTH, Allocate, ChangeBatchQuantity, CreateBatch
-from examples.allocation.problems import install_problem_handlers, problem
+from examples.allocation.unit_of_work import AllocationUnitOfWork
 from keel import MessageBus, NotFoundError
-from keel.container import running
-from keel.infrastructure.database import check_database
+from keel.ext.fastapi import install_keel, keel_lifespan, message_bus, unit_of_work
 
 OK = {"message": "OK"}
 #: An order id in the path, as long as the column allows: a longer one is a 422, not a query.
 OrderId = Annotated[str, Path(min_length=1, max_length=MAX_REFERENCE_LENGTH)]
+Bus = Annotated[MessageBus, Depends(message_bus)]
+UnitOfWork = Annotated[AllocationUnitOfWork, Depends(unit_of_work)]
 
 
 def create_app(container: AllocationContainer | None = None, *, manage_resources: bool = True) -> FastAPI:
@@ -37,62 +38,33 @@ def create_app(container: AllocationContainer | None = None, *, manage_resources
     container = container if container is not None else AllocationContainer()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not manage_resources:
-            yield
-            return
-        async with running(container):
-            container.bus()  # build it now: a wiring error stops start-up, not the first request
-            yield
+    async def caller_managed(app: FastAPI) -> AsyncIterator[None]:
+        yield
 
-    app = FastAPI(title="allocation", lifespan=lifespan)
-    app.state.container = container
-    install_problem_handlers(app)
-
-    def bus() -> MessageBus:
-        result: MessageBus = container.bus()
-        return result
+    app = FastAPI(title="allocation", lifespan=keel_lifespan(container) if manage_resources else caller_managed)
+    install_keel(app, container)  # problem+json for every error, correlation ids, /health/live and /health/ready
 
     @app.post("/add_batch", status_code=201)
-    async def add_batch(cmd: CreateBatch) -> dict[str, str]:
-        await bus().handle(cmd)
+    async def add_batch(cmd: CreateBatch, bus: Bus) -> dict[str, str]:
+        await bus.handle(cmd)
         return OK
 
     @app.post("/allocate", status_code=202)
-    async def allocate(cmd: Allocate) -> dict[str, str]:
-        await bus().handle(cmd)
+    async def allocate(cmd: Allocate, bus: Bus) -> dict[str, str]:
+        await bus.handle(cmd)
         return OK
 
     @app.post("/change_batch_quantity", status_code=202)
-    async def change_batch_quantity(cmd: ChangeBatchQuantity) -> dict[str, str]:
-        await bus().handle(cmd)
+    async def change_batch_quantity(cmd: ChangeBatchQuantity, bus: Bus) -> dict[str, str]:
+        await bus.handle(cmd)
         return OK
 
     @app.get("/allocations/{orderid}")
-    async def allocations_view(orderid: OrderId) -> list[dict[str, str]]:
-        result = await views.allocations(orderid, container.unit_of_work())
+    async def allocations_view(orderid: OrderId, uow: UnitOfWork) -> list[dict[str, str]]:
+        result = await views.allocations(orderid, uow)
         if not result:
             # The id is in the problem's `instance` (the path) already: not repeated in the body.
             raise NotFoundError("no allocations for this order", entity="Order")
         return result
-
-    @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/health/ready")
-    async def ready(request: Request) -> Any:
-        result = await check_database(container.engine())
-        body = {"status": "ok" if result.healthy else "unavailable", "checks": [result.to_dict()]}
-        if result.healthy:
-            return body
-        return problem(
-            503,
-            code="not_ready",
-            title="Service Unavailable",
-            detail=f"database: {result.detail}",
-            instance=request.url.path,
-            checks=body["checks"],
-        )
 
     return app

@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 from examples.allocation.orm import batches, order_lines, products
-from examples.allocation.problems import PROBLEM_JSON
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keel.ext.fastapi import PROBLEM_JSON
 
 
 def random_suffix() -> str:

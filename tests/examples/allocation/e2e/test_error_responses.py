@@ -10,10 +10,10 @@ import pytest
 from dependency_injector import providers
 from examples.allocation.container import AllocationContainer
 from examples.allocation.domain.model import OrderLine, Product
-from examples.allocation.problems import PROBLEM_JSON
 
 from keel import ConcurrencyError
 from keel.config import KeelSettings
+from keel.ext.fastapi import PROBLEM_JSON
 
 from .test_api import post_to_add_batch, post_to_allocate, random_batchref, random_orderid, random_sku
 

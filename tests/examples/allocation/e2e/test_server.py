@@ -13,11 +13,11 @@ import uvicorn
 from dependency_injector import providers
 from examples.allocation.api import create_app
 from examples.allocation.container import AllocationContainer
-from examples.allocation.problems import PROBLEM_JSON
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.config import KeelSettings
+from keel.ext.fastapi import PROBLEM_JSON
 
 
 @asynccontextmanager

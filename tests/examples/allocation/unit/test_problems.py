@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 from examples.allocation.domain.model import InvalidSku
-from examples.allocation.problems import PROBLEM_JSON, install_problem_handlers
 from fastapi import FastAPI
 
 from keel import (
@@ -16,6 +15,7 @@ from keel import (
     NotFoundError,
     ValidationError,
 )
+from keel.ext.fastapi import PROBLEM_JSON, install_problem_handlers
 
 ERRORS: dict[str, Exception] = {
     "not-found": NotFoundError(entity="Order", id="o1"),

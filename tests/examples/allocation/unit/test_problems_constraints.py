@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from examples.allocation.problems import status_for
 
 from keel import (
     CheckViolationError,
@@ -13,6 +12,7 @@ from keel import (
     KeelError,
     NotNullViolationError,
 )
+from keel.ext.fastapi import status_for
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """keel errors as RFC 9457 problem details (``application/problem+json``).
 
-Every error response is ``application/problem+json``: keel's errors, request
+With :func:`install_problem_handlers`, every error response is ``application/problem+json``: keel's errors, request
 validation, Starlette's own (unknown route 404, wrong method 405, a body it
 cannot read 400) and crashes. The body has the RFC's members (``type``,
 ``title``, ``status``, ``detail``, ``instance``) plus keel's stable ``code``,
@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from keel import (
+    AuthorizationError,
     ConcurrencyError,
     ConflictError,
     ConstraintViolationError,
@@ -32,13 +33,14 @@ from keel import (
     ValidationError,
 )
 
-logger = logging.getLogger("examples.allocation.api")
+logger = logging.getLogger("keel.ext.fastapi")
 
 PROBLEM_JSON = "application/problem+json"
 
-#: Most specific first.
+#: Most specific first. An error class may also say its own status with a class attribute ``http_status``.
 STATUS_BY_ERROR: tuple[tuple[type[KeelError], int], ...] = (
     (NotFoundError, 404),
+    (AuthorizationError, 403),
     (ValidationError, 422),
     (ConcurrencyError, 409),
     (ConflictError, 409),
@@ -49,6 +51,10 @@ STATUS_BY_ERROR: tuple[tuple[type[KeelError], int], ...] = (
 
 
 def status_for(exc: KeelError) -> int:
+    """The HTTP status of a keel error: its ``http_status`` attribute, else the first match above, else 500."""
+    own = getattr(exc, "http_status", None)
+    if isinstance(own, int):
+        return own
     for error_type, status in STATUS_BY_ERROR:
         if isinstance(exc, error_type):
             return status
@@ -71,6 +77,7 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """A problem+json response; ``message`` repeats ``detail`` for clients written for Cosmic Python's API."""
     body = {
         "type": f"urn:keel:problem:{code}",
         "title": title,
@@ -88,6 +95,7 @@ def problem(
 
 
 async def keel_error(request: Request, exc: Exception) -> JSONResponse:
+    """A keel error as a problem; a 5xx keeps the error's details in the log, out of the response."""
     assert isinstance(exc, KeelError)
     status = status_for(exc)
     if status >= 500:
@@ -143,6 +151,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A crash: logged with its traceback, answered with a 500 problem that shows nothing of it."""
     logger.exception("%s %s failed", request.method, request.url.path)
     return problem(
         500,

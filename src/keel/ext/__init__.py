@@ -1,0 +1,1 @@
+"""Integrations with other frameworks (``keel.ext.fastapi``), each behind its own extra."""
