@@ -70,3 +70,14 @@ def recorded() -> Iterator[Recorded]:
     telemetry.shutdown()
     tracer_provider.shutdown()
     meter_provider.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def global_providers(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """OpenTelemetry's global providers are set-once per process: record keel's attempts instead of making them."""
+    from opentelemetry import metrics, trace
+
+    installed: list[object] = []
+    monkeypatch.setattr(trace, "set_tracer_provider", installed.append)
+    monkeypatch.setattr(metrics, "set_meter_provider", installed.append)
+    return installed

@@ -47,7 +47,7 @@ async def seed(session_factory: async_sessionmaker[AsyncSession], stock: int = 1
 async def test_the_bus_span_is_the_parent_of_the_sql_and_commit_spans(
     engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession], recorded: Recorded
 ) -> None:
-    """One command: a span named after it, whose children are its SELECT and the commit span (itself parent of the UPDATE)."""
+    """A command: a span named after it, parent of its SELECT and of the commit span (parent of the UPDATE)."""
     instrument_engine(engine)
     await seed(session_factory)
     recorded.exporter.clear()
