@@ -52,7 +52,7 @@ U = DefaultedTypeVar("U", bound=SqlAlchemyUnitOfWork, default=SqlAlchemyUnitOfWo
 def open_engine(settings: KeelSettings) -> Iterator[AsyncEngine]:
     """The engine resource: built from settings when resources start (SQL spans under KEEL_TELEMETRY__ENABLED)."""
     engine = create_engine(settings)
-    if settings.telemetry.enabled:
+    if settings.telemetry.enabled and settings.telemetry.sql_spans:
         instrument_engine(engine)
     yield engine
 

@@ -22,11 +22,13 @@ PUBLIC_MODULES = (
     "keel.config",
     "keel.container",
     "keel.domain.ports",
+    "keel.health",
     "keel.infrastructure.database",
     "keel.infrastructure.database.migrations",
     "keel.infrastructure.repository",
     "keel.orm",
     "keel.security",
+    "keel.telemetry",
     "keel.testing",
     "keel.testing.fixtures",
 )

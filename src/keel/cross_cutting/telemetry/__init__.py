@@ -12,6 +12,7 @@ from keel.cross_cutting.telemetry._commit import CommitTelemetry as CommitTeleme
 from keel.cross_cutting.telemetry._logging import KeelContextFilter as KeelContextFilter
 from keel.cross_cutting.telemetry._logging import KeelJsonFormatter as KeelJsonFormatter
 from keel.cross_cutting.telemetry._logging import configure_logging as configure_logging
+from keel.cross_cutting.telemetry._logging import context_fields as context_fields
 from keel.cross_cutting.telemetry._metrics import KeelMetrics as KeelMetrics
 from keel.cross_cutting.telemetry._metrics import metrics as metrics
 from keel.cross_cutting.telemetry._middleware import TelemetryMiddleware as TelemetryMiddleware

@@ -24,6 +24,11 @@ class TelemetrySettings(BaseModel):
         description="The container instruments its engine, bus (middleware) and commits (participant). "
         "Call `keel.telemetry.configure_telemetry` at start-up to choose where spans and metrics go.",
     )
+    sql_spans: bool = Field(
+        True,
+        description="With `enabled`, the container's engine makes a span per SQL statement "
+        "(its CPU cost per statement is in docs/performance.md).",
+    )
     service_name: str = Field("keel", min_length=1, description="`service.name` of the OpenTelemetry resource.")
     otlp_endpoint: str | None = Field(
         None,
