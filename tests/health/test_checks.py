@@ -212,3 +212,20 @@ def test_the_default_registry_registers_what_the_settings_configure(monkeypatch:
     full = default_health_registry(KeelSettings(health={"redis_url": REDIS_URL, "timeout": 0.5}), engine)
     assert full.names("readiness") == ["database", "outbox", "redis", "pubsub"]
     assert full.timeout == 0.5
+
+
+def test_the_default_registry_pings_the_caches_redis_when_the_cache_uses_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No KEEL_HEALTH__REDIS_URL: a cache section with backend redis and a (secret) url is pinged instead."""
+    from pydantic import BaseModel, SecretStr
+
+    class CacheSection(BaseModel):
+        backend: str = "redis"
+        url: SecretStr | None = SecretStr(REDIS_URL)
+
+    class WithCache(KeelSettings):
+        cache: CacheSection = CacheSection()
+
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    assert default_health_registry(WithCache()).names() == ["redis"]
+    assert default_health_registry(WithCache(cache=CacheSection(url=None))).names() == []
+    assert default_health_registry(WithCache(cache=CacheSection(backend="memory"))).names() == []

@@ -162,3 +162,25 @@ async def test_without_opentelemetry_every_helper_is_a_no_op(without_otel: None)
         await uow.commit()
     with pytest.raises(ConfigurationError, match=r"keel-framework\[otel\]"):
         configure_telemetry(TelemetrySettings())
+
+
+async def test_event_handler_calls_are_spans_and_counted_per_handler(recorded: Recorded) -> None:
+    """An event: one span per handler call; successes and failures counted by handler; a failure stays isolated."""
+    from keel import DomainEvent, MessageBus
+
+    class Shipped(DomainEvent):
+        orderid: str
+
+    async def notify(event: Shipped) -> None:
+        pass
+
+    async def broken(event: Shipped) -> None:
+        raise RuntimeError("mail server down")
+
+    bus = MessageBus(InMemoryUnitOfWork, event_handlers={Shipped: [notify, broken]}, middleware=[TelemetryMiddleware()])
+    await bus.handle(Shipped(orderid="o1"))
+    spans = recorded.named("Shipped")
+    assert sorted(dict(s.attributes or {})["keel.outcome"] for s in spans) == ["failed", "succeeded"]
+    assert {dict(s.attributes or {})["keel.message.kind"] for s in spans} == {"event"}
+    assert recorded.total("keel.events.handled", message_type="Shipped") == 1
+    assert recorded.total("keel.events.failed", message_type="Shipped", error="RuntimeError") == 1
