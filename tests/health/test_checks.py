@@ -229,3 +229,17 @@ def test_the_default_registry_pings_the_caches_redis_when_the_cache_uses_one(mon
     assert default_health_registry(WithCache()).names() == ["redis"]
     assert default_health_registry(WithCache(cache=CacheSection(url=None))).names() == []
     assert default_health_registry(WithCache(cache=CacheSection(backend="memory"))).names() == []
+
+
+async def test_the_outbox_check_on_an_unreachable_database_fails_in_keels_words() -> None:
+    """A refused connection: failed with keel's database_unavailable, no host, user or password."""
+    url = f"postgresql+asyncpg://app:s3cret-pw@127.0.0.1:{closed_port()}/app"
+    engine = create_engine(KeelSettings(database={"url": url, "connect_timeout": 1}))
+    try:
+        result = await run("outbox", outbox_backlog_check(engine, max_backlog=1))
+    finally:
+        await engine.dispose()
+    assert result["status"] == "failed"
+    assert str(result["error"]).startswith("[database_unavailable]")
+    assert "s3cret-pw" not in str(result)
+    assert "127.0.0.1" not in str(result)

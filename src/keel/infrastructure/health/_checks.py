@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, Table, func, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.config import KeelSettings
 from keel.cross_cutting.telemetry import metrics
+from keel.infrastructure.database._translate import translate_db_error
 from keel.infrastructure.database.health import check_database
 from keel.infrastructure.health._registry import Check, CheckFailed, HealthRegistry
 
@@ -53,14 +55,19 @@ def redis_check(url: str, *, timeout: float = 2.0) -> Check:
     async def redis() -> None:
         try:
             from redis.asyncio import Redis
+            from redis.exceptions import RedisError
         except ImportError as exc:
             raise CheckFailed("the redis package is not installed: install keel-framework[redis]") from exc
         client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         try:
-            if not await client.ping():
-                raise CheckFailed("PING got no PONG")
+            answered = await client.ping()
+        except (RedisError, OSError) as exc:
+            # redis's messages name the host and port: the report says what failed, not where.
+            raise CheckFailed(f"Redis did not answer PING ({type(exc).__name__})") from exc
         finally:
             await client.aclose()
+        if not answered:
+            raise CheckFailed("Redis answered PING without PONG")
 
     return redis
 
@@ -121,6 +128,13 @@ def outbox_backlog_check(engine: AsyncEngine, *, max_backlog: int, table: str = 
     """
 
     async def outbox() -> Mapping[str, Any]:
+        try:
+            return await _measure()
+        except (SQLAlchemyError, OSError) as exc:
+            # Driver messages can name hosts and values: the report shows keel's words instead.
+            raise translate_db_error(exc) or CheckFailed(type(exc).__name__) from exc
+
+    async def _measure() -> Mapping[str, Any]:
         async with engine.connect() as conn:
             found = await conn.run_sync(_reflect, table)
             if found is None:
