@@ -21,7 +21,7 @@ from examples.allocation.domain.commands import MAX_REFERENCE_LENGTH, Allocate, 
 from examples.allocation.problems import install_problem_handlers, problem
 from keel import MessageBus, NotFoundError
 from keel.container import running
-from keel.infrastructure.database import check_database
+from keel.health import default_health_registry
 
 OK = {"message": "OK"}
 #: An order id in the path, as long as the column allows: a longer one is a 422, not a query.
@@ -77,20 +77,23 @@ def create_app(container: AllocationContainer | None = None, *, manage_resources
         return result
 
     @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
+    async def live() -> Any:
+        report = await default_health_registry(container.settings()).check("liveness")
+        return report.to_dict()
 
     @app.get("/health/ready")
     async def ready(request: Request) -> Any:
-        result = await check_database(container.engine())
-        body = {"status": "ok" if result.healthy else "unavailable", "checks": [result.to_dict()]}
-        if result.healthy:
+        registry = default_health_registry(container.settings(), container.engine())
+        report = await registry.check("readiness")
+        body = report.to_dict()
+        if report.ok:
             return body
+        failed = "; ".join(f"{result.name}: {result.error}" for result in report.results if not result.ok)
         return problem(
             503,
             code="not_ready",
             title="Service Unavailable",
-            detail=f"database: {result.detail}",
+            detail=failed,
             instance=request.url.path,
             checks=body["checks"],
         )
