@@ -31,7 +31,7 @@ async def hangs() -> None:
 
 
 async def ignores_cancellation() -> None:
-    deadline = time.perf_counter() + 1.0
+    deadline = time.perf_counter() + 3.0
     while time.perf_counter() < deadline:
         try:
             await asyncio.sleep(0.05)
@@ -87,7 +87,7 @@ async def test_a_hanging_check_times_out_within_its_own_timeout_while_the_others
     started = time.perf_counter()
     report = await registry.check()
     elapsed = time.perf_counter() - started
-    assert elapsed < 0.6, f"the report took {elapsed:.2f}s for 0.2s timeouts"
+    assert elapsed < 1.5, f"the report took {elapsed:.2f}s for 0.2s timeouts (the deaf check runs 3s)"
     checks = report.to_dict()["checks"]
     assert checks["hangs"]["status"] == "timed_out"
     assert checks["hangs"]["error"] == "no answer within 0.2s"
