@@ -9,6 +9,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel import Command, MessageBus, NotFoundError, RetryPolicy
+from keel.security import Principal, as_principal
 from keel.service_layer.context import message_context
 from keel.telemetry import CommitTelemetry, TelemetryMiddleware, instrument_engine
 from tests.models import AppUnitOfWork, Product
@@ -51,7 +52,7 @@ async def test_the_bus_span_is_the_parent_of_the_sql_and_commit_spans(
     instrument_engine(engine)
     await seed(session_factory)
     recorded.exporter.clear()
-    with message_context(correlation_id="corr-1"):
+    with message_context(correlation_id="corr-1"), as_principal(Principal(id="alice")):
         assert await make_bus(session_factory).handle(Allocate(sku="LAMP", qty=2)) == 8
 
     bus_span = recorded.one("Allocate")
@@ -62,6 +63,7 @@ async def test_the_bus_span_is_the_parent_of_the_sql_and_commit_spans(
     assert attributes["keel.handler"].endswith("allocate")
     assert attributes["keel.outcome"] == "succeeded"
     assert attributes["keel.correlation_id"] == "corr-1"
+    assert attributes["enduser.id"] == "alice"
     assert bus_span.parent is None
     assert commit.parent is not None
     assert commit.parent.span_id == bus_span.context.span_id

@@ -2,8 +2,9 @@
 
 The span is named after the message type (``Allocate``), is the parent of
 everything the handler does (its SQL, its commit), and carries the message
-type, its kind, the handler, the outcome and, on failure, the error (also
-recorded as an ``exception`` event). The bus retries inside ``call_next``,
+type, its kind, the handler, the correlation id, the principal
+(``enduser.id``), the outcome and, on failure, the error (also recorded as
+an ``exception`` event). The bus retries inside ``call_next``,
 so one span and one duration cover every attempt; the commit participant
 (:mod:`._commit`) sees each attempt's commit.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from keel.cross_cutting.security import current_principal
 from keel.cross_cutting.telemetry._metrics import metrics
 from keel.cross_cutting.telemetry._state import otel_available, tracer
 from keel.domain.errors import AuthorizationError, KeelError
@@ -27,6 +29,8 @@ OUTCOME = "keel.outcome"
 ERROR = "keel.error"
 ERROR_CODE = "keel.error.code"
 CORRELATION_ID = "keel.correlation_id"
+#: OpenTelemetry's semantic convention for the acting user.
+PRINCIPAL_ID = "enduser.id"
 
 
 class TelemetryMiddleware:
@@ -46,6 +50,9 @@ class TelemetryMiddleware:
         correlation = current_correlation_id()
         if correlation is not None:
             attributes[CORRELATION_ID] = correlation
+        principal = current_principal()
+        if principal is not None:
+            attributes[PRINCIPAL_ID] = principal.id
         instruments = metrics()
         started = time.perf_counter()
         with tracer().start_as_current_span(message_type, kind=SpanKind.INTERNAL, attributes=attributes) as span:
