@@ -244,3 +244,28 @@ async def test_the_outbox_check_on_an_unreachable_database_fails_in_keels_words(
     assert str(result["error"]).startswith("[database_unavailable]")
     assert "s3cret-pw" not in str(result)
     assert "127.0.0.1" not in str(result)
+
+
+async def test_a_server_that_accepts_and_never_answers_is_not_ready_within_the_timeout() -> None:
+    """A frozen Redis and a frozen emulator (they accept, then say nothing): both fail at about the timeout."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    registry = HealthRegistry(timeout=0.4)
+    registry.register("redis", redis_check(f"redis://127.0.0.1:{port}/0", timeout=0.3))
+    registry.register("pubsub", pubsub_check(emulator_host=f"127.0.0.1:{port}", timeout=0.3))
+    async with server:
+        started = time.perf_counter()
+        report = await registry.check()
+        elapsed = time.perf_counter() - started
+        for writer in held:
+            writer.close()
+    assert elapsed < 1.5, f"{elapsed:.2f}s for 0.3s timeouts"
+    checks = report.to_dict()["checks"]
+    assert checks["redis"]["status"] in {"failed", "timed_out"}
+    assert checks["pubsub"]["status"] in {"failed", "timed_out"}
+    assert report.status == "not_ready"
