@@ -27,6 +27,7 @@ from keel._settings_variables import ENVIRONMENTS as ENVIRONMENTS
 from keel._settings_variables import TOOLING_VARIABLES as TOOLING_VARIABLES
 from keel._settings_variables import env_file_paths, normalise_environment, unknown_variables
 from keel.cross_cutting.error import ConfigurationError
+from keel.cross_cutting.telemetry._settings import TelemetrySettings
 
 ENV_PREFIX = "KEEL_"
 NESTED_DELIMITER = "__"
@@ -251,6 +252,20 @@ class MigrationSettings(BaseModel):
     )
 
 
+class HealthSettings(BaseModel):
+    """Liveness and readiness checks (``keel health``, the example app's probes)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    timeout: float = Field(2.0, gt=0, description="Seconds each check may take before it counts as failed.")
+    redis_url: str | None = Field(
+        None, description="Redis to ping for readiness; unset: the cache's Redis, when the cache uses one."
+    )
+    outbox_max_backlog: int = Field(
+        10_000, ge=0, description="Readiness fails when more outbox messages than this wait to be relayed."
+    )
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -275,6 +290,8 @@ class KeelSettings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     repository: RepositorySettings = Field(default_factory=RepositorySettings)
     migrations: MigrationSettings = Field(default_factory=MigrationSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -439,10 +456,12 @@ __all__ = [
     "TOOLING_VARIABLES",
     "BusSettings",
     "DatabaseSettings",
+    "HealthSettings",
     "KeelSettings",
     "MigrationSettings",
     "RepositorySettings",
     "SettingReference",
+    "TelemetrySettings",
     "load_settings",
     "settings_reference",
     "settings_table",

@@ -31,11 +31,13 @@ from typing_extensions import TypeVar as DefaultedTypeVar
 
 from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
+from keel.cross_cutting.telemetry import CommitTelemetry, TelemetryMiddleware, instrument_engine
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
 from keel.infrastructure.processed_commands import RecordProcessedCommands
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
+from keel.service_layer.middleware import Middleware
 from keel.service_layer.participants import CommitParticipant
 
 C = TypeVar("C", bound=containers.Container)
@@ -48,8 +50,11 @@ U = DefaultedTypeVar("U", bound=SqlAlchemyUnitOfWork, default=SqlAlchemyUnitOfWo
 
 
 def open_engine(settings: KeelSettings) -> Iterator[AsyncEngine]:
-    """The engine resource: built from settings when resources start."""
-    yield create_engine(settings)
+    """The engine resource: built from settings when resources start (SQL spans under KEEL_TELEMETRY__ENABLED)."""
+    engine = create_engine(settings)
+    if settings.telemetry.enabled and settings.telemetry.sql_spans:
+        instrument_engine(engine)
+    yield engine
 
 
 def apply_repository_settings(settings: KeelSettings) -> Iterator[RepositorySettings]:
@@ -87,15 +92,33 @@ def build_unit_of_work(
     unit_of_work_class: type[U],
     session_factory: async_sessionmaker[AsyncSession],
     participants: Iterable[CommitParticipant[Any]] = (),
+    first: Iterable[CommitParticipant[Any]] = (),
 ) -> U:
     """A fresh unit of work of the configured class, with the container's commit participants.
 
     They are appended after construction, so a unit of work class whose
-    ``__init__`` takes only the session factory keeps working.
+    ``__init__`` takes only the session factory keeps working; ``first`` go
+    before the class's own (telemetry's commit span covers them all).
     """
     uow = unit_of_work_class(session_factory)
+    uow.participants[:0] = first
     uow.participants.extend(participants)
     return uow
+
+
+def telemetry_participants(settings: KeelSettings) -> list[CommitParticipant[Any]]:
+    """The commit span participant under ``KEEL_TELEMETRY__ENABLED``, else nothing."""
+    return [CommitTelemetry()] if settings.telemetry.enabled else []
+
+
+def telemetry_middleware(settings: KeelSettings) -> list[Middleware]:
+    """The tracing and metrics middleware under ``KEEL_TELEMETRY__ENABLED``, else nothing."""
+    return [TelemetryMiddleware()] if settings.telemetry.enabled else []
+
+
+def middleware_chain(*layers: Iterable[Middleware]) -> list[Middleware]:
+    """The bus's middleware: each list's, in order (the first outermost)."""
+    return [layer for group in layers for layer in group]
 
 
 def retry_policy(settings: KeelSettings, max_attempts: int) -> RetryPolicy:
@@ -165,8 +188,10 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice.
     commit_participants = providers.List(providers.Singleton(RecordProcessedCommands))
     #: A factory: every call is a new unit of work (the bus calls it per message).
+    #: Before every other participant: telemetry's (a ``keel.uow.commit`` span) when enabled.
+    first_commit_participants = providers.Singleton(telemetry_participants, settings)
     unit_of_work: providers.Factory[U] = providers.Factory(
-        build_unit_of_work, unit_of_work_class, session_factory, commit_participants
+        build_unit_of_work, unit_of_work_class, session_factory, commit_participants, first_commit_participants
     )
 
     # Any provider kind: a subclass may build its registry lazily (a Singleton, a Callable).
@@ -179,6 +204,8 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     event_retry = providers.Singleton(retry_policy, settings, settings.provided.bus.event_handler_attempts)
     #: Wraps every handler call, the first outermost (security, telemetry); see keel.service_layer.middleware.
     bus_middleware = providers.List()
+    #: Outside ``bus_middleware``: telemetry's (a span and metrics per handler call) when enabled.
+    outer_bus_middleware = providers.Singleton(telemetry_middleware, settings)
     bus = providers.Singleton(
         MessageBus,
         unit_of_work.provider,
@@ -189,7 +216,7 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
         commands=commands,
         command_retry=command_retry,
         event_retry=event_retry,
-        middleware=bus_middleware,
+        middleware=providers.Callable(middleware_chain, outer_bus_middleware, bus_middleware),
     )
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)

@@ -155,11 +155,12 @@ async def test_every_error_is_problem_json(
 
 
 async def test_health_routes_report_live_and_ready(client: httpx.AsyncClient) -> None:
-    """/health/live is 200; /health/ready checks the container's database."""
-    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    """/health/live is 200; /health/ready checks the container's database (keel.health's report)."""
+    assert (await client.get("/health/live")).json()["status"] == "live"
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["status"] == "ok"
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["checks"]["database"]["status"] == "ok"
 
 
 async def test_readiness_is_a_503_problem_when_the_database_is_unreachable() -> None:

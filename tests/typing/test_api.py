@@ -45,6 +45,8 @@ PUBLIC = {
     "keel.config": ["KeelSettings", "DatabaseSettings"],
     "keel.testing": ["InMemoryRepository", "InMemoryUnitOfWork"],
     "keel.container": ["KeelContainer"],
+    "keel.telemetry": ["configure_telemetry", "instrument_engine"],
+    "keel.health": ["HealthRegistry", "default_health_registry"],
 }
 
 

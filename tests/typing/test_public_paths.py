@@ -23,11 +23,13 @@ PUBLIC_MODULES = (
     "keel.container",
     "keel.domain.ports",
     "keel.ext.fastapi",
+    "keel.health",
     "keel.infrastructure.database",
     "keel.infrastructure.database.migrations",
     "keel.infrastructure.repository",
     "keel.orm",
     "keel.security",
+    "keel.telemetry",
     "keel.testing",
     "keel.testing.fixtures",
 )

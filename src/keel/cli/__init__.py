@@ -20,6 +20,7 @@ import click
 
 from keel import __version__
 from keel.cli._db import db
+from keel.cli._health import health
 
 
 @click.group(name="keel", invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,3 +51,4 @@ __all__ = ["cli", "main"]
 
 
 cli.add_command(db)
+cli.add_command(health)

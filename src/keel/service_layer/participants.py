@@ -10,6 +10,12 @@ A unit of work runs its participants in order at three points of every
 * ``after_commit``: the transaction committed (``uow.committed`` is true); an
   error propagates from ``commit()`` but the work stays committed.
 
+A participant may also have an optional, synchronous ``commit_failed(uow,
+events, error)``: called when the commit raised before it committed (a
+flush refused with ``ConcurrencyError``, a participant's error, a
+cancellation), just before ``error`` propagates. Telemetry ends its commit
+span there. :class:`Participant` has it; the protocol does not require it.
+
 The protocol lives here, in the service layer, so the domain and the bus can
 name it; participants that need a session (:mod:`keel.infrastructure`) type
 ``uow`` as the SQLAlchemy unit of work.
@@ -52,3 +58,6 @@ class Participant(Generic[U_contra]):
 
     async def after_commit(self, uow: U_contra, events: Sequence[DomainEvent]) -> None:
         """The transaction committed."""
+
+    def commit_failed(self, uow: U_contra, events: Sequence[DomainEvent], error: BaseException) -> None:
+        """The commit raised ``error`` before committing; it propagates after this (see the module docstring)."""

@@ -110,7 +110,11 @@ class AbstractUnitOfWork(abc.ABC):
         """Make the work durable, release the seen aggregates' events, then run ``after_commit``."""
         self._require_open("commit")
         events = self._pull_events()
-        await self._commit(events)
+        try:
+            await self._commit(events)
+        except BaseException as error:
+            self._commit_failed(events, error)
+            raise
         self.committed = True
         self._committed_in_block = True
         self._new_events.extend(events)
@@ -169,6 +173,20 @@ class AbstractUnitOfWork(abc.ABC):
         """Run the participants' ``after_flush`` phase (``_commit`` calls it)."""
         for participant in self.participants:
             await participant.after_flush(self, events)
+
+    def _commit_failed(self, events: Sequence[DomainEvent], error: BaseException) -> None:
+        """Tell the participants that have a ``commit_failed`` phase; their own errors are logged, not raised."""
+        for participant in self.participants:
+            hook = getattr(participant, "commit_failed", None)
+            if hook is None:
+                continue
+            try:
+                hook(self, events, error)
+            except Exception:
+                # The commit's error is the news: a failing observer must not replace it.
+                _logger.exception(
+                    "%s.commit_failed raised; the commit's own error propagates", type(participant).__name__
+                )
 
     @abc.abstractmethod
     async def _commit(self, events: list[DomainEvent]) -> None:

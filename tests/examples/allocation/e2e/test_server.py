@@ -67,4 +67,5 @@ async def test_readiness_fails_when_the_database_is_unreachable(tmp_path: Path) 
         response = await client.get("/health/ready")
     assert response.status_code == 503
     assert response.headers["content-type"] == PROBLEM_JSON
-    assert response.json()["checks"][0]["healthy"] is False
+    assert response.json()["checks"]["database"]["status"] == "failed"
+    assert response.json()["status"] == 503
