@@ -115,10 +115,37 @@ class PubSubSubscription:
             return
         self._stopping = True
         await self._handlers.drain(self._options.shutdown_timeout)
-        if self._pull is not None:
-            self._pull.cancel()
-            try:
-                async with asyncio.timeout(self._options.shutdown_timeout):
+        if self._pull is None:
+            return
+        if _half_close(self._pull):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_HALF_CLOSE_GRACE):
                     await self._stopped.wait()
-            except TimeoutError:
-                logger.warning("streaming pull of subscription %s did not shut down in time", self.name)
+        self._pull.cancel()
+        try:
+            async with asyncio.timeout(self._options.shutdown_timeout):
+                await self._stopped.wait()
+        except TimeoutError:
+            logger.warning("streaming pull of subscription %s did not shut down in time", self.name)
+
+
+#: Seconds to let the server end a half-closed stream before cancelling it.
+_HALF_CLOSE_GRACE = 2.0
+
+
+def _half_close(pull: Any) -> bool:
+    """End the stream's requests, so the server closes the stream itself; False if the client's internals moved.
+
+    The client's own shutdown cancels the stream (an HTTP/2 RST_STREAM). The
+    Pub/Sub emulator (528.0.0) fails to notice a cancelled stream and keeps
+    routing the subscription's messages to it, so no later consumer of that
+    subscription receives anything. A half-close ends the stream cleanly on
+    the emulator and on Pub/Sub alike; the cancel that follows is then a no-op.
+    This reaches into the client's private state, hence every ``getattr``.
+    """
+    manager = getattr(pull, "_StreamingPullFuture__manager", None)
+    requests = getattr(getattr(manager, "_rpc", None), "_request_queue", None)
+    if requests is None or not hasattr(requests, "put"):
+        return False
+    requests.put(None)
+    return True
