@@ -34,11 +34,16 @@ class EventBusSettings(BaseModel):
         None, description="The Google Cloud project of the topics and subscriptions; required for `pubsub`."
     )
     publish_batch_max_messages: int = Field(
-        100, ge=1, le=1000, description="A publish batch is sent when it holds this many messages..."
+        100,
+        ge=1,
+        le=1000,
+        description="Messages per publish batch: a batch is sent when full, or after `publish_batch_max_latency`.",
     )
-    publish_batch_max_bytes: int = Field(1_000_000, ge=1, le=10_000_000, description="...or this many bytes...")
+    publish_batch_max_bytes: int = Field(
+        1_000_000, ge=1, le=10_000_000, description="Bytes per publish batch (Pub/Sub accepts up to 10 MB per request)."
+    )
     publish_batch_max_latency: float = Field(
-        0.01, ge=0, description="...or when its first message has waited this many seconds."
+        0.01, ge=0, description="Seconds a batch waits for more messages before it is sent."
     )
     publish_timeout: float = Field(
         60.0, gt=0, description="Seconds `publish` waits for the broker's answer before raising a retryable error."
