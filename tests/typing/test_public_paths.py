@@ -35,10 +35,10 @@ PUBLIC_MODULES = (
 #: Names deliberately public in two modules, each with its reason.
 #: The event-bus port and its message types: code typed against the ports imports them from
 #: ``keel.domain.ports``; code that publishes or subscribes finds them beside the buses.
-DELIBERATE_REEXPORTS: dict[str, tuple[str, ...]] = {
-    name: ("keel.domain.ports", "keel.event_bus")
-    for name in ("EventBus", "IncomingMessage", "MessageHandler", "OutgoingMessage", "Subscription")
-}
+DELIBERATE_REEXPORTS: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("EventBus", "IncomingMessage", "MessageHandler", "OutgoingMessage", "Subscription"),
+    ("keel.domain.ports", "keel.event_bus"),
+)
 
 
 def module_name(path: Path) -> str:

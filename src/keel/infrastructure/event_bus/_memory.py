@@ -207,9 +207,9 @@ class InMemorySubscription:
         self._state = state
         self._handler = handler
         self._options = options
-        self._handlers = RunningHandlers()
-        self._stopping = False
         self._wake = asyncio.Event()
+        self._handlers = RunningHandlers(on_done=self._wake.set)
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -259,8 +259,6 @@ class InMemorySubscription:
             self._bus._nacked(self._state, item)
         else:
             self._state.release(item)
-        finally:
-            self._wake.set()
 
     async def stop(self) -> None:
         """Take no more messages, let the handlers in hand finish (up to ``shutdown_timeout``), then return."""

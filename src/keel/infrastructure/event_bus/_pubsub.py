@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from typing import Any
 
 import google.cloud.pubsub_v1 as pubsub_v1
@@ -23,7 +24,7 @@ from keel.cross_cutting.error import ConfigurationError, PublishError
 from keel.domain.ports import MessageHandler, OutgoingMessage
 from keel.infrastructure.event_bus._options import SubscriptionOptions, check_name, outgoing_attributes
 from keel.infrastructure.event_bus._pubsub_admin import PubSubAdmin
-from keel.infrastructure.event_bus._pubsub_errors import publish_error
+from keel.infrastructure.event_bus._pubsub_errors import bounded_retry, publish_error
 from keel.infrastructure.event_bus._pubsub_subscriber import PubSubSubscription
 
 logger = logging.getLogger("keel.event_bus")
@@ -60,6 +61,7 @@ class PubSubEventBus:
         self._subscriber = pubsub_v1.SubscriberClient()
         self._admin = PubSubAdmin(self._publisher, self._subscriber, project, settings.request_timeout)
         self._subscriptions: set[PubSubSubscription] = set()
+        self._retry = bounded_retry(settings.publish_timeout)
         self._closed = False
 
     async def publish(self, message: OutgoingMessage) -> str:
@@ -70,7 +72,14 @@ class PubSubEventBus:
         key = (message.ordering_key or "") if self.settings.ordering_enabled else ""
         path = await self._admin.ensure_topic(message.topic)
         try:
-            future = self._publisher.publish(path, message.data, ordering_key=key, **attributes)
+            future = self._publisher.publish(
+                path,
+                message.data,
+                ordering_key=key,
+                retry=self._retry,
+                timeout=self.settings.publish_timeout,
+                **attributes,
+            )
             # With ordering on, the client retries a keyed publish forever; this bounds the caller's wait.
             async with asyncio.timeout(self.settings.publish_timeout):
                 broker_id = await asyncio.wrap_future(future)
@@ -116,13 +125,32 @@ class PubSubEventBus:
         self._closed = True
         await asyncio.gather(*(subscription.stop() for subscription in self._subscriptions))
         self._subscriptions.clear()
+        # A daemon thread, not asyncio.to_thread: a publisher still retrying a keyed message against a broker
+        # that is gone never returns from stop(), and the default executor's thread would hold up the exit.
+        released = self._loop_future()
+        threading.Thread(target=self._release_clients, args=(released,), daemon=True).start()
         try:
             async with asyncio.timeout(self.settings.publish_timeout):
-                await asyncio.to_thread(self._release_clients)
+                await released
         except TimeoutError:
             logger.warning("the Pub/Sub publisher did not flush its batches within publish_timeout")
 
-    def _release_clients(self) -> None:
-        self._publisher.stop()
-        self._publisher.transport.close()
-        self._subscriber.close()
+    @staticmethod
+    def _loop_future() -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    def _release_clients(self, released: asyncio.Future[None]) -> None:
+        try:
+            self._publisher.stop()
+            self._publisher.transport.close()
+            self._subscriber.close()
+        finally:
+            loop = released.get_loop()
+            # RuntimeError: the loop closed meanwhile; nobody waits any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, released)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

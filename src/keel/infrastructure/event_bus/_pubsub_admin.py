@@ -16,7 +16,7 @@ from google.api_core import exceptions as api
 from google.pubsub_v1 import types as pubsub_types
 
 from keel.infrastructure.event_bus._options import SubscriptionOptions
-from keel.infrastructure.event_bus._pubsub_errors import publish_error, subscription_error
+from keel.infrastructure.event_bus._pubsub_errors import bounded_retry, publish_error, subscription_error
 
 
 class PubSubAdmin:
@@ -47,7 +47,9 @@ class PubSubAdmin:
     async def _create_topic(self, topic: str) -> str:
         path = self.topic_path(topic)
         try:
-            await asyncio.to_thread(self._publisher.create_topic, name=path, timeout=self._timeout)
+            await asyncio.to_thread(
+                self._publisher.create_topic, name=path, retry=bounded_retry(self._timeout), timeout=self._timeout
+            )
         except api.AlreadyExists:
             pass
         except Exception as exc:
@@ -83,7 +85,12 @@ class PubSubAdmin:
 
     async def _create(self, subscription: str, request: dict[str, Any]) -> None:
         try:
-            await asyncio.to_thread(self._subscriber.create_subscription, request=request, timeout=self._timeout)
+            await asyncio.to_thread(
+                self._subscriber.create_subscription,
+                request=request,
+                retry=bounded_retry(self._timeout),
+                timeout=self._timeout,
+            )
         except api.AlreadyExists:
             pass  # another process (or an earlier run) created it: it keeps its own configuration
         except Exception as exc:

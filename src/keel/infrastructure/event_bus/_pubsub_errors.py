@@ -8,6 +8,7 @@ The driver's own message goes to ``diagnostics`` (logs), not to ``details``.
 from __future__ import annotations
 
 from google.api_core import exceptions as api
+from google.api_core import retry
 from google.cloud.pubsub_v1.publisher import exceptions as publisher
 
 from keel.cross_cutting.error import InfrastructureError, PublishError
@@ -43,6 +44,24 @@ _REASONS: tuple[tuple[type[BaseException], str], ...] = (
     (api.RetryError, "the broker kept failing until the retry deadline"),
     (api.TooManyRequests, "the broker is over its quota"),
 )
+
+
+def bounded_retry(timeout: float) -> retry.Retry:
+    """The client's retry on transient errors, given up after ``timeout`` seconds in all.
+
+    The clients' own defaults retry for up to ten minutes (forever for keyed
+    publishes), and their ``timeout`` argument bounds one attempt, not the
+    whole: a broker that is down would hold the caller that long.
+    """
+    return retry.Retry(
+        predicate=retry.if_exception_type(
+            api.ServiceUnavailable, api.DeadlineExceeded, api.InternalServerError, api.Unknown, api.Aborted
+        ),
+        initial=0.1,
+        maximum=min(2.0, timeout),
+        multiplier=2.0,
+        timeout=timeout,
+    )
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
 class RunningHandlers:
     """Tasks of one subscriber's handlers on the application's loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_done: Callable[[], object] = lambda: None) -> None:
+        #: Called after each handler's task has ended and left the count (a subscriber waiting for room wakes).
+        self._on_done = on_done
         self._tasks: set[asyncio.Task[None]] = set()
         #: Bytes of the messages in hand (the in-memory bus's flow control counts them).
         self.bytes = 0
@@ -27,6 +29,7 @@ class RunningHandlers:
         def finished(done: asyncio.Task[None]) -> None:
             self._tasks.discard(done)
             self.bytes -= size
+            self._on_done()
 
         task.add_done_callback(finished)
         return task
