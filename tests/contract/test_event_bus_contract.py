@@ -133,6 +133,30 @@ async def test_stop_lets_the_handler_in_hand_finish_and_takes_no_new_messages(ne
     assert b"first" not in after.data()
 
 
+async def test_a_handler_still_running_at_the_shutdown_timeout_is_cancelled_and_its_message_redelivered(
+    new_bus: NewBus, names: Names
+) -> None:
+    """stop() cancels a handler that outlives shutdown_timeout; the message goes to the next consumer."""
+    bus = new_bus()
+    topic, subscription = names("orders"), names("billing")
+    started = asyncio.Event()
+
+    async def stuck(incoming: IncomingMessage) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    running = await bus.subscribe(topic, subscription, stuck, shutdown_timeout=0.2)
+    await bus.publish(message(topic, b"kept"))
+    async with asyncio.timeout(30):
+        await started.wait()
+    await running.stop()
+    after = Collector()
+    await bus.subscribe(topic, subscription, after)
+    await after.wait_for_count(1)
+    assert after.received[0].data == b"kept"
+    assert after.received[0].delivery_attempt == 2
+
+
 async def test_concurrent_first_uses_create_each_topic_and_subscription_once(new_bus: NewBus, names: Names) -> None:
     """Two buses (two processes, as far as the broker knows) race to create the same names: no error, no loss."""
     buses = [new_bus(), new_bus()]

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from keel import ConfigurationError, PublishError
+from keel import ConfigurationError, InfrastructureError, PublishError
 from keel.config import EventBusSettings
 from keel.event_bus import PubSubEventBus, build_event_bus
 from tests.contract.event_buses import PROJECT, Collector, bus_settings, message
@@ -42,6 +42,10 @@ async def test_an_unreachable_broker_is_a_retryable_publish_error(monkeypatch: p
     assert raised.value.retryable is True
     assert raised.value.details["topic"] == "orders-unreachable"
     assert "detail" in raised.value.diagnostics  # the client's own words, for logs only
+    with pytest.raises(InfrastructureError) as refused:
+        await bus.subscribe("orders-unreachable", "billing-unreachable", Collector(), max_delivery_attempts=0)
+    assert refused.value.details["retryable"] is True
+    assert refused.value.details["subscription"] == "billing-unreachable"
     assert time.monotonic() - started < 30
     await bus.close()
 

@@ -15,6 +15,7 @@ from typing import Any
 from google.api_core import exceptions as api
 from google.pubsub_v1 import types as pubsub_types
 
+from keel.cross_cutting.error import InfrastructureError, PublishError
 from keel.infrastructure.event_bus._options import SubscriptionOptions
 from keel.infrastructure.event_bus._pubsub_errors import bounded_retry, publish_error, subscription_error
 
@@ -63,9 +64,19 @@ class PubSubAdmin:
         )
 
     async def _create_subscription(self, topic: str, subscription: str, options: SubscriptionOptions) -> str:
+        try:
+            topic_path = await self.ensure_topic(topic)
+        except PublishError as exc:
+            # Not a publish failure to the caller, who asked to subscribe.
+            raise InfrastructureError(
+                f"could not create topic {topic!r} for subscription {subscription!r}",
+                subscription=subscription,
+                topic=topic,
+                retryable=exc.retryable,
+            ) from exc
         request: dict[str, Any] = {
             "name": self.subscription_path(subscription),
-            "topic": await self.ensure_topic(topic),
+            "topic": topic_path,
             "ack_deadline_seconds": options.ack_deadline,
             "enable_message_ordering": options.ordering_enabled,
             "retry_policy": pubsub_types.RetryPolicy(

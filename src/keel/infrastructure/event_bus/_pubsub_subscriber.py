@@ -98,11 +98,6 @@ class PubSubSubscription:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._stopped.set)
 
-    @property
-    def running(self) -> bool:
-        """Whether messages still arrive (False once stopped, or when the stream failed for good)."""
-        return not self._stopping and not self._stopped.is_set()
-
     async def stop(self) -> None:
         """Take no new messages, let the running handlers ack or nack theirs, then close the stream.
 
