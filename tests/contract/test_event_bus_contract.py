@@ -157,6 +157,28 @@ async def test_a_handler_still_running_at_the_shutdown_timeout_is_cancelled_and_
     assert after.received[0].delivery_attempt == 2
 
 
+async def test_flow_control_bounds_the_messages_a_consumer_holds(new_bus: NewBus, names: Names) -> None:
+    """flow_control_max_messages=2: never more than two handlers run at once, and every message is handled."""
+    bus = new_bus()
+    topic = names("orders")
+    running, most = 0, 0
+    collector = Collector()
+
+    async def handler(incoming: IncomingMessage) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        for _ in range(3):  # hold the message across a few loop turns, so others could start meanwhile
+            await asyncio.sleep(0)
+        running -= 1
+        await collector(incoming)
+
+    await bus.subscribe(topic, names("billing"), handler, flow_control_max_messages=2)
+    await asyncio.gather(*(bus.publish(message(topic, str(n).encode())) for n in range(12)))
+    await collector.wait_for(lambda received: len({m.data for m in received}) == 12)
+    assert 1 <= most <= 2
+
+
 async def test_concurrent_first_uses_create_each_topic_and_subscription_once(new_bus: NewBus, names: Names) -> None:
     """Two buses (two processes, as far as the broker knows) race to create the same names: no error, no loss."""
     buses = [new_bus(), new_bus()]
