@@ -14,6 +14,7 @@ messages; ``stop()`` lets the running handlers finish. Nothing is persisted.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import logging
@@ -64,14 +65,16 @@ class _SubscriptionState:
 
     def put(self, item: _Pending) -> None:
         # Kept in publish order, so a redelivered message goes back before later ones of its key.
-        index = next((i for i, other in enumerate(self.backlog) if other.seq > item.seq), len(self.backlog))
-        self.backlog.insert(index, item)
+        if self.backlog and self.backlog[-1].seq > item.seq:
+            self.backlog.insert(bisect.bisect(self.backlog, item.seq, key=lambda other: other.seq), item)
+        else:
+            self.backlog.append(item)
         self.notify()
 
     def take(self, now: float) -> _Pending | None:
         """The first deliverable message: due, and (when ordered) first of a key not in hand."""
         blocked: set[str] = set()
-        for item in self.backlog:
+        for index, item in enumerate(self.backlog):
             key = item.ordering_key if self.options.ordering_enabled else None
             if key is not None and (key in self.busy_keys or key in blocked):
                 continue
@@ -79,7 +82,7 @@ class _SubscriptionState:
                 if key is not None:
                     blocked.add(key)
                 continue
-            self.backlog.remove(item)
+            del self.backlog[index]
             if key is not None:
                 self.busy_keys.add(key)
             return item
