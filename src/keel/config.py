@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from keel._event_bus_settings import EventBusSettings
 from keel._settings_variables import ENVIRONMENT_ALIASES as ENVIRONMENT_ALIASES
 from keel._settings_variables import ENVIRONMENTS as ENVIRONMENTS
 from keel._settings_variables import TOOLING_VARIABLES as TOOLING_VARIABLES
@@ -292,6 +293,7 @@ class KeelSettings(BaseSettings):
     migrations: MigrationSettings = Field(default_factory=MigrationSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    event_bus: EventBusSettings = Field(default_factory=EventBusSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -456,6 +458,7 @@ __all__ = [
     "TOOLING_VARIABLES",
     "BusSettings",
     "DatabaseSettings",
+    "EventBusSettings",
     "HealthSettings",
     "KeelSettings",
     "MigrationSettings",

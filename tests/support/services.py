@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 
 import pytest
@@ -54,3 +55,20 @@ def create_postgres_database() -> tuple[str | None, str]:
 
 def drop_postgres_database(name: str) -> None:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def pubsub_emulator_host() -> str:
+    """The Pub/Sub emulator's ``host:port`` (``PUBSUB_EMULATOR_HOST``), after checking that it answers.
+
+    ``./scripts/test`` starts the emulator and sets the variable; without it the
+    test skips (fails under ``KEEL_REQUIRE_SERVICES=1``).
+    """
+    host = os.environ.get("PUBSUB_EMULATOR_HOST", "")
+    if not host:
+        unavailable("the Pub/Sub emulator", "PUBSUB_EMULATOR_HOST is not set (./scripts/test starts one and sets it)")
+    name, _, port = host.rpartition(":")
+    try:
+        socket.create_connection((name or "127.0.0.1", int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        unavailable("the Pub/Sub emulator", f"nothing answers at PUBSUB_EMULATOR_HOST={host}: {exc}")
+    return host

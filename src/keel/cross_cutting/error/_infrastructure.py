@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from keel.domain.errors import KeelError
 
 
@@ -24,9 +26,18 @@ class DatabaseUnavailableError(DatabaseError):
 
 
 class PublishError(InfrastructureError):
-    """A message could not be published."""
+    """A message could not be published.
+
+    ``retryable`` (also in ``details``) is True when the same publish may
+    succeed later (the broker was unreachable, slow or busy), False when it
+    never will as it stands (a refused message, a missing permission).
+    """
 
     code = "publish_error"
+
+    def __init__(self, message: str = "", /, *, retryable: bool = False, **details: Any) -> None:
+        self.retryable = retryable
+        super().__init__(message, retryable=retryable, **details)
 
 
 class CacheError(InfrastructureError):
