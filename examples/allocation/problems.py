@@ -22,6 +22,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from keel import (
+    AuthenticationError,
+    AuthorizationError,
     ConcurrencyError,
     ConflictError,
     ConstraintViolationError,
@@ -43,6 +45,8 @@ STATUS_BY_ERROR: tuple[tuple[type[KeelError], int], ...] = (
     (ConcurrencyError, 409),
     (ConflictError, 409),
     (ConstraintViolationError, 422),  # check, not-null, foreign key: the data sent breaks a rule
+    (AuthenticationError, 401),  # before its base: no (valid) credentials
+    (AuthorizationError, 403),
     (DomainError, 400),
     (DatabaseUnavailableError, 503),
 )

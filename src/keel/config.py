@@ -228,6 +228,18 @@ class BusSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    """Permissions and automatic audit."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    audit: bool = Field(
+        True,
+        description="Write a `keel_audit` row for every command the container's bus handles "
+        "(succeeded, failed or denied).",
+    )
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -251,6 +263,7 @@ class KeelSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     repository: RepositorySettings = Field(default_factory=RepositorySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -417,6 +430,7 @@ __all__ = [
     "DatabaseSettings",
     "KeelSettings",
     "RepositorySettings",
+    "SecuritySettings",
     "SettingReference",
     "load_settings",
     "settings_reference",
