@@ -10,6 +10,8 @@ from keel.cross_cutting.security._audit import AuditLog as AuditLog
 from keel.cross_cutting.security._audit import AuditMiddleware as AuditMiddleware
 from keel.cross_cutting.security._audit import pending_audit_entry as pending_audit_entry
 from keel.cross_cutting.security._correlation import correlate as correlate
+from keel.cross_cutting.security._gcp_secrets import GoogleSecretManagerProvider as GoogleSecretManagerProvider
+from keel.cross_cutting.security._jwt import JwtAuthenticator as JwtAuthenticator
 from keel.cross_cutting.security._principal import Principal as Principal
 from keel.cross_cutting.security._principal import as_principal as as_principal
 from keel.cross_cutting.security._principal import current_principal as current_principal
@@ -19,3 +21,6 @@ from keel.cross_cutting.security._requires import authorize as authorize
 from keel.cross_cutting.security._requires import check_permissions as check_permissions
 from keel.cross_cutting.security._requires import required_permissions as required_permissions
 from keel.cross_cutting.security._requires import requires as requires
+from keel.cross_cutting.security._secrets import EnvironmentSecretProvider as EnvironmentSecretProvider
+from keel.cross_cutting.security._secrets import FileSecretProvider as FileSecretProvider
+from keel.cross_cutting.security._secrets import require_secret as require_secret
