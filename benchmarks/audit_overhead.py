@@ -12,6 +12,8 @@ and the tables are cleared between rounds (untimed). Target: >= 0.9x.
     python -m benchmarks.audit_overhead --quick    # a short smoke run
 
 ``KEEL_BENCH_DATABASE_URL`` points it elsewhere (``sqlite+aiosqlite:///bench.db`` works too).
+Instruction counts, which do not depend on the machine's load:
+``python -m benchmarks.instructions audit_overhead``.
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ async def run(url: str, rounds: int, ops: int) -> dict[str, list[tuple[float, fl
                         counter += ops
                         await clear(engine)
         return results
+    finally:
+        await engine.dispose()
+
+
+async def run_side(url: str, side: str, warmup: int, ops: int) -> None:
+    """Run ``warmup`` then ``ops`` commands of one side alone (for ``benchmarks.instructions``)."""
+    if url.startswith("postgresql"):
+        await ensure_database(url)
+    engine = keel_engine(url)
+    try:
+        await prepare(engine)
+        container = container_for(engine, audit=side == "audit on")
+        async with running(container):
+            operation = through_bus(container.bus())
+            with as_principal(CLERK):
+                await timed(operation, 0, warmup)
+                await timed(operation, warmup, ops)
     finally:
         await engine.dispose()
 
