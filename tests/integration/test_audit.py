@@ -312,3 +312,14 @@ async def test_a_missing_audit_table_is_a_configuration_error_before_any_handler
             assert (await conn.execute(text("SELECT count(*) FROM core_counters"))).scalar_one() == 0
     finally:
         await engine.dispose()
+
+
+async def test_an_overlong_correlation_id_is_cut_to_its_column_not_failing_the_command(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """A client's 1,000-character correlation header still lets the command commit with its row."""
+    bus = bus_for(session_factory)
+    with message_context(correlation_id="c" * 1000):
+        await bus.handle(Open(counter_id=1))
+    [row] = await audit_rows(session_factory)
+    assert (row.outcome, row.correlation_id) == ("succeeded", "c" * 200)

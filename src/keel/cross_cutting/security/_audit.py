@@ -153,14 +153,19 @@ class AuditMiddleware:
 
 
 def new_entry(call: HandlerCall) -> AuditEntry:
-    """The entry for ``call``, from the current principal, correlation and command."""
+    """The entry for ``call``, from the current principal, correlation and command.
+
+    Values are cut to their columns' widths: a correlation id arrives from a
+    client's header, and one too long for its column must not fail the command.
+    """
     principal = current_principal()
     command = current_command()
+    correlation = current_correlation_id()
     return AuditEntry(
-        message_type=call.message.message_type,
-        handler=call.handler,
+        message_type=call.message.message_type[:200],
+        handler=call.handler[:300],
         payload=redacted(call.message),
         principal_id=principal.id if principal is not None else None,
-        correlation_id=current_correlation_id(),
+        correlation_id=correlation[:200] if correlation is not None else None,
         command_id=command.command_id if command is not None else None,
     )
