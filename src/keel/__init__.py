@@ -7,6 +7,7 @@ that dispatches events after commit, and the pieces around them.
 from __future__ import annotations
 
 from keel.cross_cutting.error import (
+    AuthenticationError,
     AuthorizationError,
     CacheError,
     CheckViolationError,
@@ -23,6 +24,8 @@ from keel.cross_cutting.error import (
     NotFoundError,
     NotNullViolationError,
     PublishError,
+    SecretUnavailableError,
+    StatementTimeoutError,
     UnitOfWorkError,
     ValidationError,
 )
@@ -61,6 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AbstractUnitOfWork",
     "AggregateRoot",
+    "AuthenticationError",
     "AuthorizationError",
     "BusConfigurationError",
     "BusStats",
@@ -100,8 +104,10 @@ __all__ = [
     "PublishError",
     "Range",
     "RetryPolicy",
+    "SecretUnavailableError",
     "SqlAlchemyRepository",
     "SqlAlchemyUnitOfWork",
+    "StatementTimeoutError",
     "UnitOfWorkError",
     "ValidationError",
     "__version__",

@@ -11,7 +11,7 @@ the like are normalised).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
@@ -29,6 +29,7 @@ from keel._settings_variables import TOOLING_VARIABLES as TOOLING_VARIABLES
 from keel._settings_variables import env_file_paths, normalise_environment, unknown_variables
 from keel.cross_cutting.error import ConfigurationError
 from keel.cross_cutting.telemetry._settings import TelemetrySettings
+from keel.domain.ports import SecretProvider
 
 ENV_PREFIX = "KEEL_"
 NESTED_DELIMITER = "__"
@@ -267,6 +268,18 @@ class HealthSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    """Permissions and automatic audit."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    audit: bool = Field(
+        True,
+        description="Write a `keel_audit` row for every command the container's bus handles "
+        "(succeeded, failed or denied).",
+    )
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -294,6 +307,7 @@ class KeelSettings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     event_bus: EventBusSettings = Field(default_factory=EventBusSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -375,9 +389,70 @@ def _merged(problems: list[dict[str, str]], unknown: Sequence[dict[str, str]]) -
     )
 
 
-def load_settings(**overrides: Any) -> KeelSettings:
-    """Read :class:`KeelSettings` from the environment (overrides win)."""
+def load_settings(
+    *, secrets: SecretProvider | None = None, secret_names: Mapping[str, str] | None = None, **overrides: Any
+) -> KeelSettings:
+    """Read :class:`KeelSettings` from the environment (overrides win).
+
+    With ``secrets``, every secret setting (``KEEL_DATABASE__PASSWORD``,
+    ``KEEL_REPOSITORY__CURSOR_SECRET``, …) the provider holds is taken from it,
+    under the variable's name or the one ``secret_names`` maps it to; see
+    :func:`secret_values`.
+    """
+    if secrets is not None:
+        overrides = secret_values(KeelSettings, secrets, secret_names, overrides)
     return KeelSettings(**overrides)
+
+
+def secret_values(
+    settings_class: type[BaseModel],
+    provider: SecretProvider,
+    names: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``overrides`` plus the value of every secret setting of ``settings_class`` that ``provider`` holds.
+
+    A secret setting is a field typed ``SecretStr`` (optional or not), at any
+    depth. Each is asked for by its environment variable's name
+    (``KEEL_DATABASE__PASSWORD``), or by ``names[variable]`` when given
+    (``{"KEEL_DATABASE__PASSWORD": "db-password"}``). A value the provider
+    holds wins over the environment and ``.env`` files; one in
+    ``overrides`` wins over the provider. For a subclass of
+    :class:`KeelSettings`: ``AppSettings(**secret_values(AppSettings, provider))``.
+    """
+    values: dict[str, Any] = dict(overrides or {})
+    for loc in _secret_fields(settings_class):
+        variable = env_var(loc)
+        target: Any = values
+        for part in loc[:-1]:
+            section = target.setdefault(part, {})
+            if not isinstance(section, dict):
+                break  # the caller passed the whole section: it wins
+            copy = target[part] = dict(section)
+            target = copy
+        else:
+            if loc[-1] in target:
+                continue
+            value = provider.get((names or {}).get(variable, variable))
+            if value is not None:
+                target[loc[-1]] = value
+    return _without_empty_sections(values, overrides or {})
+
+
+def _secret_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(_secret_fields(annotation, (*prefix, name)))
+        elif annotation is SecretStr or SecretStr in get_args(annotation):
+            found.append((*prefix, name))
+    return found
+
+
+def _without_empty_sections(values: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    # A section created only to look for secrets, and none found: leave it to the environment.
+    return {key: value for key, value in values.items() if key in given or value != {}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,9 +538,11 @@ __all__ = [
     "KeelSettings",
     "MigrationSettings",
     "RepositorySettings",
+    "SecuritySettings",
     "SettingReference",
     "TelemetrySettings",
     "load_settings",
+    "secret_values",
     "settings_reference",
     "settings_table",
 ]

@@ -21,7 +21,7 @@ overriding). Tests override an instance's providers as usual:
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -31,7 +31,9 @@ from typing_extensions import TypeVar as DefaultedTypeVar
 
 from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
+from keel.cross_cutting.security import AuditMiddleware, authorize, correlate
 from keel.cross_cutting.telemetry import CommitTelemetry, TelemetryMiddleware, instrument_engine
+from keel.infrastructure.audit import RecordAudit, SqlAlchemyAuditLog
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
 from keel.infrastructure.processed_commands import RecordProcessedCommands
@@ -121,6 +123,15 @@ def middleware_chain(*layers: Iterable[Middleware]) -> list[Middleware]:
     return [layer for group in layers for layer in group]
 
 
+def audit_middleware_for(session_factory: Callable[[], async_sessionmaker[AsyncSession]]) -> AuditMiddleware:
+    """The audit middleware, writing denials and failures through the container's current session factory.
+
+    Given the session factory's provider, not the factory: the factory is a
+    resource and follows the engine when resources restart.
+    """
+    return AuditMiddleware(SqlAlchemyAuditLog(lambda: session_factory()()))
+
+
 def retry_policy(settings: KeelSettings, max_attempts: int) -> RetryPolicy:
     """A bus retry policy from ``KEEL_BUS__*``, making ``max_attempts`` tries.
 
@@ -185,8 +196,9 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
 
     unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
     #: Run at every commit of the container's units of work, after the class's own. The default
-    #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice.
-    commit_participants = providers.List(providers.Singleton(RecordProcessedCommands))
+    #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice,
+    #: and writes the command's audit row in the handler's own transaction.
+    commit_participants = providers.List(providers.Singleton(RecordProcessedCommands), providers.Singleton(RecordAudit))
     #: A factory: every call is a new unit of work (the bus calls it per message).
     #: Before every other participant: telemetry's (a ``keel.uow.commit`` span) when enabled.
     first_commit_participants = providers.Singleton(telemetry_participants, settings)
@@ -203,7 +215,13 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     command_retry = providers.Singleton(retry_policy, settings, settings.provided.bus.max_attempts)
     event_retry = providers.Singleton(retry_policy, settings, settings.provided.bus.event_handler_attempts)
     #: Wraps every handler call, the first outermost (security, telemetry); see keel.service_layer.middleware.
-    bus_middleware = providers.List()
+    #: The default: a correlation id for every message, the audit record of every command (denials
+    #: included, so it sits outside the permission check), then ``requires`` enforced.
+    bus_middleware = providers.List(
+        providers.Object(correlate),
+        providers.Singleton(audit_middleware_for, session_factory.provider),
+        providers.Object(authorize),
+    )
     #: Outside ``bus_middleware``: telemetry's (a span and metrics per handler call) when enabled.
     outer_bus_middleware = providers.Singleton(telemetry_middleware, settings)
     bus = providers.Singleton(
@@ -217,6 +235,7 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
         command_retry=command_retry,
         event_retry=event_retry,
         middleware=providers.Callable(middleware_chain, outer_bus_middleware, bus_middleware),
+        audit=settings.provided.security.audit,
     )
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)

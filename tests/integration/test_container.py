@@ -43,7 +43,8 @@ async def ping(cmd: Ping, uow: PingUnitOfWork, greeting: str) -> str:
 
 
 def settings_for(path: Path, **bus: Any) -> KeelSettings:
-    return KeelSettings(database={"url": f"sqlite+aiosqlite:///{path}"}, bus=bus)
+    # An empty database (no keel_audit): these tests are about wiring, tests/integration/test_audit.py about audit.
+    return KeelSettings(database={"url": f"sqlite+aiosqlite:///{path}"}, bus=bus, security={"audit": False})
 
 
 @pytest.fixture

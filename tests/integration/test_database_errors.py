@@ -19,6 +19,7 @@ from keel import (
     ConflictError,
     DatabaseError,
     DatabaseUnavailableError,
+    StatementTimeoutError,
     UnitOfWorkError,
 )
 from keel.config import DatabaseSettings
@@ -115,15 +116,17 @@ async def test_a_connection_the_server_terminated_is_database_unavailable(postgr
 
 
 @pytest.mark.postgres
-async def test_a_statement_timeout_is_a_database_error_naming_it(postgres_url: str) -> None:
-    """A statement the server cancels after statement_timeout is reported as such."""
+async def test_a_statement_timeout_is_a_statement_timeout_error_naming_it(postgres_url: str) -> None:
+    """A statement the server cancels after statement_timeout is a StatementTimeoutError (a DatabaseError)."""
     engine = create_engine(DatabaseSettings(url=postgres_url, statement_timeout=0.05))
     try:
         exc = await raised_by(engine, "SELECT pg_sleep(5)")
     finally:
         await engine.dispose()
     error = translate_db_error(exc)
-    assert type(error) is DatabaseError
+    assert type(error) is StatementTimeoutError
+    assert isinstance(error, DatabaseError)
+    assert error.code == "statement_timeout"
     assert "statement_timeout" in error.message
     assert not is_transient(error)
 

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from keel import AuthorizationError, Command, HandlerRegistry, MessageBus, SqlAlchemyUnitOfWork
 from keel.config import KeelSettings
 from keel.container import KeelContainer, running
+from keel.orm import keel_metadata
 from keel.ext.fastapi import (
     CORRELATION_HEADER,
     PROBLEM_JSON,
@@ -90,6 +91,8 @@ def build_app(container: EchoContainer, **options: Any) -> FastAPI:
 async def client(tmp_path: Path) -> Any:
     container = echo_container(f"sqlite+aiosqlite:///{tmp_path / 'echo.db'}")
     async with running(container):
+        async with container.engine().begin() as conn:
+            await conn.run_sync(keel_metadata.create_all)  # the audit and exactly-once tables
         app = build_app(container, authenticator=by_header)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://echo.test") as http:

@@ -12,6 +12,7 @@ from keel import Participant, SqlAlchemyUnitOfWork
 from keel.config import KeelSettings
 from keel.container import KeelContainer, running
 from keel.domain.messages import DomainEvent
+from keel.infrastructure.audit import RecordAudit
 from keel.infrastructure.processed_commands import RecordProcessedCommands
 
 
@@ -43,13 +44,14 @@ def settings(tmp_path: Path) -> KeelSettings:
 
 
 async def test_the_containers_units_of_work_record_the_commands_they_commit(tmp_path: Path) -> None:
-    """By default every unit of work the container builds carries one shared RecordProcessedCommands."""
+    """By default every unit of work the container builds carries shared RecordProcessedCommands and RecordAudit."""
     container = KeelContainer()
     container.settings.override(providers.Object(settings(tmp_path)))
     async with running(container):
         first, second = container.unit_of_work(), container.unit_of_work()
-        assert [type(p) for p in first.participants] == [RecordProcessedCommands]
+        assert [type(p) for p in first.participants] == [RecordProcessedCommands, RecordAudit]
         assert first.participants[0] is second.participants[0]
+        assert first.participants[1] is second.participants[1]
 
 
 async def test_a_subclass_adds_participants_to_a_unit_of_work_with_its_own_init(tmp_path: Path) -> None:

@@ -196,9 +196,28 @@ class ValidationError(DomainError):
 
 
 class AuthorizationError(DomainError):
-    """The principal is not allowed to do this."""
+    """The principal is not allowed to do this.
+
+    ``details``: ``required`` (the permissions asked for), ``missing`` and
+    ``principal`` (the id, or ``None`` for an anonymous caller), when the
+    bus refused a command for a ``requires(...)`` declaration. HTTP: 403.
+    """
 
     code = "authorization_denied"
+
+
+class AuthenticationError(AuthorizationError):
+    """The caller's identity could not be established (no credentials, or credentials that do not verify).
+
+    A subclass of :class:`AuthorizationError`, so code that refuses on one
+    refuses on both; an HTTP layer answers 401 for this one (check it first)
+    and 403 for its base. ``details["reason"]`` is a stable word
+    (``missing``, ``malformed``, ``expired``, ``invalid_audience``,
+    ``invalid_issuer``, ``invalid_signature``, ``invalid_token``); the token
+    itself is never included.
+    """
+
+    code = "authentication_failed"
 
 
 def _jsonable(value: Any) -> Any:

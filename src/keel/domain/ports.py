@@ -2,8 +2,8 @@
 
 Implementations live in the infrastructure (``SqlAlchemyRepository``) and in
 ``keel.testing`` (``InMemoryRepository``); both satisfy :class:`Repository`,
-which the typed API test checks. The event store, event bus, cache and secret
-provider ports join this module with the issues that build them.
+which the typed API test checks. The event store, event bus and cache ports
+join this module with the issues that build them.
 
 A unit of work builds the repositories declared on it through
 :class:`UnitOfWorkRepository`: any class with a ``for_unit_of_work``
@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
+
+from pydantic import SecretStr
 
 from keel.domain.pages import CursorPage, Page
 
@@ -204,12 +206,29 @@ class EventBus(Protocol):
         ...
 
 
+class SecretProvider(Protocol):
+    """Where secrets come from: the environment, files (``/run/secrets``), a secret manager.
+
+    Synchronous on purpose: settings are read synchronously, once, at start-up.
+    Implementations: ``keel.security.EnvironmentSecretProvider``,
+    ``FileSecretProvider`` and ``GoogleSecretManagerProvider``.
+    """
+
+    def get(self, name: str) -> SecretStr | None:
+        """The secret called ``name``, or ``None`` when the provider holds none by that name.
+
+        A store that cannot be read raises :class:`keel.SecretUnavailableError`.
+        """
+        ...
+
+
 __all__ = [
     "EventBus",
     "IncomingMessage",
     "MessageHandler",
     "OutgoingMessage",
     "Repository",
+    "SecretProvider",
     "Subscription",
     "UnitOfWorkRepository",
     "builds_from_unit_of_work",

@@ -99,6 +99,9 @@ class MessageBus:
         event_retry: retry policy for each event handler (default: 3 attempts).
         middleware: wrap every handler call, the first outermost; see
             :mod:`keel.service_layer.middleware`.
+        audit: whether audit middleware records this bus's commands (it
+            reads ``call.bus.audit``); the bus itself writes nothing. The
+            container passes ``KEEL_SECURITY__AUDIT``.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class MessageBus:
         command_retry: RetryPolicy | None = None,
         event_retry: RetryPolicy | None = None,
         middleware: Sequence[Middleware] = (),
+        audit: bool = True,
     ) -> None:
         deps = dict(dependencies or {})
         clash = sorted(RESERVED & deps.keys())
@@ -145,6 +149,7 @@ class MessageBus:
         self.command_retry = command_retry or RetryPolicy()
         self.event_retry = event_retry or DEFAULT_EVENT_RETRY
         self.stats = BusStats()
+        self.audit = audit
         self._middleware: tuple[Middleware, ...] = tuple(middleware)
         for layer in self._middleware:
             if not callable(layer):
@@ -283,7 +288,7 @@ class MessageBus:
     ) -> Awaitable[Any]:
         if not self._middleware:  # the common case: one test, no extra coroutine
             return self._run(handler, message, queue, policy, kind)
-        call = HandlerCall(message, handler.name, kind)
+        call = HandlerCall(message, handler.name, kind, handler.handler, self)
 
         def innermost() -> Awaitable[Any]:
             return self._run(handler, message, queue, policy, kind)

@@ -29,9 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from keel.domain.messages import Message
+
+if TYPE_CHECKING:
+    from keel.service_layer.messagebus import MessageBus
 
 #: Runs the rest of the chain and the handler; returns the handler's result.
 CallNext = Callable[[], Awaitable[Any]]
@@ -45,6 +48,12 @@ class HandlerCall:
     #: ``module.qualname`` of the handler.
     handler: str
     kind: Literal["command", "event"]
+    #: The handler itself, as registered: what a decorator such as
+    #: ``keel.security.requires`` marked (``None`` when built by hand).
+    function: Callable[..., Any] | None = None
+    #: The bus handling the message: its constructor flags (``audit``) are
+    #: options for middleware, which the bus itself does not act on.
+    bus: MessageBus | None = None
 
 
 class Middleware(Protocol):

@@ -16,8 +16,11 @@ from keel.cross_cutting.error._infrastructure import DatabaseError as DatabaseEr
 from keel.cross_cutting.error._infrastructure import DatabaseUnavailableError as DatabaseUnavailableError
 from keel.cross_cutting.error._infrastructure import InfrastructureError as InfrastructureError
 from keel.cross_cutting.error._infrastructure import PublishError as PublishError
+from keel.cross_cutting.error._infrastructure import SecretUnavailableError as SecretUnavailableError
+from keel.cross_cutting.error._infrastructure import StatementTimeoutError as StatementTimeoutError
 from keel.cross_cutting.error._transient import TRANSIENT_ERRORS as TRANSIENT_ERRORS
 from keel.cross_cutting.error._transient import is_transient as is_transient
+from keel.domain.errors import AuthenticationError as AuthenticationError
 from keel.domain.errors import AuthorizationError as AuthorizationError
 from keel.domain.errors import CheckViolationError as CheckViolationError
 from keel.domain.errors import ConcurrencyError as ConcurrencyError

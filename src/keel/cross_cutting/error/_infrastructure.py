@@ -25,6 +25,16 @@ class DatabaseUnavailableError(DatabaseError):
     code = "database_unavailable"
 
 
+class StatementTimeoutError(DatabaseError):
+    """The database cancelled a statement that ran longer than its statement timeout.
+
+    Not transient: the same statement would most likely time out again.
+    ``KEEL_DATABASE__STATEMENT_TIMEOUT`` sets the limit (PostgreSQL).
+    """
+
+    code = "statement_timeout"
+
+
 class PublishError(InfrastructureError):
     """A message could not be published.
 
@@ -44,3 +54,13 @@ class CacheError(InfrastructureError):
     """The cache failed (callers degrade to the database instead)."""
 
     code = "cache_error"
+
+
+class SecretUnavailableError(InfrastructureError):
+    """A secret store could not be read (unreachable, or access refused).
+
+    A secret the store does not hold is not this error: providers return
+    ``None`` for it. The message names the secret, never its value.
+    """
+
+    code = "secret_unavailable"

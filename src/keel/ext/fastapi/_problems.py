@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from keel import (
+    AuthenticationError,
     AuthorizationError,
     ConcurrencyError,
     ConflictError,
@@ -40,11 +41,12 @@ PROBLEM_JSON = "application/problem+json"
 #: Most specific first. An error class may also say its own status with a class attribute ``http_status``.
 STATUS_BY_ERROR: tuple[tuple[type[KeelError], int], ...] = (
     (NotFoundError, 404),
-    (AuthorizationError, 403),
     (ValidationError, 422),
     (ConcurrencyError, 409),
     (ConflictError, 409),
     (ConstraintViolationError, 422),  # check, not-null, foreign key: the data sent breaks a rule
+    (AuthenticationError, 401),  # before its base: no (valid) credentials
+    (AuthorizationError, 403),
     (DomainError, 400),
     (DatabaseUnavailableError, 503),
 )

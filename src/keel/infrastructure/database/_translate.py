@@ -26,6 +26,7 @@ from keel.cross_cutting.error import (
     DatabaseError,
     DatabaseUnavailableError,
     KeelError,
+    StatementTimeoutError,
     UnitOfWorkError,
     ValidationError,
 )
@@ -129,7 +130,7 @@ def _dbapi_error(exc: sa_exc.DBAPIError, code: str | None, **context: Any) -> Ke
     if exc.connection_invalidated or (code is not None and code.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)):
         return DatabaseUnavailableError("the database connection was lost", **context)
     if code == _QUERY_CANCELED:
-        return DatabaseError("the statement was cancelled (statement_timeout)", **context)
+        return StatementTimeoutError("the statement was cancelled (statement_timeout)", **context)
     if code == _IN_FAILED_TRANSACTION:
         return pending_rollback_error(**context)
     if isinstance(exc.orig, sqlite3.Error):

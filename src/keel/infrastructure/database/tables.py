@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, String, Table
 
+from keel.infrastructure.database.audit_table import audit as audit
 from keel.infrastructure.database.orm import keel_metadata
 from keel.infrastructure.database.types import UTCDateTime
 

@@ -12,7 +12,7 @@ from examples.allocation.api import create_app
 from examples.allocation.container import AllocationContainer
 from examples.allocation.domain.commands import Allocate
 
-from keel import DatabaseError
+from keel import ConfigurationError, DatabaseError, KeelError
 from keel.config import DatabaseSettings, KeelSettings
 from keel.container import running
 from keel.infrastructure.database import create_engine
@@ -33,10 +33,16 @@ def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     drop_postgres_database(name)
 
 
+@pytest.fixture(params=[False, True], ids=["audit-off", "audit-on"])
+def audit(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-async def unmigrated(empty_database_url: str) -> AsyncIterator[AllocationContainer]:
+async def unmigrated(empty_database_url: str, audit: bool) -> AsyncIterator[AllocationContainer]:
     container = AllocationContainer()
-    container.settings.override(providers.Object(KeelSettings(bus={"backoff_initial": 0.001, "jitter": 0})))
+    settings = KeelSettings(bus={"backoff_initial": 0.001, "jitter": 0}, security={"audit": audit})
+    container.settings.override(providers.Object(settings))
     engine = create_engine(DatabaseSettings(url=empty_database_url))
     container.engine.override(providers.Object(engine))
     try:
@@ -47,22 +53,29 @@ async def unmigrated(empty_database_url: str) -> AsyncIterator[AllocationContain
 
 
 async def test_a_command_on_an_unmigrated_database_fails_at_once_with_a_database_error(
-    unmigrated: AllocationContainer,
+    unmigrated: AllocationContainer, audit: bool
 ) -> None:
-    """A missing table is not transient: the bus raises DatabaseError after one attempt."""
+    """A missing table is not transient: one attempt, then DatabaseError (audit on: keel_audit named first)."""
     bus = unmigrated.bus()
-    with pytest.raises(DatabaseError) as caught:
+    with pytest.raises(KeelError) as caught:
         await bus.handle(Allocate(orderid="o1", sku="LAMP", qty=1))
-    assert type(caught.value) is DatabaseError
+    if audit:
+        assert type(caught.value) is ConfigurationError
+        assert "keel_audit" in caught.value.message
+        assert "run keel's migrations" in caught.value.message
+    else:
+        assert type(caught.value) is DatabaseError
     assert bus.stats.command_retries == 0
 
 
-async def test_a_request_on_an_unmigrated_database_is_a_500_problem(unmigrated: AllocationContainer) -> None:
+async def test_a_request_on_an_unmigrated_database_is_a_500_problem(
+    unmigrated: AllocationContainer, audit: bool
+) -> None:
     """Over HTTP the missing table is a server error (500), not "unavailable, retry later" (503)."""
     app = create_app(unmigrated, manage_resources=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://allocation.test") as client:
         response = await client.post("/allocate", json={"orderid": "o1", "sku": "LAMP", "qty": 1})
     assert response.status_code == 500
-    assert response.json()["code"] == "database_error"
+    assert response.json()["code"] == ("configuration_error" if audit else "database_error")
     assert "retry-after" not in response.headers
     assert unmigrated.bus().stats.command_retries == 0
