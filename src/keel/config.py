@@ -26,6 +26,7 @@ from keel._settings_variables import ENVIRONMENT_ALIASES as ENVIRONMENT_ALIASES
 from keel._settings_variables import ENVIRONMENTS as ENVIRONMENTS
 from keel._settings_variables import TOOLING_VARIABLES as TOOLING_VARIABLES
 from keel._settings_variables import env_file_paths, normalise_environment, unknown_variables
+from keel.cross_cutting.cache import CacheSettings
 from keel.cross_cutting.error import ConfigurationError
 
 ENV_PREFIX = "KEEL_"
@@ -251,6 +252,7 @@ class KeelSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     repository: RepositorySettings = Field(default_factory=RepositorySettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -414,6 +416,7 @@ __all__ = [
     "DEV_CURSOR_SECRET",
     "TOOLING_VARIABLES",
     "BusSettings",
+    "CacheSettings",
     "DatabaseSettings",
     "KeelSettings",
     "RepositorySettings",

@@ -30,7 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from typing_extensions import TypeVar as DefaultedTypeVar
 
 from keel.config import KeelSettings, RepositorySettings
+from keel.cross_cutting.cache import cache_from_settings, close_cache_at_shutdown
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
+from keel.domain.ports import Cache
+from keel.infrastructure.cache import use_cache
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
 from keel.infrastructure.processed_commands import RecordProcessedCommands
@@ -87,14 +90,17 @@ def build_unit_of_work(
     unit_of_work_class: type[U],
     session_factory: async_sessionmaker[AsyncSession],
     participants: Iterable[CommitParticipant[Any]] = (),
+    cache: Cache | None = None,
 ) -> U:
-    """A fresh unit of work of the configured class, with the container's commit participants.
+    """A fresh unit of work of the configured class, with the container's commit participants and cache.
 
-    They are appended after construction, so a unit of work class whose
+    They are added after construction, so a unit of work class whose
     ``__init__`` takes only the session factory keeps working.
     """
     uow = unit_of_work_class(session_factory)
     uow.participants.extend(participants)
+    if cache is not None and getattr(uow, "cache", None) is None:
+        use_cache(uow, cache)  # its invalidation participant runs last
     return uow
 
 
@@ -164,9 +170,12 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     #: Run at every commit of the container's units of work, after the class's own. The default
     #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice.
     commit_participants = providers.List(providers.Singleton(RecordProcessedCommands))
+    #: ``KEEL_CACHE__BACKEND``: memory (the default), redis or none; closed when resources shut down.
+    cache = providers.Singleton(cache_from_settings, settings.provided.cache)
+    cache_lifecycle = providers.Resource(close_cache_at_shutdown, cache)
     #: A factory: every call is a new unit of work (the bus calls it per message).
     unit_of_work: providers.Factory[U] = providers.Factory(
-        build_unit_of_work, unit_of_work_class, session_factory, commit_participants
+        build_unit_of_work, unit_of_work_class, session_factory, commit_participants, cache
     )
 
     # Any provider kind: a subclass may build its registry lazily (a Singleton, a Callable).
@@ -193,7 +202,6 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     )
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)
-    cache = providers.Singleton(not_built("cache", "cache", "memory"), settings)
     event_store = providers.Singleton(not_built("event store", "event_store", "sqlalchemy"), settings)
 
 
