@@ -51,7 +51,7 @@ class RedisCache:
             from redis.asyncio import BlockingConnectionPool, Redis
             from redis.backoff import NoBackoff
             from redis.exceptions import RedisError
-            from redis.retry import Retry
+            from redis.asyncio.retry import Retry
         except ImportError as exc:  # pragma: no cover - the dev extra installs redis
             raise ConfigurationError("RedisCache needs redis: pip install 'keel-framework[redis]'") from exc
         self.namespace = namespace
@@ -71,7 +71,7 @@ class RedisCache:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        self._client = Redis(connection_pool=pool)
+        self._client = Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         # A backstop over the socket and pool timeouts (a DNS lookup has none).
         self._deadline = timeout * 4
         self._breaker = CircuitBreaker(threshold=breaker_threshold, reset_after=breaker_reset)
