@@ -12,6 +12,7 @@ the database.
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,20 @@ from tests.support.redis_server import shared_redis_url
 
 READERS = 16
 WRITES = 50
+
+
+class SlowFills(RedisCache):
+    """The readers' cache: a few milliseconds pass between the database read and the fill.
+
+    That is the classic race's window (a reader loads the old row, a writer
+    commits and invalidates, the reader puts the old row back), widened so
+    that 50 commits hit it many times: with a fill that ignores the stamp,
+    this test fails.
+    """
+
+    async def fill(self, *args: Any, **kwargs: Any) -> bool:
+        await asyncio.sleep(random.uniform(0, 0.01))
+        return await super().fill(*args, **kwargs)
 
 
 class RecordCommitted(Participant[Any]):
@@ -55,7 +70,9 @@ async def test_concurrent_readers_never_see_a_version_older_than_the_last_commit
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """16 reader tasks against 50 commits: no read returns a version committed before it began, and the cache serves."""
-    cache = RedisCache(shared_redis_url(), namespace=f"keel-race-{uuid.uuid4().hex[:8]}")
+    namespace = f"keel-race-{uuid.uuid4().hex[:8]}"
+    cache = SlowFills(shared_redis_url(), namespace=namespace)
+    writer_cache = RedisCache(shared_redis_url(), namespace=namespace)  # another process's, in effect
     record = RecordCommitted()
     try:
         async with GadgetUnitOfWork(session_factory, cache=cache) as uow:
@@ -67,7 +84,7 @@ async def test_concurrent_readers_never_see_a_version_older_than_the_last_commit
         reads = 0
 
         async def writer() -> None:
-            uow = WriterUnitOfWork(session_factory, participants=[record], cache=cache)
+            uow = WriterUnitOfWork(session_factory, participants=[record], cache=writer_cache)
             for _ in range(WRITES):
                 async with uow:
                     (await uow.gadgets.get("HOT")).stock += 1
@@ -97,3 +114,4 @@ async def test_concurrent_readers_never_see_a_version_older_than_the_last_commit
     finally:
         await cache.clear()
         await cache.close()
+        await writer_cache.close()
