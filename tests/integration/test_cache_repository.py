@@ -55,7 +55,9 @@ def stats(cache: Cache) -> Any:
 
 async def test_the_second_get_is_a_hit_and_returns_an_equal_attached_entity(new_uow: Any, cache: Cache) -> None:
     """Miss then hit; the hit's entity has every column (typed), its version, and belongs to the session."""
-    await add(new_uow, Gadget(sku="LAMP", stock=5, price=Decimal("9.99"), colour=Colour.BLUE, launched=date(2024, 1, 2)))
+    await add(
+        new_uow, Gadget(sku="LAMP", stock=5, price=Decimal("9.99"), colour=Colour.BLUE, launched=date(2024, 1, 2))
+    )
     async with new_uow() as uow:
         first = await uow.gadgets.get("LAMP")
         expected = {k: getattr(first, k) for k in ("sku", "stock", "price", "colour", "token", "launched", "version")}

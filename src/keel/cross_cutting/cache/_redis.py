@@ -49,9 +49,9 @@ class RedisCache:
     ) -> None:
         try:
             from redis.asyncio import BlockingConnectionPool, Redis
+            from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
             from redis.exceptions import RedisError
-            from redis.asyncio.retry import Retry
         except ImportError as exc:  # pragma: no cover - the dev extra installs redis
             raise ConfigurationError("RedisCache needs redis: pip install 'keel-framework[redis]'") from exc
         self.namespace = namespace
@@ -96,12 +96,14 @@ class RedisCache:
         return (await self.lookup(key)).value
 
     async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
-        payload = dumps(value)
-        await self._call("set", lambda: self._set(keys=[self._value(key), self._epoch_key], args=[payload, self._ms(ttl)]), None)
+        keys = [self._value(key), self._epoch_key]
+        args: list[str | int] = [dumps(value), self._ms(ttl)]
+        await self._call("set", lambda: self._set(keys=keys, args=args), None)
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self._call("delete", lambda: self._client.delete(*(self._value(k) for k in keys)), None, invalidates=True)
+            names = [self._value(k) for k in keys]
+            await self._call("delete", lambda: self._client.delete(*names), None, invalidates=True)
 
     async def clear(self) -> None:
         await self._call("clear", lambda: self._client.incr(self._epoch_key), None, invalidates=True)
@@ -133,14 +135,16 @@ class RedisCache:
     async def begin_invalidation(self, guards: Sequence[str]) -> str:
         token = new_token()
         if guards:
-            args = [token, int(self.lease * 1000), int(self.generation_ttl * 1000), new_token()]
-            await self._call("hold", lambda: self._begin(keys=self._guard_keys(guards), args=args), None, invalidates=True)
+            keys = self._guard_keys(guards)
+            args: list[str | int] = [token, int(self.lease * 1000), int(self.generation_ttl * 1000), new_token()]
+            await self._call("hold", lambda: self._begin(keys=keys, args=args), None, invalidates=True)
         return token
 
     async def end_invalidation(self, guards: Sequence[str], token: str) -> None:
         if guards:
-            args = [token, int(self.generation_ttl * 1000), new_token()]
-            await self._call("invalidate", lambda: self._end(keys=self._guard_keys(guards), args=args), None, invalidates=True)
+            keys = self._guard_keys(guards)
+            args: list[str | int] = [token, int(self.generation_ttl * 1000), new_token()]
+            await self._call("invalidate", lambda: self._end(keys=keys, args=args), None, invalidates=True)
             self.stats.count("invalidations")
 
     async def close(self) -> None:

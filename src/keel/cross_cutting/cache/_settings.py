@@ -28,7 +28,9 @@ class CacheSettings(BaseModel):
     max_connections: int = Field(50, ge=1, description="Connections in the Redis pool.")
     max_entries: int = Field(10_000, ge=1, description="Values the `memory` backend keeps (least recently used go).")
     lease: float = Field(
-        10.0, gt=0, description="Seconds a committing writer holds its keys (fills refused); a dead writer's hold lapses."
+        10.0,
+        gt=0,
+        description="Seconds a committing writer holds its keys (fills refused); a dead writer's hold lapses then.",
     )
     breaker_threshold: int = Field(3, ge=1, description="Consecutive Redis failures that open the circuit breaker.")
     breaker_reset: float = Field(5.0, gt=0, description="Seconds the breaker stays open before one trial call.")

@@ -38,7 +38,7 @@ async def read_through(
     mapper: Mapper[Any] = inspect(repository.model)
     if cache is None or not cacheable(mapper) or writes_pending(session, mapper):
         return await load()
-    if mapper.identity_key_from_primary_key(list(identity)) in session.identity_map:
+    if mapper.identity_key_from_primary_key(identity) in session.identity_map:
         return await load()  # session.get answers from the identity map, as without a cache
     name = model_name(mapper)
     guards = [entity_guard(name, identity), f"{name}:#all"]
@@ -83,7 +83,8 @@ async def cached_page(
     def parts(page: Page[T]) -> tuple[builtins.list[T], dict[str, Any]]:
         return page.items, {"total": page.total, "page": page.page, "size": page.size}
 
-    return await _cached(repository, name, load, ttl, rebuild=rebuild, parts=parts)
+    found: Page[T] = await _cached(repository, name, load, ttl, rebuild=rebuild, parts=parts)
+    return found
 
 
 async def _cached(
