@@ -17,12 +17,11 @@ docs/cache.md.
 from __future__ import annotations
 
 from keel.cross_cutting.cache import CacheStats, InMemoryCache, RedisCache
-from keel.domain.ports import Cache, CacheEntry
+from keel.domain.ports import Cache
 from keel.infrastructure.cache import CacheInvalidation, cached_list, cached_page
 
 __all__ = [
     "Cache",
-    "CacheEntry",
     "CacheInvalidation",
     "CacheStats",
     "InMemoryCache",
