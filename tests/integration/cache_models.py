@@ -14,6 +14,8 @@ from keel import AggregateRoot, SqlAlchemyRepository, SqlAlchemyUnitOfWork
 from keel.cache import cached_list, cached_page
 from keel.infrastructure.repository.pages import Page
 from keel.orm import Base, SoftDeleteMixin, TimestampMixin, VersionMixin
+from tests.contract.models import Owner
+from tests.models import Animal
 
 
 class Colour(enum.Enum):
@@ -56,3 +58,16 @@ class ShortLivedGadgets(GadgetRepository):
 
 class ShortLivedUnitOfWork(SqlAlchemyUnitOfWork):
     gadgets: ShortLivedGadgets
+
+
+class CachedAnimals(SqlAlchemyRepository[Animal]):
+    cache_ttl = 60
+
+
+class CachedOwners(SqlAlchemyRepository[Owner]):
+    cache_ttl = 60
+
+
+class ZooUnitOfWork(SqlAlchemyUnitOfWork):
+    animals: CachedAnimals
+    owners: CachedOwners

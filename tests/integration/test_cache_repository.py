@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keel import ConcurrencyError, NotFoundError
 from keel.cache import Cache, InMemoryCache, RedisCache
 from keel.infrastructure.cache._entities import encode_entity, entity_guard
-from tests.integration.cache_models import Colour, Gadget, GadgetUnitOfWork, ShortLivedUnitOfWork
+from tests.contract.models import Owner
+from tests.integration.cache_models import Colour, Gadget, GadgetUnitOfWork, ShortLivedUnitOfWork, ZooUnitOfWork
+from tests.models import Dog
 from tests.support.redis_server import shared_redis_url
 
 
@@ -195,3 +197,41 @@ async def test_a_value_expires_after_the_repositorys_cache_ttl(
         async with ShortLivedUnitOfWork(session_factory, cache=cache) as uow:
             await uow.gadgets.get("LAMP")
     assert stats(cache).misses == misses + 1
+
+
+async def test_a_subclass_loaded_through_its_base_is_cached_as_the_subclass(
+    session_factory: async_sessionmaker[AsyncSession], cache: Cache
+) -> None:
+    """Joined inheritance: get() on the base returns the Dog, from the database and from the cache alike."""
+    async with ZooUnitOfWork(session_factory, cache=cache) as uow:
+        uow.session.add(Dog(id=1, bark="yap"))
+        await uow.commit()
+    for _ in range(2):
+        async with ZooUnitOfWork(session_factory, cache=cache) as uow:
+            animal = await uow.animals.get(1)
+            assert isinstance(animal, Dog)
+            assert (animal.kind, animal.version) == ("dog", 1)
+    assert stats(cache).hits == 1
+
+
+async def test_a_model_with_eager_relationships_is_read_from_the_database(
+    session_factory: async_sessionmaker[AsyncSession], cache: Cache
+) -> None:
+    """Owner loads its tags with selectin: get() never consults the cache for it."""
+    async with ZooUnitOfWork(session_factory, cache=cache) as uow:
+        uow.owners.add(Owner(name="ann"))
+        await uow.commit()
+    for _ in range(2):
+        async with ZooUnitOfWork(session_factory, cache=cache) as uow:
+            assert (await uow.owners.get(1)).name == "ann"
+    assert (stats(cache).hits, stats(cache).misses) == (0, 0)
+
+
+async def test_an_unusable_cached_value_is_a_miss(new_uow: Any, cache: Cache) -> None:
+    """A value the codec cannot rebuild (a column renamed since, say) is ignored: the database answers."""
+    await add(new_uow, Gadget(sku="LAMP", stock=5))
+    guards = [entity_guard("cache_gadgets", ("LAMP",)), "cache_gadgets:#all"]
+    key = f"e:{guards[0]}"
+    entry = await cache.lookup(key, guards)
+    await cache.fill(key, {"t": None, "c": {"no_such_column": 1}}, entry, guards)
+    assert await read(new_uow, "LAMP") == (5, 1)
