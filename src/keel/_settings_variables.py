@@ -42,6 +42,8 @@ TOOLING_VARIABLES = frozenset(
         "KEEL_REQUIRE_SERVICES",  # tests: a missing service fails instead of skipping
         "KEEL_TEST_POSTGRES_URL",  # tests: the PostgreSQL server that test databases are created on
         "KEEL_BENCH_DATABASE_URL",  # benchmarks: the database they run on
+        "KEEL_BENCH_REDIS_URL",  # benchmarks: the Redis the cache benchmark uses
+        "KEEL_TEST_REDIS_URL",  # tests: the shared Redis the cache tests use
         "KEEL_VENV",  # scripts/: the virtual environment to use
     }
 )

@@ -27,6 +27,7 @@ from keel._settings_variables import ENVIRONMENT_ALIASES as ENVIRONMENT_ALIASES
 from keel._settings_variables import ENVIRONMENTS as ENVIRONMENTS
 from keel._settings_variables import TOOLING_VARIABLES as TOOLING_VARIABLES
 from keel._settings_variables import env_file_paths, normalise_environment, unknown_variables
+from keel.cross_cutting.cache import CacheSettings
 from keel.cross_cutting.error import ConfigurationError
 from keel.cross_cutting.telemetry._settings import TelemetrySettings
 from keel.domain.ports import SecretProvider
@@ -308,6 +309,7 @@ class KeelSettings(BaseSettings):
     health: HealthSettings = Field(default_factory=HealthSettings)
     event_bus: EventBusSettings = Field(default_factory=EventBusSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -532,6 +534,7 @@ __all__ = [
     "DEV_CURSOR_SECRET",
     "TOOLING_VARIABLES",
     "BusSettings",
+    "CacheSettings",
     "DatabaseSettings",
     "EventBusSettings",
     "HealthSettings",

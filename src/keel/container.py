@@ -30,10 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from typing_extensions import TypeVar as DefaultedTypeVar
 
 from keel.config import KeelSettings, RepositorySettings
+from keel.cross_cutting.cache import cache_from_settings, close_cache_at_shutdown
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
 from keel.cross_cutting.security import AuditMiddleware, authorize, correlate
 from keel.cross_cutting.telemetry import CommitTelemetry, TelemetryMiddleware, instrument_engine
+from keel.domain.ports import Cache
 from keel.infrastructure.audit import RecordAudit, SqlAlchemyAuditLog
+from keel.infrastructure.cache import use_cache
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
 from keel.infrastructure.processed_commands import RecordProcessedCommands
@@ -95,16 +98,20 @@ def build_unit_of_work(
     session_factory: async_sessionmaker[AsyncSession],
     participants: Iterable[CommitParticipant[Any]] = (),
     first: Iterable[CommitParticipant[Any]] = (),
+    cache: Cache | None = None,
 ) -> U:
-    """A fresh unit of work of the configured class, with the container's commit participants.
+    """A fresh unit of work of the configured class, with the container's commit participants and cache.
 
-    They are appended after construction, so a unit of work class whose
+    They are added after construction, so a unit of work class whose
     ``__init__`` takes only the session factory keeps working; ``first`` go
-    before the class's own (telemetry's commit span covers them all).
+    before the class's own (telemetry's commit span covers them all), the
+    cache's invalidation last.
     """
     uow = unit_of_work_class(session_factory)
     uow.participants[:0] = first
     uow.participants.extend(participants)
+    if cache is not None and getattr(uow, "cache", None) is None:
+        use_cache(uow, cache)  # its invalidation participant runs last
     return uow
 
 
@@ -199,11 +206,14 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice,
     #: and writes the command's audit row in the handler's own transaction.
     commit_participants = providers.List(providers.Singleton(RecordProcessedCommands), providers.Singleton(RecordAudit))
+    #: ``KEEL_CACHE__BACKEND``: memory (the default), redis or none; closed when resources shut down.
+    cache = providers.Singleton(cache_from_settings, settings.provided.cache)
+    cache_lifecycle = providers.Resource(close_cache_at_shutdown, cache)
     #: A factory: every call is a new unit of work (the bus calls it per message).
     #: Before every other participant: telemetry's (a ``keel.uow.commit`` span) when enabled.
     first_commit_participants = providers.Singleton(telemetry_participants, settings)
     unit_of_work: providers.Factory[U] = providers.Factory(
-        build_unit_of_work, unit_of_work_class, session_factory, commit_participants, first_commit_participants
+        build_unit_of_work, unit_of_work_class, session_factory, commit_participants, first_commit_participants, cache
     )
 
     # Any provider kind: a subclass may build its registry lazily (a Singleton, a Callable).
@@ -239,7 +249,6 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     )
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)
-    cache = providers.Singleton(not_built("cache", "cache", "memory"), settings)
     event_store = providers.Singleton(not_built("event store", "event_store", "sqlalchemy"), settings)
 
 

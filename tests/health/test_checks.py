@@ -145,7 +145,7 @@ def emulator_host() -> Iterator[str]:
 async def test_the_pubsub_check_reaches_the_real_emulator(emulator_host: str) -> None:
     """The emulator answers GET / with 200: ok."""
     result = await run("pubsub", pubsub_check(emulator_host=emulator_host), timeout=10)
-    assert result == {"status": "ok", "duration_ms": result["duration_ms"], "details": {"emulator": emulator_host}}
+    assert result == {"status": "ok", "duration_ms": result["duration_ms"], "details": {"emulator": True}}
 
 
 OUTBOX = "test_health_outbox"

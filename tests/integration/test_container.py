@@ -260,7 +260,7 @@ async def test_required_commands_are_checked_through_the_container(db_path: Path
             container.bus()
 
 
-@pytest.mark.parametrize("name", ["event_bus", "cache", "event_store"])
+@pytest.mark.parametrize("name", ["event_bus", "event_store"])
 def test_backends_not_built_yet_say_so_and_can_be_overridden(name: str, db_path: Path) -> None:
     """The placeholder providers raise a ConfigurationError naming the setting; an override replaces them."""
     container = ping_container(db_path)

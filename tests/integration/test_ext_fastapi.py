@@ -14,7 +14,6 @@ from sqlalchemy import text
 from keel import AuthorizationError, Command, HandlerRegistry, MessageBus, SqlAlchemyUnitOfWork
 from keel.config import KeelSettings
 from keel.container import KeelContainer, running
-from keel.orm import keel_metadata
 from keel.ext.fastapi import (
     CORRELATION_HEADER,
     PROBLEM_JSON,
@@ -24,6 +23,7 @@ from keel.ext.fastapi import (
     message_bus,
     unit_of_work,
 )
+from keel.orm import keel_metadata
 from keel.security import Principal, current_principal
 from keel.service_layer.context import current_correlation_id
 
@@ -69,7 +69,7 @@ async def by_header(request: Request) -> Principal | None:
 def build_app(container: EchoContainer, **options: Any) -> FastAPI:
     app = FastAPI()
     install_keel(app, container, **options)
-    seen: list[int] = []
+    seen: list[object] = []  # the units of work themselves: ids of freed objects can repeat
 
     @app.post("/echo")
     async def post_echo(cmd: Echo, bus: Annotated[MessageBus, Depends(message_bus)]) -> dict[str, Any]:
@@ -77,8 +77,8 @@ def build_app(container: EchoContainer, **options: Any) -> FastAPI:
 
     @app.get("/uow")
     async def fresh(uow: Annotated[EchoUnitOfWork, Depends(unit_of_work)]) -> dict[str, Any]:
-        seen.append(id(uow))
-        return {"type": type(uow).__name__, "distinct": len(set(seen)) == len(seen)}
+        seen.append(uow)
+        return {"type": type(uow).__name__, "distinct": len({id(u) for u in seen}) == len(seen)}
 
     @app.get("/boom")
     async def boom() -> None:

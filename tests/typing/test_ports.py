@@ -7,7 +7,8 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
-from keel.domain.ports import Repository, UnitOfWorkRepository, builds_from_unit_of_work
+from keel.cache import InMemoryCache, RedisCache
+from keel.domain.ports import Cache, Repository, UnitOfWorkRepository, builds_from_unit_of_work
 from keel.testing import InMemoryRepository, InMemoryUnitOfWork
 from tests.models import Product
 
@@ -73,3 +74,9 @@ async def test_the_in_memory_unit_of_work_builds_it_too() -> None:
     async with uow:
         assert type(uow.tally) is Tally
         assert uow.tally.uow is uow
+
+
+def test_both_caches_satisfy_the_cache_port() -> None:
+    """mypy checks the list's type: InMemoryCache and RedisCache are Caches (no connection is made)."""
+    caches: list[Cache] = [InMemoryCache(), RedisCache("redis://127.0.0.1:1/0")]
+    assert all(callable(cache.lookup) for cache in caches)

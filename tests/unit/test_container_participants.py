@@ -40,7 +40,8 @@ class NotedContainer(KeelContainer):
 
 
 def settings(tmp_path: Path) -> KeelSettings:
-    return KeelSettings(database={"url": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"})
+    # No cache: its invalidation participant would join every list these tests compare.
+    return KeelSettings(database={"url": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"}, cache={"backend": "none"})
 
 
 async def test_the_containers_units_of_work_record_the_commands_they_commit(tmp_path: Path) -> None:

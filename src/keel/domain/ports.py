@@ -2,8 +2,8 @@
 
 Implementations live in the infrastructure (``SqlAlchemyRepository``) and in
 ``keel.testing`` (``InMemoryRepository``); both satisfy :class:`Repository`,
-which the typed API test checks. The event store, event bus and cache ports
-join this module with the issues that build them.
+which the typed API test checks. The event bus, cache and secret-provider
+ports are here too; the event store's joins with its issue.
 
 A unit of work builds the repositories declared on it through
 :class:`UnitOfWorkRepository`: any class with a ``for_unit_of_work``
@@ -17,7 +17,7 @@ knowing about it.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
@@ -219,10 +219,86 @@ class SecretProvider(Protocol):
 
         A store that cannot be read raises :class:`keel.SecretUnavailableError`.
         """
+
+
+# --- the cache ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """What :meth:`Cache.lookup` found: the value (on a hit) and the stamp a later fill must present.
+
+    The stamp is opaque: the generations of the lookup's guards (and of the
+    whole cache) when it read them. A fill made with it is refused if any of
+    them moved since, so a reader cannot put back a value older than a write
+    that finished during its read.
+    """
+
+    hit: bool
+    value: Any
+    stamp: str
+
+
+class Cache(Protocol):
+    """A shared cache of JSON values with TTLs, and race-free cache-aside on top of it.
+
+    Values are JSON-compatible (``dict``, ``list``, ``str``, numbers, booleans,
+    ``None``) or pydantic models (stored as their JSON dump); what comes back is
+    always a fresh copy. Keys live in the cache's namespace. An unavailable
+    backend never raises: reads miss, writes are dropped, and the failure is
+    logged and counted (``stats``). Implementations: ``keel.cache.RedisCache``
+    and ``keel.cache.InMemoryCache``.
+
+    Cache-aside that cannot serve stale data works with *guards*, names of
+    what a value depends on (an entity, a model's lists): :meth:`lookup`
+    returns a stamp of the guards' generations, :meth:`fill` stores only if
+    that stamp is still current and no writer holds a guard, and a writer
+    brackets its commit with :meth:`begin_invalidation` (before) and
+    :meth:`end_invalidation` (after). See docs/cache.md for the argument.
+    """
+
+    async def get(self, key: str) -> Any:
+        """The value under ``key``, or None when absent or expired."""
+        ...
+
+    async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (None: the cache's default TTL)."""
+        ...
+
+    async def delete(self, *keys: str) -> None:
+        """Drop these keys."""
+        ...
+
+    async def clear(self) -> None:
+        """Drop every value of the namespace."""
+        ...
+
+    async def lookup(self, key: str, guards: Sequence[str] = ()) -> CacheEntry:
+        """The value under ``key`` if it was stored with the guards' current generations."""
+        ...
+
+    async def fill(
+        self, key: str, value: Any, entry: CacheEntry, guards: Sequence[str] = (), *, ttl: float | None = None
+    ) -> bool:
+        """Store ``value`` if ``entry``'s stamp is still current and no writer holds a guard; whether it did."""
+        ...
+
+    async def begin_invalidation(self, guards: Sequence[str]) -> str:
+        """A writer is about to commit changes behind ``guards``: hold them (fills refused); returns a token."""
+        ...
+
+    async def end_invalidation(self, guards: Sequence[str], token: str) -> None:
+        """The writer committed (or gave up): release its hold and move the guards' generations on."""
+        ...
+
+    async def close(self) -> None:
+        """Release the cache's connections."""
         ...
 
 
 __all__ = [
+    "Cache",
+    "CacheEntry",
     "EventBus",
     "IncomingMessage",
     "MessageHandler",

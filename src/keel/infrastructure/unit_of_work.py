@@ -30,7 +30,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from keel.cross_cutting.error import ConcurrencyError, DatabaseUnavailableError, UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
-from keel.domain.ports import builds_from_unit_of_work
+from keel.domain.ports import Cache, builds_from_unit_of_work
+from keel.infrastructure.cache import bind_cache, use_cache
 from keel.infrastructure.database._translate import translate_db_error
 from keel.infrastructure.database.aggregate_lock import bumped_roots
 from keel.infrastructure.database.stale_errors import StaleRowsError
@@ -48,7 +49,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     Works with the factory from :func:`keel.infrastructure.database.create_session_factory`
     or one built by hand (``expire_on_commit`` may be either value).
     ``participants`` write in (or react to) each commit; see
-    :mod:`keel.service_layer.participants`.
+    :mod:`keel.service_layer.participants`. ``cache`` is read through by
+    repositories that set ``cache_ttl`` and invalidated after each commit.
     """
 
     #: name -> repository class, found from the class annotations.
@@ -70,10 +72,15 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         session_factory: async_sessionmaker[AsyncSession],
         *,
         participants: Iterable[CommitParticipant[Any]] = (),
+        cache: Cache | None = None,
     ) -> None:
         super().__init__(participants=participants)
         self.session_factory = session_factory
         self._session: AsyncSession | None = None
+        #: The cache repositories with ``cache_ttl`` read through; see docs/cache.md.
+        self.cache: Cache | None = None
+        if cache is not None:
+            use_cache(self, cache)
 
     @property
     def session(self) -> AsyncSession:
@@ -99,6 +106,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         # Queries the unit of work's code writes by hand hide soft-deleted
         # rows too, whoever built the factory.
         hide_soft_deleted(session)
+        if self.cache is not None:
+            bind_cache(session, self.cache)
         self._session = session
         for name, (repo_cls, model) in _repository_specs(type(self)).items():
             setattr(self, name, self._build_repository(repo_cls, model, session))

@@ -31,10 +31,11 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from keel.cross_cutting.error import UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
-from keel.domain.ports import builds_from_unit_of_work
+from keel.domain.ports import Cache, builds_from_unit_of_work
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.service_layer.participants import CommitParticipant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
+from keel.testing._cache import TwinCacheInvalidation
 from keel.testing.repository import in_memory_twin
 from keel.testing.store import InMemoryStore, Workspace
 
@@ -53,11 +54,19 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         cls._repository_specs = {}  # resolved lazily: annotations may be forward references
 
     def __init__(
-        self, store: InMemoryStore | None = None, *, participants: Iterable[CommitParticipant[Any]] = ()
+        self,
+        store: InMemoryStore | None = None,
+        *,
+        participants: Iterable[CommitParticipant[Any]] = (),
+        cache: Cache | None = None,
     ) -> None:
         # Not super(): in a twin that also inherits the application's unit of work
         # (in_memory_unit_of_work), the next __init__ is the SQL one, which wants a session factory.
         AbstractUnitOfWork.__init__(self, participants=participants)
+        #: The cache handed in (``uow.cache``); commits invalidate what the workspace held.
+        self.cache = cache
+        if cache is not None:
+            self.participants.append(TwinCacheInvalidation(cache))
         #: The data this unit of work reads and commits to.
         self.store = store if store is not None else InMemoryStore()
         #: True once this instance has committed (Cosmic Python's FakeUnitOfWork flag).
@@ -143,7 +152,11 @@ class InMemoryTwin(Protocol[U_co]):
     """What :func:`in_memory_unit_of_work` returns: called like :class:`InMemoryUnitOfWork`, builds a ``U_co``."""
 
     def __call__(
-        self, store: InMemoryStore | None = None, *, participants: Iterable[CommitParticipant[Any]] = ()
+        self,
+        store: InMemoryStore | None = None,
+        *,
+        participants: Iterable[CommitParticipant[Any]] = (),
+        cache: Cache | None = None,
     ) -> U_co: ...
 
 

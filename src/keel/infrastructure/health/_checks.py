@@ -78,7 +78,7 @@ def pubsub_check(*, emulator_host: str | None = None, project_id: str | None = N
     async def pubsub() -> Mapping[str, Any]:
         if emulator_host:
             await _http_ok(emulator_host, timeout)
-            return {"emulator": emulator_host}
+            return {"emulator": True}  # not its address: readiness answers reach clients
         if not project_id:
             raise CheckFailed("no Pub/Sub project configured (KEEL_EVENT_BUS__PROJECT_ID)")
         await asyncio.to_thread(_list_one_topic, project_id, timeout)  # pragma: no cover -- needs the real API

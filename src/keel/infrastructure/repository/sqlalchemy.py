@@ -22,6 +22,7 @@ from factories built by hand.
 from __future__ import annotations
 
 import builtins
+import functools
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
@@ -31,6 +32,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConflictError, NotFoundError
+from keel.infrastructure.cache import read_through
 from keel.infrastructure.database._translate import require_attachable, translating
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
 from keel.infrastructure.repository._checks import (
@@ -62,6 +64,8 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     default_page_size: ClassVar[int | None] = None
     #: Key that signs cursors; None: the session factory's, else the process-wide default.
     cursor_secret: ClassVar[SecretLike | None] = None
+    #: Seconds ``get`` keeps an entity in the unit of work's cache (cache-aside); None: no caching.
+    cache_ttl: ClassVar[float | None] = None
 
     def __init__(
         self,
@@ -199,8 +203,12 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         """The entity with primary key ``id``, or None."""
         key = coerce_identity(self.model, id)
         options = {INCLUDE_DELETED: True} if include_deleted else None
+        load = functools.partial(self.session.get, self.model, key, execution_options=options or {})
         with translating(entity=self.traits.entity):
-            entity: T | None = await self.session.get(self.model, key, execution_options=options or {})
+            if self.cache_ttl is None or include_deleted:
+                entity: T | None = await load()
+            else:
+                entity = await read_through(self, key, load)
         # session.get answers from the identity map without a flush, so a row
         # deleted in this unit of work but not flushed yet is still there.
         if entity is None or entity in self.session.deleted or (not include_deleted and self._is_deleted(entity)):
