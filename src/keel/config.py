@@ -228,6 +228,37 @@ class BusSettings(BaseModel):
     )
 
 
+class OutboxSettings(BaseModel):
+    """The transactional outbox: which events leave, and how the relay moves them (see docs/outbox.md)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Write outbox rows for routed events at each commit.")
+    routes: dict[str, str] = Field(
+        default_factory=dict,
+        description='Event type -> topic, as JSON (`{"Allocated": "line_allocated"}`); routes declared in '
+        "the container's `outbox_routes` win.",
+    )
+    channel: str = Field(
+        "keel_outbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL NOTIFY channel that wakes the relay."
+    )
+    listen: bool = Field(True, description="Wake the relay by LISTEN/NOTIFY on PostgreSQL (it polls as well).")
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between polls when nothing wakes the relay.")
+    batch_size: int = Field(100, ge=1, le=10_000, description="Messages the relay claims per batch.")
+    max_attempts: int = Field(10, ge=1, description="Publish attempts before a message is parked.")
+    backoff_initial: float = Field(1.0, ge=0, description="Seconds before a failed message's first retry; doubles.")
+    backoff_max: float = Field(300.0, ge=0, description="Upper bound of the doubling wait, in seconds.")
+    jitter: float = Field(0.5, ge=0, description="Up to this many random seconds added to every wait.")
+    delete_published: bool = Field(False, description="Delete rows once published instead of marking them.")
+    published_retention: float = Field(
+        7 * 86400.0, ge=0, description="Seconds published rows are kept before the relay's cleanup deletes them."
+    )
+    inbox_retention: float = Field(
+        7 * 86400.0, ge=0, description="Seconds inbox rows are kept (duplicates older than this are not detected)."
+    )
+    cleanup_interval: float = Field(3600.0, gt=0, description="Seconds between the relay's cleanups.")
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -251,6 +282,7 @@ class KeelSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     repository: RepositorySettings = Field(default_factory=RepositorySettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -416,6 +448,7 @@ __all__ = [
     "BusSettings",
     "DatabaseSettings",
     "KeelSettings",
+    "OutboxSettings",
     "RepositorySettings",
     "SettingReference",
     "load_settings",

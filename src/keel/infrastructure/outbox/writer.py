@@ -1,0 +1,126 @@
+"""``OutboxWriter``: the commit participant that writes routed events to ``keel_outbox``.
+
+Before the unit of work flushes, it adds one row per routed event of the
+aggregates the unit of work has seen, so the rows commit or roll back with
+the business change: the events of a rolled-back unit of work never reach the
+outbox. On PostgreSQL the same statement sends ``NOTIFY <channel>``, which is
+delivered only if the transaction commits and wakes the relays at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, literal, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+
+from keel.cross_cutting.error import ConfigurationError
+from keel.domain.messages import DomainEvent, utcnow
+from keel.infrastructure.database.errors import sqlstate
+from keel.infrastructure.message_metadata import CORRELATION_ID, current_metadata
+from keel.infrastructure.outbox.routing import OutboxRouting
+from keel.infrastructure.outbox.tables import PENDING, outbox
+from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
+from keel.service_layer.participants import Participant
+
+#: Attribute names every outbox message carries (besides ``current_metadata()``'s).
+EVENT_TYPE = "event_type"
+EVENT_ID = "event_id"
+SCHEMA_VERSION = "schema_version"
+DEFAULT_CHANNEL = "keel_outbox"
+_UNDEFINED_TABLE = "42P01"
+
+
+class OutboxWriter(Participant[SqlAlchemyUnitOfWork]):
+    """Writes the routed events of each commit to ``keel_outbox`` in the committing transaction.
+
+    One instance serves any number of units of work. Events whose type has no
+    route in ``routing`` are not written.
+    """
+
+    def __init__(self, routing: OutboxRouting, *, channel: str = DEFAULT_CHANNEL, notify: bool = True) -> None:
+        self.routing = routing
+        self.channel = channel
+        self.notify = notify
+
+    async def before_flush(self, uow: SqlAlchemyUnitOfWork, events: Sequence[DomainEvent]) -> None:
+        """Insert one row per routed event (and NOTIFY the relays on PostgreSQL)."""
+        if not events or not self.routing:
+            return
+        rows = self.rows_for(events)
+        if not rows:
+            return
+        session = uow.session
+        statement = self._statement(session.get_bind().dialect.name, rows)
+        try:
+            await session.run_sync(_execute, statement)
+        except DBAPIError as exc:
+            if sqlstate(exc) == _UNDEFINED_TABLE or "no such table" in str(exc.orig).lower():
+                raise ConfigurationError(
+                    "table keel_outbox does not exist: run keel's migrations (`alembic upgrade keel@head`) "
+                    "or create keel.orm.keel_metadata's tables",
+                    table="keel_outbox",
+                ) from exc
+            raise
+
+    def rows_for(self, events: Sequence[DomainEvent]) -> list[dict[str, Any]]:
+        """The outbox rows of ``events`` (routed ones only), in the order the events were recorded."""
+        rows: list[dict[str, Any]] = []
+        metadata: dict[str, str] | None = None
+        now = utcnow()
+        for event in events:
+            route = self.routing.route_for(event)
+            if route is None:
+                continue
+            if metadata is None:
+                metadata = current_metadata()
+            event_id = str(event.event_id)
+            attributes = {
+                **metadata,
+                EVENT_TYPE: type(event).message_type,
+                EVENT_ID: event_id,
+                SCHEMA_VERSION: str(getattr(type(event), "schema_version", 1)),
+            }
+            # An event raised outside any correlation starts its own.
+            attributes.setdefault(CORRELATION_ID, event_id)
+            # Microseconds apart, so created_at tells the order of one commit's events too.
+            created = now + timedelta(microseconds=len(rows))
+            rows.append(
+                {
+                    "id": event_id,
+                    "topic": route.topic,
+                    "ordering_key": route.key(event),
+                    "payload": route.body(event),
+                    "attributes": attributes,
+                    "status": PENDING,
+                    "created_at": created,
+                    "available_at": created,
+                    "attempts": 0,
+                }
+            )
+        return rows
+
+    def _statement(self, dialect: str, rows: list[dict[str, Any]]) -> Executable:
+        if dialect == "postgresql":
+            # One round trip: the INSERT runs as a CTE of the NOTIFY (a data-modifying
+            # CTE always runs to completion, whether the outer query reads it or not).
+            written = insert(outbox).values(rows).cte("keel_outbox_written")
+            if not self.notify:
+                return insert(outbox).values(rows)
+            return select(func.pg_notify(literal(self.channel), literal(""))).add_cte(written)
+        if dialect == "sqlite":
+            # No identity columns on SQLite: the position follows the largest so far. Writers
+            # are serialised there, so no other transaction can take the same numbers.
+            last = select(func.coalesce(func.max(outbox.c.position), 0)).scalar_subquery()
+            numbered = [{**row, "position": last + offset} for offset, row in enumerate(rows, start=1)]
+            return insert(outbox).values(numbered)
+        raise ConfigurationError(f"the outbox is not supported on {dialect!r}", dialect=dialect)
+
+
+def _execute(session: Session, statement: Executable) -> None:
+    # On the session's connection, in one trip through the greenlet bridge.
+    session.connection().execute(statement)
