@@ -48,9 +48,8 @@ async def outbox_status(
     """Counts per state, the age in seconds of the oldest pending row, and up to ``limit`` parked messages."""
     now = now or utcnow()
     async with session_factory() as session:
-        counts: dict[str, int] = dict(
-            (await session.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))).tuples().all()
-        )
+        grouped = await session.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+        counts: dict[str, int] = {status: count for status, count in grouped}
         oldest = (
             await session.execute(select(func.min(outbox.c.created_at)).where(outbox.c.status == PENDING))
         ).scalar_one()
