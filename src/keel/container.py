@@ -33,6 +33,9 @@ from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
+from keel.infrastructure.outbox.relay import OutboxRelay
+from keel.infrastructure.outbox.routing import OutboxRouting
+from keel.infrastructure.outbox.writer import OutboxWriter
 from keel.infrastructure.processed_commands import RecordProcessedCommands
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
@@ -98,6 +101,16 @@ def build_unit_of_work(
     return uow
 
 
+def outbox_writer_for(settings: KeelSettings, routes: OutboxRouting | None) -> OutboxWriter:
+    """The outbox writer: the wiring's routes, then ``KEEL_OUTBOX__ROUTES`` for event types they do not name.
+
+    With no route at all (or ``KEEL_OUTBOX__ENABLED=false``) it writes nothing.
+    """
+    outbox = settings.outbox
+    routing = (routes or OutboxRouting()).merged(OutboxRouting.from_settings(outbox.routes))
+    return OutboxWriter(routing if outbox.enabled else OutboxRouting(), channel=outbox.channel)
+
+
 def retry_policy(settings: KeelSettings, max_attempts: int) -> RetryPolicy:
     """A bus retry policy from ``KEEL_BUS__*``, making ``max_attempts`` tries.
 
@@ -143,7 +156,7 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     Extension points to redefine in a subclass (or override on an instance):
     ``settings``, ``unit_of_work_class``, ``commit_participants``, ``handlers`` (a
     :class:`keel.HandlerRegistry`), ``command_handlers``, ``event_handlers``,
-    ``handler_dependencies``, ``commands``, ``bus_middleware``, and the ``event_bus``, ``cache`` and
+    ``handler_dependencies``, ``commands``, ``bus_middleware``, ``outbox_routes``, and the ``event_bus``, ``cache`` and
     ``event_store`` backends.
     """
 
@@ -163,7 +176,10 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
     #: Run at every commit of the container's units of work, after the class's own. The default
     #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice.
-    commit_participants = providers.List(providers.Singleton(RecordProcessedCommands))
+    #: Which events leave through the outbox: an ``OutboxRouting`` (see docs/outbox.md), or None.
+    outbox_routes: providers.Provider[OutboxRouting | None] = providers.Object(None)
+    outbox_writer = providers.Singleton(outbox_writer_for, settings, outbox_routes)
+    commit_participants = providers.List(providers.Singleton(RecordProcessedCommands), outbox_writer)
     #: A factory: every call is a new unit of work (the bus calls it per message).
     unit_of_work: providers.Factory[U] = providers.Factory(
         build_unit_of_work, unit_of_work_class, session_factory, commit_participants
@@ -193,6 +209,8 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     )
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)
+    #: A relay over the container's event bus and database (``await container.outbox_relay().run()``).
+    outbox_relay = providers.Factory(OutboxRelay, event_bus, session_factory, settings=settings.provided.outbox)
     cache = providers.Singleton(not_built("cache", "cache", "memory"), settings)
     event_store = providers.Singleton(not_built("event store", "event_store", "sqlalchemy"), settings)
 

@@ -13,6 +13,7 @@ from keel.config import KeelSettings
 from keel.container import KeelContainer, running
 from keel.domain.messages import DomainEvent
 from keel.infrastructure.processed_commands import RecordProcessedCommands
+from keel.outbox import OutboxWriter
 
 
 class Noted(Participant[SqlAlchemyUnitOfWork]):
@@ -43,12 +44,12 @@ def settings(tmp_path: Path) -> KeelSettings:
 
 
 async def test_the_containers_units_of_work_record_the_commands_they_commit(tmp_path: Path) -> None:
-    """By default every unit of work the container builds carries one shared RecordProcessedCommands."""
+    """By default the container's units of work share one RecordProcessedCommands, then the outbox writer."""
     container = KeelContainer()
     container.settings.override(providers.Object(settings(tmp_path)))
     async with running(container):
         first, second = container.unit_of_work(), container.unit_of_work()
-        assert [type(p) for p in first.participants] == [RecordProcessedCommands]
+        assert [type(p) for p in first.participants] == [RecordProcessedCommands, OutboxWriter]
         assert first.participants[0] is second.participants[0]
 
 

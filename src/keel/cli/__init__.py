@@ -46,3 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["cli", "main"]
+
+from keel.cli._outbox import outbox as _outbox  # noqa: E402 -- registered after the group exists
+
+cli.add_command(_outbox)

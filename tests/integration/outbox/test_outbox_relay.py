@@ -17,6 +17,7 @@ from keel.domain.ports import OutgoingMessage
 from keel.outbox import OutboxRelay, outbox_status, purge, retry_parked
 from tests.integration.outbox.conftest import allocate, outbox_rows, seed
 from tests.models import AppUnitOfWork
+from tests.support.polling import eventually
 from tests.support.recording_bus import RecordingEventBus
 
 
@@ -39,13 +40,15 @@ async def drain(relays: list[OutboxRelay], session_factory: async_sessionmaker[A
     """Run ``relays`` side by side until no row is pending, then stop them."""
     tasks = [asyncio.create_task(relay.run()) for relay in relays]
     try:
-        async with asyncio.timeout(timeout):
-            while (await outbox_status(session_factory)).pending:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: nothing_pending(session_factory), timeout=timeout)
     finally:
         for relay in relays:
             relay.request_stop()
         await asyncio.gather(*tasks)
+
+
+async def nothing_pending(session_factory: async_sessionmaker[AsyncSession]) -> bool:
+    return (await outbox_status(session_factory)).pending == 0
 
 
 def positions_by_key(bus: RecordingEventBus, positions: dict[str, int]) -> Iterator[list[int]]:
@@ -68,7 +71,8 @@ async def test_the_relay_publishes_committed_rows_and_marks_them(
     rows = await outbox_rows(session_factory)
     assert bus.ids() == [row["id"] for row in rows]
     message = bus.published[0]
-    assert message.topic == "allocations" and message.ordering_key == "LAMP"
+    assert message.topic == "allocations"
+    assert message.ordering_key == "LAMP"
     assert message.data == str(rows[0]["payload"]).encode()
     assert message.attributes["event_id"] == message.message_id
     assert {row["status"] for row in rows} == {"published"}
@@ -143,8 +147,11 @@ async def test_a_failing_message_backs_off_then_parks_and_holds_its_key(
     status = await outbox_status(session_factory, now=clock.now)
     assert (status.pending, status.parked) == (1, 1)
     [parked] = status.parked_messages
-    assert parked.id == first_id and parked.attempts == 3 and parked.event_type == "Allocated"
-    assert parked.last_error is not None and "injected" in parked.last_error
+    assert parked.id == first_id
+    assert parked.attempts == 3
+    assert parked.event_type == "Allocated"
+    assert parked.last_error is not None
+    assert "injected" in parked.last_error
     assert (await relay.process_batch()).claimed == 0  # parked, the key stays blocked
     bus.fail = None
     assert await retry_parked(session_factory) == 1

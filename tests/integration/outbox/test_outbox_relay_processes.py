@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.outbox import outbox_status
 from tests.integration.outbox.conftest import allocate, outbox_rows, seed
+from tests.integration.outbox.test_outbox_relay import nothing_pending
 from tests.models import AppUnitOfWork
+from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -45,12 +47,6 @@ def lines(out: Path) -> list[str]:
     return out.read_text().split() if out.exists() else []
 
 
-async def until(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 async def published_ids(session_factory: async_sessionmaker[AsyncSession]) -> set[str]:
     return {str(row["id"]) for row in await outbox_rows(session_factory) if row["status"] == "published"}
 
@@ -74,15 +70,13 @@ async def test_a_relay_killed_mid_batch_loses_nothing(
     for kill in range(2):
         with relay_process(database_url, out, delay=0.001, batch=100) as process:
             target = len(lines(out)) + 250
-            await until(lambda: len(lines(out)) >= target)  # noqa: B023 -- awaited within the iteration
+            await eventually(lambda: len(lines(out)) >= target)  # noqa: B023 -- awaited within the iteration
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
         # Published to the bus but not marked: the killed batch is rolled back, to be sent again.
         assert len(set(lines(out))) > len(await published_ids(session_factory)), f"kill {kill} missed a batch"
     with relay_process(database_url, out, delay=0.0, batch=100) as process:
-        async with asyncio.timeout(60):
-            while (await outbox_status(session_factory)).pending:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: nothing_pending(session_factory), timeout=60)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     every = {str(row["id"]) for row in await outbox_rows(session_factory)}
@@ -102,10 +96,11 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits(
     await fill(uow_factory, 200)
     out = tmp_path / "published.txt"
     with relay_process(database_url, out, delay=0.01, batch=20) as process:
-        await until(lambda: len(lines(out)) >= 3)
+        await eventually(lambda: len(lines(out)) >= 3)
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     sent = lines(out)
-    assert len(sent) == len(set(sent)) and len(sent) % 20 == 0  # whole batches only
+    assert len(sent) == len(set(sent))
+    assert len(sent) % 20 == 0
     assert set(sent) == await published_ids(session_factory)
     assert (await outbox_status(session_factory)).pending == 200 - len(sent) > 0

@@ -49,7 +49,7 @@ async def outbox_status(
     now = now or utcnow()
     async with session_factory() as session:
         grouped = await session.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
-        counts: dict[str, int] = {status: count for status, count in grouped}
+        counts: dict[str, int] = {str(status): int(count) for status, count in grouped}
         oldest = (
             await session.execute(select(func.min(outbox.c.created_at)).where(outbox.c.status == PENDING))
         ).scalar_one()
