@@ -245,6 +245,12 @@ class OutboxSettings(BaseModel):
     listen: bool = Field(True, description="Wake the relay by LISTEN/NOTIFY on PostgreSQL (it polls as well).")
     poll_interval: float = Field(1.0, gt=0, description="Seconds between polls when nothing wakes the relay.")
     batch_size: int = Field(100, ge=1, le=10_000, description="Messages the relay claims per batch.")
+    claim_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a batch claimed on SQLite (no row locks) stays reserved for its relay; a relay that "
+        "died is replaced after this. PostgreSQL holds row locks instead.",
+    )
     max_attempts: int = Field(10, ge=1, description="Publish attempts before a message is parked.")
     backoff_initial: float = Field(1.0, ge=0, description="Seconds before a failed message's first retry; doubles.")
     backoff_max: float = Field(300.0, ge=0, description="Upper bound of the doubling wait, in seconds.")

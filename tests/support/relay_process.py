@@ -41,7 +41,7 @@ class FileBus:
 async def main(url: str, out: str, delay: float, batch: int) -> None:
     engine = create_engine(DatabaseSettings(url=url, pool_size=2, max_connections=4))
     bus = FileBus(out, delay)
-    settings = OutboxSettings(batch_size=batch, poll_interval=0.05, backoff_initial=0, jitter=0)
+    settings = OutboxSettings(batch_size=batch, poll_interval=0.05, backoff_initial=0, jitter=0, claim_timeout=1)
     relay = OutboxRelay(bus, create_session_factory(engine), settings=settings)
     print("ready", flush=True)
     try:

@@ -26,6 +26,7 @@ PUBLIC_MODULES = (
     "keel.infrastructure.database.migrations",
     "keel.infrastructure.repository",
     "keel.orm",
+    "keel.outbox",
     "keel.security",
     "keel.testing",
     "keel.testing.fixtures",

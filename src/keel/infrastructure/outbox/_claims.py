@@ -6,9 +6,15 @@ or claimed by another relay). Heads are locked with ``FOR UPDATE SKIP
 LOCKED``, so relays side by side take different keys; each claimed head then
 brings the due rows right behind it in its key (locked while the batch is in
 hand), which no other relay can claim because the head is still unpublished
-for them. Rows without an ordering key are all heads. SQLite has no row
-locks: the claim takes the database's write lock first, so relays there take
-turns.
+for them. Rows without an ordering key are all heads.
+
+SQLite has no row locks, and holding its one write lock while publishing
+would stall every writer (a consumer in the same process included). There
+the claim takes the write lock only to *lease* the batch (its rows'
+``available_at`` moves ``claim_timeout`` seconds ahead, which hides them and
+their keys' successors from other claims), commits, and the batch is
+settled in a second short transaction; a relay that dies leaves its lease
+to expire.
 """
 
 from __future__ import annotations
@@ -91,6 +97,20 @@ async def claim(session: AsyncSession, now: datetime, limit: int) -> list[Outbox
         chains[key].append(row)
         room -= 1
     return sorted([*heads, *(row for chain in chains.values() for row in chain)], key=lambda row: row.position)
+
+
+async def lease(session: AsyncSession, ids: Sequence[str], until: datetime) -> None:
+    """Reserve ``ids`` until ``until`` (SQLite's claim; see the module docstring)."""
+    if ids:
+        await session.execute(update(outbox).where(outbox.c.id.in_(ids)).values(available_at=until))
+
+
+async def release(session: AsyncSession, ids: Sequence[str], now: datetime) -> None:
+    """Make claimed rows that were not attempted (they queued behind a failure) due again."""
+    if ids:
+        await session.execute(
+            update(outbox).where(outbox.c.id.in_(ids), outbox.c.status == PENDING).values(available_at=now)
+        )
 
 
 async def mark_published(session: AsyncSession, ids: Sequence[str], now: datetime, *, delete_rows: bool) -> None:

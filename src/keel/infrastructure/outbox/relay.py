@@ -135,12 +135,24 @@ class OutboxRelay:
 
     async def process_batch(self) -> BatchResult:
         """Claim one batch, publish it, record the outcome; what it did."""
-        async with self.session_factory() as session, session.begin():
-            rows = await _claims.claim(session, self.clock(), self.settings.batch_size)
+        async with self.session_factory() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # Row locks held while publishing: a relay that dies releases them with its connection.
+                async with session.begin():
+                    rows = await _claims.claim(session, self.clock(), self.settings.batch_size)
+                    if not rows:
+                        return BatchResult()
+                    return await self._settle(session, rows, await self._publish(rows))
+            async with session.begin():
+                now = self.clock()
+                rows = await _claims.claim(session, now, self.settings.batch_size)
+                lease_end = now + timedelta(seconds=self.settings.claim_timeout)
+                await _claims.lease(session, [row.id for row in rows], lease_end)
             if not rows:
                 return BatchResult()
             errors = await self._publish(rows)
-            return await self._settle(session, rows, errors)
+            async with session.begin():
+                return await self._settle(session, rows, errors)
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> dict[str, str | None]:
         """Publish ``rows``; id -> None (published) or the error. Unattempted rows are absent."""
@@ -198,6 +210,7 @@ class OutboxRelay:
                 ", parked" if park else "",
                 error,
             )
+        await _claims.release(session, [row.id for row in rows if row.id not in errors], now)
         await _claims.mark_published(session, published, now, delete_rows=settings.delete_published)
         await _claims.mark_failed(session, failures)
         return BatchResult(claimed=len(rows), published=len(published), failed=len(failures), parked=parked)
