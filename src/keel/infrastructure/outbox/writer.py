@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import bindparam, func, insert, literal, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
@@ -33,6 +33,11 @@ EVENT_ID = "event_id"
 SCHEMA_VERSION = "schema_version"
 DEFAULT_CHANNEL = "keel_outbox"
 _UNDEFINED_TABLE = "42P01"
+#: The columns a row of :meth:`OutboxWriter.rows_for` fills.
+_ROW_KEYS = ("id", "topic", "ordering_key", "payload", "attributes", "status", "created_at", "available_at", "attempts")
+#: Statements for commits of up to this many routed events are kept, compiled once (SQLAlchemy's cache
+#: keys them by shape); larger commits build theirs each time.
+_CACHED_COUNTS = 32
 
 
 class OutboxWriter(Participant[SqlAlchemyUnitOfWork]):
@@ -46,6 +51,7 @@ class OutboxWriter(Participant[SqlAlchemyUnitOfWork]):
         self.routing = routing
         self.channel = channel
         self.notify = notify
+        self._statements: dict[tuple[str, int, str, bool], Executable] = {}
 
     async def before_flush(self, uow: SqlAlchemyUnitOfWork, events: Sequence[DomainEvent]) -> None:
         """Insert one row per routed event (and NOTIFY the relays on PostgreSQL)."""
@@ -55,9 +61,9 @@ class OutboxWriter(Participant[SqlAlchemyUnitOfWork]):
         if not rows:
             return
         session = uow.session
-        statement = self._statement(session.get_bind().dialect.name, rows)
+        statement = self._statement(session.get_bind().dialect.name, len(rows))
         try:
-            await session.run_sync(_execute, statement)
+            await session.run_sync(_execute, statement, _parameters(rows))
         except DBAPIError as exc:
             if sqlstate(exc) == _UNDEFINED_TABLE or "no such table" in str(exc.orig).lower():
                 raise ConfigurationError(
@@ -104,23 +110,40 @@ class OutboxWriter(Participant[SqlAlchemyUnitOfWork]):
             )
         return rows
 
-    def _statement(self, dialect: str, rows: list[dict[str, Any]]) -> Executable:
+    def _statement(self, dialect: str, count: int) -> Executable:
+        """The INSERT of ``count`` rows for ``dialect``, with bound parameters ``<column>_<n>``; built once."""
+        cache_key = (dialect, count, self.channel, self.notify)
+        cached = self._statements.get(cache_key)
+        if cached is not None:
+            return cached
+        rows: list[dict[str, Any]] = [
+            {name: bindparam(f"{name}_{n}", type_=outbox.c[name].type) for name in _ROW_KEYS} for n in range(count)
+        ]
+        statement: Executable
         if dialect == "postgresql":
-            # One round trip: the INSERT runs as a CTE of the NOTIFY (a data-modifying
-            # CTE always runs to completion, whether the outer query reads it or not).
-            written = insert(outbox).values(rows).cte("keel_outbox_written")
-            if not self.notify:
-                return insert(outbox).values(rows)
-            return select(func.pg_notify(literal(self.channel), literal(""))).add_cte(written)
-        if dialect == "sqlite":
+            if self.notify:
+                # One round trip: the INSERT runs as a CTE of the NOTIFY (a data-modifying
+                # CTE always runs to completion, whether the outer query reads it or not).
+                written = insert(outbox).values(rows).cte("keel_outbox_written")
+                statement = select(func.pg_notify(literal(self.channel), literal(""))).add_cte(written)
+            else:
+                statement = insert(outbox).values(rows)
+        elif dialect == "sqlite":
             # No identity columns on SQLite: the position follows the largest so far. Writers
             # are serialised there, so no other transaction can take the same numbers.
             last = select(func.coalesce(func.max(outbox.c.position), 0)).scalar_subquery()
-            numbered = [{**row, "position": last + offset} for offset, row in enumerate(rows, start=1)]
-            return insert(outbox).values(numbered)
-        raise ConfigurationError(f"the outbox is not supported on {dialect!r}", dialect=dialect)
+            statement = insert(outbox).values([{**row, "position": last + n} for n, row in enumerate(rows, start=1)])
+        else:
+            raise ConfigurationError(f"the outbox is not supported on {dialect!r}", dialect=dialect)
+        if count <= _CACHED_COUNTS:
+            self._statements[cache_key] = statement
+        return statement
 
 
-def _execute(session: Session, statement: Executable) -> None:
+def _parameters(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {f"{name}_{n}": value for n, row in enumerate(rows) for name, value in row.items()}
+
+
+def _execute(session: Session, statement: Executable, parameters: dict[str, Any]) -> None:
     # On the session's connection, in one trip through the greenlet bridge.
-    session.connection().execute(statement)
+    session.connection().execute(statement, parameters)
