@@ -121,3 +121,17 @@ async def test_a_database_without_the_table_is_a_configuration_error(tmp_path: o
             await allocate(lambda: AppUnitOfWork(factory, participants=[writer]), "X")
     finally:
         await engine.dispose()
+
+
+@pytest.mark.slow
+async def test_a_commit_with_thousands_of_events_writes_them_all_in_order(
+    uow_factory: Callable[[], AppUnitOfWork], session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """2,500 routed events in one commit (more than one INSERT's worth of parameters) all land, in order."""
+    await seed(uow_factory, "LAMP")
+    await allocate(uow_factory, "LAMP", times=2500)
+    rows = await outbox_rows(session_factory)
+    assert len(rows) == 2500
+    assert [json.loads(str(row["payload"]))["qty"] for row in rows] == [1] * 2500
+    created = [row["created_at"] for row in rows]
+    assert created == sorted(created)
