@@ -197,3 +197,21 @@ async def test_notify_wakes_the_relay_long_before_its_poll(
     finally:
         relay.request_stop()
         await task
+
+
+async def test_the_relay_outlives_a_database_it_cannot_reach(caplog: pytest.LogCaptureFixture) -> None:
+    """Unreachable PostgreSQL: the relay logs that it polls only and that batches fail, and still stops on request."""
+    from keel.config import DatabaseSettings
+    from keel.infrastructure.database import create_engine, create_session_factory
+
+    engine = create_engine(DatabaseSettings(url="postgresql+asyncpg://postgres@127.0.0.1:1/none", connect_timeout=1))
+    relay = OutboxRelay(RecordingEventBus(), create_session_factory(engine), settings=fast(poll_interval=0.01))
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: "a batch failed" in caplog.text, timeout=20)
+        assert "cannot LISTEN" in caplog.text
+    finally:
+        relay.request_stop()
+        await task
+        await engine.dispose()
+    assert relay.stopping

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from keel.cross_cutting.error import KeelError
+
 _logger = logging.getLogger("keel.outbox")
 
 
@@ -37,15 +39,14 @@ class NotifyListener:
             return True
         await self.close()
         try:
-            connection = await self.engine.connect()
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            await driver.add_listener(self.channel, self._notified)
-        except (SQLAlchemyError, OSError) as exc:
+            self._connection = await self.engine.connect()
+            raw = await self._connection.get_raw_connection()
+            self._driver = raw.driver_connection
+            await self._driver.add_listener(self.channel, self._notified)
+        except Exception as exc:  # noqa: BLE001 -- a wake-up that fails must leave the relay polling, whatever broke
             _logger.warning("outbox relay: cannot LISTEN on %r, polling only for now: %s", self.channel, exc)
+            await self.close()
             return False
-        self._connection, self._driver = connection, driver
         # Rows committed while nobody listened are found by this first round.
         self.wake.set()
         return True
@@ -62,6 +63,6 @@ class NotifyListener:
             if driver is not None and not driver.is_closed():
                 await driver.remove_listener(self.channel, self._notified)
             await connection.close()
-        except (SQLAlchemyError, OSError):
+        except (SQLAlchemyError, OSError, KeelError):
             _logger.debug("outbox relay: closing the LISTEN connection failed", exc_info=True)
             await connection.invalidate()
