@@ -160,6 +160,24 @@ async def commit_rounds(engine: AsyncEngine, rounds: int, ops: int) -> dict[str,
     return results
 
 
+#: The sides ``benchmarks.instructions`` counts (the commit alone), baseline first.
+SIDES = ("no outbox", "outbox row + NOTIFY", "outbox row, no NOTIFY")
+
+
+async def run_side(url: str, side: str, warmup: int, ops: int) -> None:
+    """Run ``warmup`` then ``ops`` commits of one side alone (for ``benchmarks.instructions``)."""
+    await ensure_database(url)
+    engine = bench_engine(url)
+    try:
+        await prepare(engine)
+        operation = committing(create_session_factory(engine), with_outbox=side != SIDES[0], notify=side == SIDES[1])
+        keys = cycle(range(ROWS))
+        for _ in range(warmup + ops):
+            await operation(next(keys))
+    finally:
+        await engine.dispose()
+
+
 # --- 2. commit to publish ---------------------------------------------------------------------
 
 
