@@ -101,6 +101,6 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits(
         assert process.wait(timeout=10) == 0
     sent = lines(out)
     assert len(sent) == len(set(sent))
-    assert len(sent) % 20 == 0
+    # Everything it sent is marked: a relay that left mid-batch would have sent rows it never marked.
     assert set(sent) == await published_ids(session_factory)
     assert (await outbox_status(session_factory)).pending == 200 - len(sent) > 0
