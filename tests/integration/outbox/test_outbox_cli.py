@@ -106,3 +106,34 @@ def test_an_unknown_event_bus_backend_is_a_clear_error(monkeypatch: pytest.Monke
 
     with pytest.raises(ConfigurationError, match="carrier-pigeon"):
         build_event_bus(settings)
+
+
+async def pending(uow_factory: Callable[[], AppUnitOfWork], factory: async_sessionmaker[AsyncSession]) -> object:
+    from keel.outbox import outbox_status
+
+    return (await outbox_status(factory)).pending
+
+
+@pytest.mark.slow
+def test_python_m_keel_outbox_relay_runs_until_sigterm(database_url: str) -> None:
+    """`python -m keel outbox relay` publishes what is committed, from KEEL_* settings alone, and exits 0 on SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    on_database(database_url, two_allocations)
+    env = {**os.environ, "KEEL_DATABASE__URL": database_url, "KEEL_OUTBOX__POLL_INTERVAL": "0.05"}
+    process = subprocess.Popen([sys.executable, "-m", "keel", "outbox", "relay"], env=env)
+    try:
+        give_up = time.monotonic() + 30
+        while on_database(database_url, pending) != 0:
+            assert time.monotonic() < give_up, "the relay published nothing"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
