@@ -281,6 +281,43 @@ class SecuritySettings(BaseModel):
     )
 
 
+class OutboxSettings(BaseModel):
+    """The transactional outbox: which events leave, and how the relay moves them (see docs/outbox.md)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Write outbox rows for routed events at each commit.")
+    routes: dict[str, str] = Field(
+        default_factory=dict,
+        description='Event type -> topic, as JSON (`{"Allocated": "line_allocated"}`); routes declared in '
+        "the container's `outbox_routes` win.",
+    )
+    channel: str = Field(
+        "keel_outbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL NOTIFY channel that wakes the relay."
+    )
+    listen: bool = Field(True, description="Wake the relay by LISTEN/NOTIFY on PostgreSQL (it polls as well).")
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between polls when nothing wakes the relay.")
+    batch_size: int = Field(100, ge=1, le=10_000, description="Messages the relay claims per batch.")
+    claim_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a batch claimed on SQLite (no row locks) stays reserved for its relay; a relay that "
+        "died is replaced after this. PostgreSQL holds row locks instead.",
+    )
+    max_attempts: int = Field(10, ge=1, description="Publish attempts before a message is parked.")
+    backoff_initial: float = Field(1.0, ge=0, description="Seconds before a failed message's first retry; doubles.")
+    backoff_max: float = Field(300.0, ge=0, description="Upper bound of the doubling wait, in seconds.")
+    jitter: float = Field(0.5, ge=0, description="Up to this many random seconds added to every wait.")
+    delete_published: bool = Field(False, description="Delete rows once published instead of marking them.")
+    published_retention: float = Field(
+        7 * 86400.0, ge=0, description="Seconds published rows are kept before the relay's cleanup deletes them."
+    )
+    inbox_retention: float = Field(
+        7 * 86400.0, ge=0, description="Seconds inbox rows are kept (duplicates older than this are not detected)."
+    )
+    cleanup_interval: float = Field(3600.0, gt=0, description="Seconds between the relay's cleanups.")
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -310,6 +347,7 @@ class KeelSettings(BaseSettings):
     event_bus: EventBusSettings = Field(default_factory=EventBusSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:
@@ -540,6 +578,7 @@ __all__ = [
     "HealthSettings",
     "KeelSettings",
     "MigrationSettings",
+    "OutboxSettings",
     "RepositorySettings",
     "SecuritySettings",
     "SettingReference",

@@ -34,11 +34,15 @@ from keel.cross_cutting.cache import cache_from_settings, close_cache_at_shutdow
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
 from keel.cross_cutting.security import AuditMiddleware, authorize, correlate
 from keel.cross_cutting.telemetry import CommitTelemetry, TelemetryMiddleware, instrument_engine
-from keel.domain.ports import Cache
+from keel.domain.ports import Cache, EventBus
 from keel.infrastructure.audit import RecordAudit, SqlAlchemyAuditLog
 from keel.infrastructure.cache import use_cache
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
+from keel.infrastructure.event_bus import build_event_bus
+from keel.infrastructure.outbox.relay import OutboxRelay
+from keel.infrastructure.outbox.routing import OutboxRouting
+from keel.infrastructure.outbox.writer import OutboxWriter
 from keel.infrastructure.processed_commands import RecordProcessedCommands
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
@@ -115,6 +119,14 @@ def build_unit_of_work(
     return uow
 
 
+async def close_event_bus_at_shutdown(event_bus: EventBus) -> AsyncIterator[EventBus]:
+    """A resource that closes the event bus's clients when the container's resources shut down."""
+    try:
+        yield event_bus
+    finally:
+        await event_bus.close()
+
+
 def telemetry_participants(settings: KeelSettings) -> list[CommitParticipant[Any]]:
     """The commit span participant under ``KEEL_TELEMETRY__ENABLED``, else nothing."""
     return [CommitTelemetry()] if settings.telemetry.enabled else []
@@ -137,6 +149,16 @@ def audit_middleware_for(session_factory: Callable[[], async_sessionmaker[AsyncS
     resource and follows the engine when resources restart.
     """
     return AuditMiddleware(SqlAlchemyAuditLog(lambda: session_factory()()))
+
+
+def outbox_writer_for(settings: KeelSettings, routes: OutboxRouting | None) -> OutboxWriter:
+    """The outbox writer: the wiring's routes, then ``KEEL_OUTBOX__ROUTES`` for event types they do not name.
+
+    With no route at all (or ``KEEL_OUTBOX__ENABLED=false``) it writes nothing.
+    """
+    outbox = settings.outbox
+    routing = (routes or OutboxRouting()).merged(OutboxRouting.from_settings(outbox.routes))
+    return OutboxWriter(routing if outbox.enabled else OutboxRouting(), channel=outbox.channel)
 
 
 def retry_policy(settings: KeelSettings, max_attempts: int) -> RetryPolicy:
@@ -184,7 +206,7 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     Extension points to redefine in a subclass (or override on an instance):
     ``settings``, ``unit_of_work_class``, ``commit_participants``, ``handlers`` (a
     :class:`keel.HandlerRegistry`), ``command_handlers``, ``event_handlers``,
-    ``handler_dependencies``, ``commands``, ``bus_middleware``, and the ``event_bus``, ``cache`` and
+    ``handler_dependencies``, ``commands``, ``bus_middleware``, ``outbox_routes``, and the ``event_bus``, ``cache`` and
     ``event_store`` backends.
     """
 
@@ -203,12 +225,17 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
 
     unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
     #: Run at every commit of the container's units of work, after the class's own. The default
-    #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice,
-    #: and writes the command's audit row in the handler's own transaction.
-    commit_participants = providers.List(providers.Singleton(RecordProcessedCommands), providers.Singleton(RecordAudit))
     #: ``KEEL_CACHE__BACKEND``: memory (the default), redis or none; closed when resources shut down.
     cache = providers.Singleton(cache_from_settings, settings.provided.cache)
     cache_lifecycle = providers.Resource(close_cache_at_shutdown, cache)
+    #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice,
+    #: writes the command's audit row in the handler's own transaction, and the outbox rows of routed events.
+    #: Which events leave through the outbox: an ``OutboxRouting`` (see docs/outbox.md), or None.
+    outbox_routes: providers.Provider[OutboxRouting | None] = providers.Object(None)
+    outbox_writer = providers.Singleton(outbox_writer_for, settings, outbox_routes)
+    commit_participants = providers.List(
+        providers.Singleton(RecordProcessedCommands), providers.Singleton(RecordAudit), outbox_writer
+    )
     #: A factory: every call is a new unit of work (the bus calls it per message).
     #: Before every other participant: telemetry's (a ``keel.uow.commit`` span) when enabled.
     first_commit_participants = providers.Singleton(telemetry_participants, settings)
@@ -248,7 +275,11 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
         audit=settings.provided.security.audit,
     )
 
-    event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)
+    #: ``KEEL_EVENT_BUS__BACKEND``: memory (the default) or pubsub; closed when resources shut down.
+    event_bus = providers.Singleton(build_event_bus, settings)
+    event_bus_lifecycle = providers.Resource(close_event_bus_at_shutdown, event_bus)
+    #: A relay over the container's event bus and database (``await container.outbox_relay().run()``).
+    outbox_relay = providers.Factory(OutboxRelay, event_bus, session_factory, settings=settings.provided.outbox)
     event_store = providers.Singleton(not_built("event store", "event_store", "sqlalchemy"), settings)
 
 

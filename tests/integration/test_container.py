@@ -17,6 +17,7 @@ from keel import (
     ConfigurationError,
     DatabaseUnavailableError,
     HandlerRegistry,
+    KeelError,
     SqlAlchemyUnitOfWork,
 )
 from keel.config import KeelSettings
@@ -260,7 +261,7 @@ async def test_required_commands_are_checked_through_the_container(db_path: Path
             container.bus()
 
 
-@pytest.mark.parametrize("name", ["event_bus", "event_store"])
+@pytest.mark.parametrize("name", ["event_store"])
 def test_backends_not_built_yet_say_so_and_can_be_overridden(name: str, db_path: Path) -> None:
     """The placeholder providers raise a ConfigurationError naming the setting; an override replaces them."""
     container = ping_container(db_path)
@@ -271,6 +272,19 @@ def test_backends_not_built_yet_say_so_and_can_be_overridden(name: str, db_path:
     sentinel = object()
     with provider.override(providers.Object(sentinel)):
         assert provider() is sentinel
+
+
+async def test_the_event_bus_is_the_configured_one_and_closes_with_the_container(db_path: Path) -> None:
+    """KEEL_EVENT_BUS__BACKEND=memory (the default) gives one InMemoryEventBus, closed at shutdown."""
+    from keel.event_bus import InMemoryEventBus, OutgoingMessage
+
+    container = ping_container(db_path)
+    async with running(container):
+        bus = container.event_bus()
+        assert isinstance(bus, InMemoryEventBus)
+        assert container.event_bus() is bus
+    with pytest.raises(KeelError):
+        await bus.publish(OutgoingMessage(topic="t", data=b"{}", message_id="m1"))
 
 
 def test_the_container_retries_exactly_what_the_infrastructure_calls_transient() -> None:

@@ -30,6 +30,7 @@ PUBLIC_MODULES = (
     "keel.infrastructure.database.migrations",
     "keel.infrastructure.repository",
     "keel.orm",
+    "keel.outbox",
     "keel.security",
     "keel.telemetry",
     "keel.testing",

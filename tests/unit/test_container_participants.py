@@ -14,6 +14,7 @@ from keel.container import KeelContainer, running
 from keel.domain.messages import DomainEvent
 from keel.infrastructure.audit import RecordAudit
 from keel.infrastructure.processed_commands import RecordProcessedCommands
+from keel.outbox import OutboxWriter
 
 
 class Noted(Participant[SqlAlchemyUnitOfWork]):
@@ -45,12 +46,12 @@ def settings(tmp_path: Path) -> KeelSettings:
 
 
 async def test_the_containers_units_of_work_record_the_commands_they_commit(tmp_path: Path) -> None:
-    """By default every unit of work the container builds carries shared RecordProcessedCommands and RecordAudit."""
+    """By default the container's units of work share RecordProcessedCommands, RecordAudit and the outbox writer."""
     container = KeelContainer()
     container.settings.override(providers.Object(settings(tmp_path)))
     async with running(container):
         first, second = container.unit_of_work(), container.unit_of_work()
-        assert [type(p) for p in first.participants] == [RecordProcessedCommands, RecordAudit]
+        assert [type(p) for p in first.participants] == [RecordProcessedCommands, RecordAudit, OutboxWriter]
         assert first.participants[0] is second.participants[0]
         assert first.participants[1] is second.participants[1]
 

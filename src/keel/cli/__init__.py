@@ -21,6 +21,7 @@ import click
 from keel import __version__
 from keel.cli._db import db
 from keel.cli._health import health
+from keel.cli._outbox import outbox
 
 
 @click.group(name="keel", invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,3 +53,4 @@ __all__ = ["cli", "main"]
 
 cli.add_command(db)
 cli.add_command(health)
+cli.add_command(outbox)

@@ -1,7 +1,7 @@
 """keel_audit: one row per command the bus handled (succeeded, failed or denied).
 
 Revision ID: keel_0005
-Revises: keel_0002
+Revises: keel_0004
 Create Date: 2026-12-07 00:00:00+00:00
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 import keel.orm
 
 revision: str = "keel_0005"
-down_revision: str | Sequence[str] | None = "keel_0002"
+down_revision: str | Sequence[str] | None = "keel_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,3 @@
+"""The transactional outbox and the inbox (idempotent consumers); public names in :mod:`keel.outbox`."""
+
+from __future__ import annotations
