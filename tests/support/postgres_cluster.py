@@ -159,7 +159,7 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def _server_user() -> str | None:
+def server_user() -> str | None:
     """The OS user to run the server as: ``postgres`` when we are root, else ourselves ("")."""
     if os.geteuid() != 0:
         return ""
@@ -176,7 +176,7 @@ def private_postgres() -> Iterator[PrivateCluster]:
     bin_dir = find_binaries()
     if bin_dir is None:
         unavailable("a private PostgreSQL cluster", "initdb/postgres not found under /usr/lib/postgresql/*/bin")
-    user = _server_user()
+    user = server_user()
     if user is None:
         unavailable("a private PostgreSQL cluster", "running as root and there is no postgres OS user")
     assert bin_dir is not None

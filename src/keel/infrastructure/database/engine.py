@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -67,13 +68,16 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         )
         if url.get_driver_name() == "asyncpg":
             server_settings = {"application_name": db.application_name}
-            if db.statement_timeout:
+            # PgBouncer refuses startup parameters it does not track (statement_timeout among them):
+            # behind it the timeout belongs on the role or database (docs/scaling.md).
+            if db.statement_timeout and not db.pgbouncer:
                 # Settings refuse anything below 1 ms, so this never rounds down to 0 (disabled).
                 server_settings["statement_timeout"] = str(max(1, round(db.statement_timeout * 1000)))
             kwargs["connect_args"] = {
                 "timeout": db.connect_timeout,
                 "command_timeout": db.command_timeout or None,
                 "server_settings": server_settings,
+                **(TRANSACTION_POOLER_CONNECT_ARGS if db.pgbouncer else {}),
             }
     kwargs.update(overrides)
     try:
@@ -88,6 +92,21 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         asyncpg=url.get_driver_name() == "asyncpg",
     )
     return engine
+
+
+def _unique_statement_name() -> str:
+    return f"__keel_{uuid.uuid4().hex}__"
+
+
+#: asyncpg settings for a URL that goes through a transaction-mode pooler, where consecutive
+#: transactions of one client connection may run on different server connections: no
+#: statement caches (asyncpg's nor SQLAlchemy's), and names no other client can collide with
+#: for the statements SQLAlchemy's dialect still prepares within a transaction.
+TRANSACTION_POOLER_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unique_statement_name,
+}
 
 
 class TurnTakingPool(AsyncAdaptedQueuePool):
