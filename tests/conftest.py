@@ -15,6 +15,7 @@ from keel.orm import Base, keel_metadata
 from tests.support.pgbouncer import pgbouncer_port as pgbouncer_port
 from tests.support.pgbouncer import pgbouncer_url as pgbouncer_url
 from tests.support.postgres_cluster import private_postgres as private_postgres
+from tests.support.postgres_cluster import replicated_postgres as replicated_postgres
 from tests.support.services import create_postgres_database, drop_postgres_database, unavailable
 
 #: pytester runs the unit-test guard of tests/unit/conftest.py on sample suites.

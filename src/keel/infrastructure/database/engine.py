@@ -13,6 +13,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from keel.config import DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
 from keel.infrastructure.database import listeners
+from keel.infrastructure.database.replicas import REPLICA_ROUTER, ReplicaRouter
 
 # The repository settings' home is ``keel.infrastructure.repository.settings``;
 # these names stay importable from here.
@@ -144,10 +145,31 @@ def _current_task() -> asyncio.Task[Any] | None:
         return None
 
 
+def create_replica_router(settings: KeelSettings | DatabaseSettings | None = None) -> ReplicaRouter | None:
+    """A :class:`ReplicaRouter` over ``KEEL_DATABASE__REPLICAS`` (``None`` when there are none).
+
+    Each replica gets an engine with the primary's pool and timeout settings.
+    Pass the router to :func:`create_session_factory` (``replicas=``); dispose
+    it (``await router.dispose()``) with the primary's engine.
+    """
+    db = _database_settings(settings)
+    urls = db.effective_replica_urls
+    if not urls:
+        return None
+    engines = [create_engine(db.model_copy(update={"url": url, "password": None, "replicas": []})) for url in urls]
+    return ReplicaRouter(
+        engines,
+        read_your_writes_timeout=db.read_your_writes_timeout,
+        health_interval=db.replica_health_interval,
+        health_timeout=db.replica_health_timeout,
+    )
+
+
 def create_session_factory(
     engine: AsyncEngine,
     *,
     repository_settings: KeelSettings | RepositorySettings | None = None,
+    replicas: ReplicaRouter | None = None,
     **overrides: Any,
 ) -> async_sessionmaker[AsyncSession]:
     """A session factory for units of work.
@@ -159,10 +181,13 @@ def create_session_factory(
     factories in one process can differ; without it, repositories use the
     process-wide defaults of ``configure_repositories``. Given whole
     ``KeelSettings``, the development cursor secret is refused under
-    ``KEEL_ENV=production``.
+    ``KEEL_ENV=production``. ``replicas`` (from :func:`create_replica_router`)
+    is where read-only units of work on this factory read.
     """
     listeners.install()
     info: dict[str, Any] = {HIDE_SOFT_DELETED: True}
+    if replicas is not None:
+        info[REPLICA_ROUTER] = replicas
     if repository_settings is not None:
         info[REPOSITORY_SETTINGS] = checked_repository_settings(repository_settings)
     options: dict[str, Any] = {"expire_on_commit": False, "autoflush": True}
