@@ -256,7 +256,10 @@ class ReplicatedPair:
 @contextmanager
 def replicated_clusters() -> Iterator[ReplicatedPair]:
     """A primary with streaming replication and a replica of it, stopped and removed afterwards."""
-    with private_cluster("wal_level = replica", "max_wal_senders = 5", "hot_standby = on") as primary:
+    # The replica copies this configuration. Replay waits for conflicting standby queries rather
+    # than cancelling them (the default cancels after 30 s, and at once after a paused replay).
+    settings = ("wal_level = replica", "max_wal_senders = 5", "hot_standby = on", "max_standby_streaming_delay = -1")
+    with private_cluster(*settings) as primary:
         replica_dir = primary.data_dir.parent / "replica"
         replica = primary.base_backup_to(replica_dir, free_port())
         try:

@@ -51,7 +51,7 @@ PRIMARY_ONLY = "primary"
 _POSITION: ContextVar[str | None] = ContextVar("keel_commit_position", default=None)
 
 # Replayed past the position, or NULL when the server is not replaying at all (a primary).
-_CAUGHT_UP = text("SELECT pg_last_wal_replay_lsn() >= CAST(:position AS pg_lsn)")
+_CAUGHT_UP = text("SELECT pg_last_wal_replay_lsn() >= CAST(CAST(:position AS TEXT) AS pg_lsn)")
 # Seconds behind the primary: 0 when everything received is replayed (an idle primary is no lag).
 _LAG = text(
     "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
