@@ -70,7 +70,8 @@ def create_app(container: AllocationContainer | None = None, *, manage_resources
 
     @app.get("/allocations/{orderid}")
     async def allocations_view(orderid: OrderId) -> list[dict[str, str]]:
-        result = await views.allocations(orderid, container.unit_of_work())
+        # Read-only: on a replica when KEEL_DATABASE__REPLICAS names some (docs/scaling.md).
+        result = await views.allocations(orderid, container.read_only_unit_of_work())
         if not result:
             # The id is in the problem's `instance` (the path) already: not repeated in the body.
             raise NotFoundError("no allocations for this order", entity="Order")
