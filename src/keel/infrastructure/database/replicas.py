@@ -50,8 +50,12 @@ PRIMARY_ONLY = "primary"
 
 _POSITION: ContextVar[str | None] = ContextVar("keel_commit_position", default=None)
 
-# Replayed past the position, or NULL when the server is not replaying at all (a primary).
-_CAUGHT_UP = text("SELECT pg_last_wal_replay_lsn() >= CAST(CAST(:position AS TEXT) AS pg_lsn)")
+# Replayed past the position. A server not in recovery is the primary itself (listed among the
+# replicas to spread reads over it too), or one promoted since: it has every commit it will see.
+_CAUGHT_UP = text(
+    "SELECT CASE WHEN pg_is_in_recovery() "
+    "THEN pg_last_wal_replay_lsn() >= CAST(CAST(:position AS TEXT) AS pg_lsn) ELSE true END"
+)
 # Seconds behind the primary: 0 when everything received is replayed (an idle primary is no lag).
 _LAG = text(
     "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "

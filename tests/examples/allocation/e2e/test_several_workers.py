@@ -94,7 +94,7 @@ async def test_three_api_workers_allocate_each_unit_of_stock_once(api_workers: s
 
     stock = {sku: sum(quantities) for sku, quantities in SKUS.items()}
     async with engine.connect() as conn:
-        per_batch = dict(
+        per_batch: dict[str, int] = dict(
             (
                 await conn.execute(
                     text(
