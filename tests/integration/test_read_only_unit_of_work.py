@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel import UnitOfWorkError
 from keel.container import build_unit_of_work
+from keel.testing import in_memory_unit_of_work
 from tests.contract.models import ContractUnitOfWork, Item
 from tests.support.seeding import seed
 
@@ -101,3 +102,21 @@ async def test_hand_written_sql_writes_are_refused_by_postgresql(
     async with ContractUnitOfWork(session_factory) as check:
         assert (await check.items.get(item.id)).name == "lamp"
         assert await check.session.scalar(text("SHOW transaction_read_only")) == "off"
+
+
+async def test_a_hand_built_factory_reads_on_the_primary_and_still_refuses_writes(engine: AsyncEngine) -> None:
+    """A factory without replicas (built by hand) runs read-only units of work on its own bind."""
+    factory = async_sessionmaker(engine)
+    [item] = await seed(ContractUnitOfWork(factory), items=[Item(name="lamp")])
+    async with ContractUnitOfWork(factory, read_only=True) as uow:
+        assert (await uow.items.get(item.id)).name == "lamp"
+        with pytest.raises(UnitOfWorkError, match="read-only"):
+            uow.items.add(Item(name="desk"))
+
+
+async def test_the_in_memory_twin_refuses_commit_when_read_only() -> None:
+    """InMemoryUnitOfWork takes read_only too, so a container whose unit of work is the twin keeps working."""
+    uow = in_memory_unit_of_work(ContractUnitOfWork)(read_only=True)
+    async with uow:
+        with pytest.raises(UnitOfWorkError, match="read-only"):
+            await uow.commit()
