@@ -21,7 +21,7 @@ from keel import ConfigurationError
 from keel.config import DatabaseSettings, KeelSettings
 from keel.container import running
 from keel.infrastructure.database import create_session_factory
-from keel.infrastructure.database.direct import direct_settings, open_listen_connection
+from keel.infrastructure.database.direct import create_direct_engine, direct_settings, open_listen_connection
 
 THROUGH_PGBOUNCER = pytest.mark.parametrize(
     "backend", [pytest.param("postgres-pgbouncer", marks=[pytest.mark.postgres, pytest.mark.pgbouncer])]
@@ -67,6 +67,21 @@ async def test_listen_runs_on_the_direct_url_while_notify_goes_through_pgbouncer
         assert await asyncio.wait_for(received.get(), timeout=10) == "hello"
     finally:
         await listener.close()
+
+
+async def test_the_direct_engine_goes_to_the_direct_url_without_pooler_workarounds() -> None:
+    """create_direct_engine builds on KEEL_DATABASE__DIRECT_URL (without connecting until used)."""
+    engine = create_direct_engine(
+        DatabaseSettings(url="postgresql://u@pooler:6432/db", pgbouncer=True, direct_url="postgresql://u@db/db")
+    )
+    assert (engine.url.host, engine.url.port) == ("db", None)
+    await engine.dispose()
+
+
+async def test_listening_needs_postgresql() -> None:
+    """open_listen_connection on SQLite is a ConfigurationError, not a driver error."""
+    with pytest.raises(ConfigurationError, match="PostgreSQL"):
+        await open_listen_connection(DatabaseSettings(url="sqlite+aiosqlite:///:memory:"))
 
 
 def test_listening_behind_a_transaction_pooler_needs_a_direct_url() -> None:
