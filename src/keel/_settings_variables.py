@@ -42,6 +42,8 @@ TOOLING_VARIABLES = frozenset(
         "KEEL_REQUIRE_SERVICES",  # tests: a missing service fails instead of skipping
         "KEEL_TEST_POSTGRES_URL",  # tests: the PostgreSQL server that test databases are created on
         "KEEL_BENCH_DATABASE_URL",  # benchmarks: the database they run on
+        "KEEL_BENCH_PRIMARY_URL",  # benchmarks/replicas.py: an existing primary (with KEEL_BENCH_REPLICA_URL)
+        "KEEL_BENCH_REPLICA_URL",  # benchmarks/replicas.py: a streaming replica of KEEL_BENCH_PRIMARY_URL
         "KEEL_VENV",  # scripts/: the virtual environment to use
     }
 )
