@@ -95,8 +95,8 @@ async def fill(primary: AsyncEngine, replica: AsyncEngine) -> None:
         await asyncio.sleep(0.05)
 
 
-async def reads(factory: async_sessionmaker[AsyncSession], count: int) -> float:
-    """Reads per second for ``count`` read-only units of work from CONCURRENCY tasks."""
+async def reads(factory: async_sessionmaker[AsyncSession], count: int) -> tuple[float, float]:
+    """(reads per second, client CPU milliseconds per read) for ``count`` read-only units of work."""
     keys = iter([random.randrange(ROWS) for _ in range(count)])
 
     async def worker() -> None:
@@ -105,10 +105,10 @@ async def reads(factory: async_sessionmaker[AsyncSession], count: int) -> float:
             async with uow:
                 await uow.items.get(key)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with read_after(None):
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return count / (time.perf_counter() - started)
+    return count / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / count
 
 
 async def read_your_writes(
@@ -127,9 +127,13 @@ async def read_your_writes(
     return waits
 
 
+#: (reads per second, client CPU ms per read) of each round.
+Rates = list[tuple[float, float]]
+
+
 async def run(
     primary_url: str, replica_url: str, count: int, rounds: int
-) -> tuple[list[float], list[float], list[float], ReplicaRouter]:
+) -> tuple[Rates, Rates, list[float], ReplicaRouter]:
     primary, replica, primary_reader = engine_for(primary_url), engine_for(replica_url), engine_for(primary_url)
     spread_router = ReplicaRouter([replica, primary_reader], health_interval=60)
     ryw_router = ReplicaRouter([replica], health_interval=60, read_your_writes_timeout=2.0)
@@ -139,8 +143,8 @@ async def run(
         spread = create_session_factory(primary, replicas=spread_router)
         await reads(alone, CONCURRENCY * 4)  # warm both pools
         await reads(spread, CONCURRENCY * 4)
-        alone_rates: list[float] = []
-        spread_rates: list[float] = []
+        alone_rates: Rates = []
+        spread_rates: Rates = []
         for round_number in range(rounds):
             order = [(alone, alone_rates), (spread, spread_rates)]
             for factory, rates in order if round_number % 2 == 0 else order[::-1]:
@@ -164,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     count, rounds = (400, 2) if args.quick else (4000, 6)
     with server_pair() as (primary_url, replica_url):
         alone, spread, waits, router = asyncio.run(run(primary_url, replica_url, count, rounds))
-    a, s = statistics.median(alone), statistics.median(spread)
+    a, s = (statistics.median(rate for rate, _ in rates) for rates in (alone, spread))
+    a_cpu, s_cpu = (statistics.median(cpu for _, cpu in rates) for rates in (alone, spread))
     print(f"replicas: {count} read-only units of work per round, {CONCURRENCY} tasks, {rounds} alternating rounds")
-    print(f"{'reads on':<28}{'median reads/s':>16}")
-    print(f"{'primary alone':<28}{a:>16.0f}")
-    print(f"{'primary + replica':<28}{s:>16.0f}")
-    print(f"primary + replica / primary alone = {s / a:.2f}x")
+    print(f"{'reads on':<28}{'median reads/s':>16}{'client CPU ms/read':>20}")
+    print(f"{'primary alone':<28}{a:>16.0f}{a_cpu:>20.3f}")
+    print(f"{'primary + replica':<28}{s:>16.0f}{s_cpu:>20.3f}")
+    print(f"primary + replica / primary alone = {s / a:.2f}x reads/s, {s_cpu / a_cpu:.2f}x client CPU per read")
     print(
         f"read-your-writes wait after a commit ({len(waits)} commits): p50 {percentile(waits, 0.5):.2f} ms, "
         f"p99 {percentile(waits, 0.99):.2f} ms, max {max(waits):.2f} ms, "
