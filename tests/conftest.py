@@ -12,13 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from keel.config import DatabaseSettings
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.orm import Base, keel_metadata
+from tests.support.pgbouncer import pgbouncer_port as pgbouncer_port
+from tests.support.pgbouncer import pgbouncer_url as pgbouncer_url
 from tests.support.postgres_cluster import private_postgres as private_postgres
+from tests.support.postgres_cluster import replicated_postgres as replicated_postgres
 from tests.support.services import create_postgres_database, drop_postgres_database, unavailable
 
 #: pytester runs the unit-test guard of tests/unit/conftest.py on sample suites.
 pytest_plugins = ["pytester"]
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+#: PostgreSQL through a private PgBouncer in transaction pooling mode (``KEEL_DATABASE__PGBOUNCER=true``).
+PGBOUNCER = pytest.param("postgres-pgbouncer", marks=[pytest.mark.postgres, pytest.mark.pgbouncer])
 
 
 @pytest.fixture(scope="session")
@@ -42,12 +47,16 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "postgresql":
         return str(request.getfixturevalue("postgres_url"))
+    if backend == "postgres-pgbouncer":
+        return str(request.getfixturevalue("pgbouncer_url"))
     return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
 
 
 @pytest.fixture
-def database_settings(database_url: str) -> DatabaseSettings:
-    return DatabaseSettings(url=database_url, pool_size=5, max_connections=30)
+def database_settings(database_url: str, backend: str) -> DatabaseSettings:
+    return DatabaseSettings(
+        url=database_url, pool_size=5, max_connections=30, pgbouncer=backend == "postgres-pgbouncer"
+    )
 
 
 _PREPARED: set[tuple[str, int, frozenset[str]]] = set()

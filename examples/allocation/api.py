@@ -20,13 +20,13 @@ from examples.allocation.container import AllocationContainer
 from examples.allocation.domain.commands import MAX_REFERENCE_LENGTH, Allocate, ChangeBatchQuantity, CreateBatch
 from examples.allocation.unit_of_work import AllocationUnitOfWork
 from keel import MessageBus, NotFoundError
-from keel.ext.fastapi import install_keel, keel_lifespan, message_bus, unit_of_work
+from keel.ext.fastapi import install_keel, keel_lifespan, message_bus, read_only_unit_of_work
 
 OK = {"message": "OK"}
 #: An order id in the path, as long as the column allows: a longer one is a 422, not a query.
 OrderId = Annotated[str, Path(min_length=1, max_length=MAX_REFERENCE_LENGTH)]
 Bus = Annotated[MessageBus, Depends(message_bus)]
-UnitOfWork = Annotated[AllocationUnitOfWork, Depends(unit_of_work)]
+ReadOnlyUnitOfWork = Annotated[AllocationUnitOfWork, Depends(read_only_unit_of_work)]
 
 
 def create_app(container: AllocationContainer | None = None, *, manage_resources: bool = True) -> FastAPI:
@@ -60,7 +60,8 @@ def create_app(container: AllocationContainer | None = None, *, manage_resources
         return OK
 
     @app.get("/allocations/{orderid}")
-    async def allocations_view(orderid: OrderId, uow: UnitOfWork) -> list[dict[str, str]]:
+    async def allocations_view(orderid: OrderId, uow: ReadOnlyUnitOfWork) -> list[dict[str, str]]:
+        # Read-only: on a replica when KEEL_DATABASE__REPLICAS names some (docs/scaling.md).
         result = await views.allocations(orderid, uow)
         if not result:
             # The id is in the problem's `instance` (the path) already: not repeated in the body.

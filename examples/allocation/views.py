@@ -24,7 +24,10 @@ class AllocationRow:
 
 
 async def allocations(orderid: str, uow: AllocationUnitOfWork) -> list[dict[str, str]]:
-    """``[{"sku", "batchref"}, ...]`` for an order, by sku; empty when nothing is allocated."""
+    """``[{"sku", "batchref"}, ...]`` for an order, by sku; empty when nothing is allocated.
+
+    Only reads: give it a read-only unit of work (``container.read_only_unit_of_work()``).
+    """
     async with uow:
         rows = await uow.allocations_view.list(orderid=orderid, order_by="sku")
     return [{"sku": row.sku, "batchref": row.batchref} for row in rows]

@@ -44,6 +44,8 @@ TOOLING_VARIABLES = frozenset(
         "KEEL_BENCH_DATABASE_URL",  # benchmarks: the database they run on
         "KEEL_BENCH_REDIS_URL",  # benchmarks: the Redis the cache benchmark uses
         "KEEL_TEST_REDIS_URL",  # tests: the shared Redis the cache tests use
+        "KEEL_BENCH_PRIMARY_URL",  # benchmarks/replicas.py: an existing primary (with KEEL_BENCH_REPLICA_URL)
+        "KEEL_BENCH_REPLICA_URL",  # benchmarks/replicas.py: a streaming replica of KEEL_BENCH_PRIMARY_URL
         "KEEL_VENV",  # scripts/: the virtual environment to use
     }
 )

@@ -10,6 +10,7 @@ the like are normalised).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -114,6 +115,37 @@ DatabaseUrl = Annotated[
 ]
 
 
+def _parse_optional_url(value: Any) -> URL | None:
+    return None if value is None or value == "" else _parse_url(value)
+
+
+def _split_urls(value: Any) -> Any:
+    """A JSON list, or comma-separated URLs (as ``KEEL_DATABASE__REPLICAS`` is usually written)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError("not a JSON list of database URLs") from None  # never echo: it may hold passwords
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+#: An optional :data:`DatabaseUrl` (unset or empty: ``None``).
+OptionalDatabaseUrl = Annotated[
+    URL | None,
+    NoDecode,
+    BeforeValidator(_parse_optional_url),
+    PlainSerializer(lambda url: None if url is None else url.render_as_string(hide_password=True)),
+]
+
+#: Several :data:`DatabaseUrl`; each one's password is masked like the primary's.
+DatabaseUrls = Annotated[list[DatabaseUrl], NoDecode, BeforeValidator(_split_urls)]
+
+
 class DatabaseSettings(BaseModel):
     """How to reach the database. Pool settings apply to server databases, not SQLite."""
 
@@ -154,6 +186,33 @@ class DatabaseSettings(BaseModel):
         "keel", description="Shown in `pg_stat_activity`, so operators can tell services apart (PostgreSQL)."
     )
     echo: bool = Field(False, description="Log every SQL statement (development only).")
+    replicas: DatabaseUrls = Field(
+        default_factory=list,
+        description="Read replicas (comma-separated URLs or a JSON list) for read-only units of work; a replica "
+        "URL without a password uses `password`. See docs/scaling.md.",
+    )
+    read_your_writes_timeout: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds a read-only unit of work waits, after a commit in the same request/task, for a "
+        "replica to replay it before reading from the primary instead; 0 reads from the primary at once.",
+    )
+    replica_health_interval: float = Field(
+        5.0, gt=0, description="Seconds a replica's health (and lag) is cached before it is checked again."
+    )
+    replica_health_timeout: float = Field(
+        1.0, gt=0, description="Seconds a replica's health check may take before the replica counts as down."
+    )
+    pgbouncer: bool = Field(
+        False,
+        description="The URL goes through a transaction-mode pooler (PgBouncer): no prepared-statement caches, "
+        "no startup `statement_timeout`. LISTEN needs `direct_url`.",
+    )
+    direct_url: OptionalDatabaseUrl = Field(
+        None,
+        description="Session-mode URL straight to the primary, for LISTEN/NOTIFY (outbox relay, projections) when "
+        "`url` goes through a transaction pooler; default: `url`.",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -181,6 +240,23 @@ class DatabaseSettings(BaseModel):
         if self.password is not None:
             return self.url.set(password=self.password.get_secret_value())
         return self.url
+
+    @property
+    def effective_replica_urls(self) -> list[URL]:
+        """The replicas' URLs; one without a password of its own gets :attr:`password`."""
+        if self.password is None:
+            return list(self.replicas)
+        secret = self.password.get_secret_value()
+        return [url if url.password is not None else url.set(password=secret) for url in self.replicas]
+
+    @property
+    def effective_direct_url(self) -> URL:
+        """:attr:`direct_url` (or :attr:`url`), with :attr:`password` applied when it has none of its own."""
+        if self.direct_url is None:
+            return self.effective_url
+        if self.password is not None and self.direct_url.password is None:
+            return self.direct_url.set(password=self.password.get_secret_value())
+        return self.direct_url
 
     @property
     def is_sqlite(self) -> bool:
@@ -397,7 +473,8 @@ def _process_environment() -> str | None:
 
 def env_var(loc: tuple[int | str, ...]) -> str:
     """The environment variable behind a settings field location."""
-    return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in loc)
+    # List indexes (a bad URL in ``replicas``) belong to the one variable holding the list.
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in loc if not isinstance(part, int))
 
 
 def configuration_error(

@@ -38,7 +38,8 @@ from keel.domain.ports import Cache, EventBus
 from keel.infrastructure.audit import RecordAudit, SqlAlchemyAuditLog
 from keel.infrastructure.cache import use_cache
 from keel.infrastructure.database import create_engine, create_session_factory
-from keel.infrastructure.database.engine import checked_repository_settings
+from keel.infrastructure.database.engine import checked_repository_settings, create_replica_router
+from keel.infrastructure.database.replicas import ReplicaRouter
 from keel.infrastructure.event_bus import build_event_bus
 from keel.infrastructure.outbox.relay import OutboxRelay
 from keel.infrastructure.outbox.routing import OutboxRouting
@@ -77,11 +78,28 @@ def apply_repository_settings(settings: KeelSettings) -> Iterator[RepositorySett
     yield checked_repository_settings(settings)
 
 
+def open_replica_router(settings: KeelSettings) -> Iterator[ReplicaRouter | None]:
+    """The read replicas (``KEEL_DATABASE__REPLICAS``), or None: built when resources start."""
+    yield create_replica_router(settings)
+
+
+async def dispose_replicas_at_shutdown(router: ReplicaRouter | None) -> AsyncIterator[ReplicaRouter | None]:
+    """Close the replica engines' pooled connections when resources shut down (see ``engine_lifecycle``)."""
+    try:
+        yield router
+    finally:
+        if router is not None:
+            await router.dispose()
+
+
 def session_factory_for(
-    engine: AsyncEngine, repository_settings: RepositorySettings
+    engine: AsyncEngine, repository_settings: RepositorySettings, replicas: ReplicaRouter | None = None
 ) -> async_sessionmaker[AsyncSession]:
-    """The session factory; its sessions carry the repository settings to the repositories."""
-    return create_session_factory(engine, repository_settings=repository_settings)
+    """The session factory; its sessions carry the repository settings to the repositories.
+
+    Read-only units of work on it read from ``replicas`` when there are some.
+    """
+    return create_session_factory(engine, repository_settings=repository_settings, replicas=replicas)
 
 
 async def dispose_engine_at_shutdown(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
@@ -103,15 +121,18 @@ def build_unit_of_work(
     participants: Iterable[CommitParticipant[Any]] = (),
     first: Iterable[CommitParticipant[Any]] = (),
     cache: Cache | None = None,
+    *,
+    read_only: bool = False,
 ) -> U:
     """A fresh unit of work of the configured class, with the container's commit participants and cache.
 
     They are added after construction, so a unit of work class whose
     ``__init__`` takes only the session factory keeps working; ``first`` go
     before the class's own (telemetry's commit span covers them all), the
-    cache's invalidation last.
+    cache's invalidation last; ``read_only`` is passed only when true, for
+    the same reason.
     """
-    uow = unit_of_work_class(session_factory)
+    uow = unit_of_work_class(session_factory, read_only=True) if read_only else unit_of_work_class(session_factory)
     uow.participants[:0] = first
     uow.participants.extend(participants)
     if cache is not None and getattr(uow, "cache", None) is None:
@@ -219,9 +240,11 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     engine = providers.Resource(open_engine, settings)
     engine_lifecycle = providers.Resource(dispose_engine_at_shutdown, engine)
     repository_settings = providers.Resource(apply_repository_settings, settings)
+    replica_router = providers.Resource(open_replica_router, settings)
+    replica_router_lifecycle = providers.Resource(dispose_replicas_at_shutdown, replica_router)
     # A resource, not a singleton: it must follow the engine when resources restart,
     # or it would keep handing out sessions on the disposed one.
-    session_factory = providers.Resource(session_factory_for, engine, repository_settings)
+    session_factory = providers.Resource(session_factory_for, engine, repository_settings, replica_router)
 
     unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
     #: Run at every commit of the container's units of work, after the class's own. The default
@@ -241,6 +264,11 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     first_commit_participants = providers.Singleton(telemetry_participants, settings)
     unit_of_work: providers.Factory[U] = providers.Factory(
         build_unit_of_work, unit_of_work_class, session_factory, commit_participants, first_commit_participants, cache
+    )
+    #: A read-only unit of work for queries: on a replica when ``KEEL_DATABASE__REPLICAS`` names some.
+    #: Without the cache on purpose: a lagging replica's value must not be cached as current.
+    read_only_unit_of_work: providers.Factory[U] = providers.Factory(
+        build_unit_of_work, unit_of_work_class, session_factory, read_only=True
     )
 
     # Any provider kind: a subclass may build its registry lazily (a Singleton, a Callable).

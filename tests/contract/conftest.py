@@ -1,6 +1,7 @@
-"""One contract, three implementations: in-memory, SQLite and PostgreSQL.
+"""One contract, three implementations: in-memory, SQLite and PostgreSQL (direct and through PgBouncer).
 
-Overrides the suite's ``backend`` fixture with a third value, ``memory``;
+Overrides the suite's ``backend`` fixture with two more values, ``memory``
+and ``postgres-pgbouncer`` (PostgreSQL behind a transaction-mode PgBouncer);
 ``uow`` hands out fresh units of work over one shared data set, as a message
 bus's ``uow_factory`` would.
 """
@@ -13,9 +14,10 @@ from typing import Any
 import pytest
 
 from keel.testing import InMemoryStore, in_memory_unit_of_work
+from tests.conftest import PGBOUNCER
 from tests.contract.models import ContractUnitOfWork
 
-IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), PGBOUNCER]
 InMemoryContractUnitOfWork = in_memory_unit_of_work(ContractUnitOfWork)
 
 

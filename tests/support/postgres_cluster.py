@@ -11,6 +11,13 @@ by ``subprocess`` itself rather than ``runuser``: runuser stays between us
 and the postmaster and stops itself when its child is stopped, and SIGCONT to
 the postmaster does not wake it again. Without the binaries it skips, or
 fails under ``KEEL_REQUIRE_SERVICES=1``.
+
+``replicated_postgres`` (session-scoped) makes a primary with streaming
+replication and a hot-standby replica of it, copied with ``pg_basebackup -R``
+and started on another free port; both are stopped and removed at the end.
+Tests may stop, restart or pause the replica, and put it back as they found
+it. :func:`replicated_clusters` is the same without pytest (the ``replicas``
+benchmark uses it).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +82,25 @@ class PrivateCluster:
 
     def _run(self, *args: str) -> None:
         subprocess.run(args, check=True, capture_output=True, timeout=120, **self._as_user())  # type: ignore[call-overload]
+
+    def base_backup_to(self, data_dir: Path, port: int) -> PrivateCluster:
+        """A replica of this (running) cluster in ``data_dir``: ``pg_basebackup -R``, streaming WAL."""
+        self._run(
+            str(self.bin_dir / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(data_dir),
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+        )
+        return PrivateCluster(self.bin_dir, data_dir, port, self.user)
 
     def init(self) -> None:
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "--no-sync")
@@ -159,7 +186,7 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def _server_user() -> str | None:
+def server_user() -> str | None:
     """The OS user to run the server as: ``postgres`` when we are root, else ourselves ("")."""
     if os.geteuid() != 0:
         return ""
@@ -170,29 +197,93 @@ def _server_user() -> str | None:
     return "postgres"
 
 
+class ClusterUnavailableError(RuntimeError):
+    """The machine cannot run a private cluster (no binaries, or no OS user to run them as)."""
+
+
+def _requirements() -> tuple[Path, str]:
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        raise ClusterUnavailableError("initdb/postgres not found under /usr/lib/postgresql/*/bin")
+    user = server_user()
+    if user is None:
+        raise ClusterUnavailableError("running as root and there is no postgres OS user")
+    return bin_dir, user
+
+
+@contextmanager
+def _cluster_base(user: str) -> Iterator[Path]:
+    """A fresh directory ``user`` (the server's OS user; "" for ourselves) owns, removed afterwards."""
+    # Not pytest's tmp_path: as root that lies under a 0700 directory the postgres user cannot enter.
+    base = Path(tempfile.mkdtemp(prefix="keel-private-pg-"))
+    try:
+        if user:
+            shutil.chown(base, user)
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def private_cluster(*settings: str) -> Iterator[PrivateCluster]:
+    """A fresh running cluster; ``settings`` are extra ``name=value`` lines for its postgresql.conf."""
+    bin_dir, user = _requirements()
+    with _cluster_base(user) as base:
+        data_dir = base / "data"
+        data_dir.mkdir()
+        if user:
+            shutil.chown(data_dir, user)
+        cluster = PrivateCluster(bin_dir, data_dir, free_port(), user or None)
+        try:
+            cluster.init()
+            if settings:
+                with (data_dir / "postgresql.conf").open("a") as conf:
+                    conf.write("".join(f"{line}\n" for line in settings))
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@dataclass
+class ReplicatedPair:
+    """A primary and its streaming hot-standby replica."""
+
+    primary: PrivateCluster
+    replica: PrivateCluster
+
+
+@contextmanager
+def replicated_clusters() -> Iterator[ReplicatedPair]:
+    """A primary with streaming replication and a replica of it, stopped and removed afterwards."""
+    # The replica copies this configuration. Replay waits for conflicting standby queries rather
+    # than cancelling them (the default cancels after 30 s, and at once after a paused replay).
+    settings = ("wal_level = replica", "max_wal_senders = 5", "hot_standby = on", "max_standby_streaming_delay = -1")
+    with private_cluster(*settings) as primary:
+        replica_dir = primary.data_dir.parent / "replica"
+        replica = primary.base_backup_to(replica_dir, free_port())
+        try:
+            replica.start()
+            yield ReplicatedPair(primary, replica)
+        finally:
+            replica.stop()
+
+
 @pytest.fixture
 def private_postgres() -> Iterator[PrivateCluster]:
     """A fresh PostgreSQL cluster of this test's own, stopped and removed afterwards."""
-    bin_dir = find_binaries()
-    if bin_dir is None:
-        unavailable("a private PostgreSQL cluster", "initdb/postgres not found under /usr/lib/postgresql/*/bin")
-    user = _server_user()
-    if user is None:
-        unavailable("a private PostgreSQL cluster", "running as root and there is no postgres OS user")
-    assert bin_dir is not None
-    assert user is not None
-    # Not pytest's tmp_path: as root that lies under a 0700 directory the postgres user cannot enter.
-    base = Path(tempfile.mkdtemp(prefix="keel-private-pg-"))
-    data_dir = base / "data"
-    data_dir.mkdir()
-    if user:
-        shutil.chown(base, user)
-        shutil.chown(data_dir, user)
-    cluster = PrivateCluster(bin_dir, data_dir, free_port(), user or None)
     try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        with private_cluster() as cluster:
+            yield cluster
+    except ClusterUnavailableError as exc:
+        unavailable("a private PostgreSQL cluster", str(exc))
+
+
+@pytest.fixture(scope="session")
+def replicated_postgres() -> Iterator[ReplicatedPair]:
+    """A private primary and streaming replica for this test session (see the module docstring)."""
+    try:
+        with replicated_clusters() as pair:
+            yield pair
+    except ClusterUnavailableError as exc:
+        unavailable("a private primary and replica", str(exc))

@@ -34,6 +34,13 @@ from keel.domain.ports import Cache, builds_from_unit_of_work
 from keel.infrastructure.cache import bind_cache, use_cache
 from keel.infrastructure.database._translate import translate_db_error
 from keel.infrastructure.database.aggregate_lock import bumped_roots
+from keel.infrastructure.database.read_only import (
+    commit_driver,
+    open_read_session,
+    record_commit,
+    watch_commit_position,
+)
+from keel.infrastructure.database.replicas import router_of
 from keel.infrastructure.database.stale_errors import StaleRowsError
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 from keel.service_layer.participants import CommitParticipant, Participant
@@ -51,6 +58,16 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     ``participants`` write in (or react to) each commit; see
     :mod:`keel.service_layer.participants`. ``cache`` is read through by
     repositories that set ``cache_ttl`` and invalidated after each commit.
+
+
+        :mod:`keel.service_layer.participants`.
+
+    ``read_only=True`` makes a unit of work for queries: it reads from a
+    replica when the factory has some (``create_session_factory(engine,
+    replicas=...)``; the primary otherwise, or when it must to see this
+    context's own commit), and refuses adding, flushing changes, deleting,
+    set-based writes and ``commit()`` with a :class:`UnitOfWorkError` before
+    anything reaches the database. See ``docs/scaling.md``.
     """
 
     #: name -> repository class, found from the class annotations.
@@ -73,6 +90,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         *,
         participants: Iterable[CommitParticipant[Any]] = (),
         cache: Cache | None = None,
+        read_only: bool = False,
     ) -> None:
         super().__init__(participants=participants)
         self.session_factory = session_factory
@@ -81,6 +99,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.cache: Cache | None = None
         if cache is not None:
             use_cache(self, cache)
+        #: Reads only, from a replica when there is one (see the class docstring).
+        self.read_only = read_only
 
     @property
     def session(self) -> AsyncSession:
@@ -102,7 +122,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         # expire_on_commit=False whatever the factory says: an AsyncSession
         # cannot lazy-load an expired attribute, so reading an aggregate after
         # commit would fail with MissingGreenlet.
-        session = self.session_factory(expire_on_commit=False)
+        if self.read_only:
+            session = await open_read_session(self.session_factory, expire_on_commit=False)
+        else:
+            session = self.session_factory(expire_on_commit=False)
         # Queries the unit of work's code writes by hand hide soft-deleted
         # rows too, whoever built the factory.
         hide_soft_deleted(session)
@@ -116,9 +139,25 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         """Build one declared repository for this unit of work (see :class:`keel.domain.ports.UnitOfWorkRepository`)."""
         return repo_cls.for_unit_of_work(self, model)
 
+    async def commit(self) -> None:
+        """Make the work durable (see :meth:`AbstractUnitOfWork.commit`); refused when read-only."""
+        if self.read_only:
+            self._require_open("commit")
+            raise UnitOfWorkError(
+                f"{type(self).__name__} is read-only: it cannot commit (open it without read_only=True to write)",
+                reason="read_only",
+            )
+        await super().commit()
+
     async def _commit(self, events: list[DomainEvent]) -> None:
         session = self.session
         held = _versioned_changes(session.sync_session)
+        # With replicas, remember where this commit ends in the WAL, so that reads
+        # after it in this context wait for a replica that has it (read-your-writes).
+        position = None
+        if router_of(self.session_factory) is not None:
+            driver = await commit_driver(session)
+            position = watch_commit_position(session, driver) if driver is not None else []
         legacy_hook = type(self)._before_commit is not SqlAlchemyUnitOfWork._before_commit
         try:
             if self.participants or legacy_hook:
@@ -130,6 +169,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                         await self._before_commit(session, events)
                     await self._after_flush(events)
             await session.commit()  # flushes first; one round through the greenlet instead of two
+            if position is not None:
+                record_commit(position)
         except StaleDataError as exc:
             raise _concurrency_error(exc, _with_bumped_roots(held, session.sync_session)) from exc
         except SQLAlchemyError as exc:

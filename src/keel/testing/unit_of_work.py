@@ -59,6 +59,7 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         *,
         participants: Iterable[CommitParticipant[Any]] = (),
         cache: Cache | None = None,
+        read_only: bool = False,
     ) -> None:
         # Not super(): in a twin that also inherits the application's unit of work
         # (in_memory_unit_of_work), the next __init__ is the SQL one, which wants a session factory.
@@ -67,6 +68,8 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         self.cache = cache
         if cache is not None:
             self.participants.append(TwinCacheInvalidation(cache))
+        #: As on the SQL unit of work: ``commit()`` is refused (there are no replicas to read from here).
+        self.read_only = read_only
         #: The data this unit of work reads and commits to.
         self.store = store if store is not None else InMemoryStore()
         #: True once this instance has committed (Cosmic Python's FakeUnitOfWork flag).
@@ -106,6 +109,13 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         self._workspace = Workspace(self.store)
         for name, (repo_cls, model) in _specs(type(self)).items():
             setattr(self, name, repo_cls.for_unit_of_work(self, model))
+
+    async def commit(self) -> None:
+        """Make the work durable (see :meth:`AbstractUnitOfWork.commit`); refused when read-only."""
+        if self.read_only:
+            self._require_open("commit")
+            raise UnitOfWorkError(f"{type(self).__name__} is read-only: it cannot commit", reason="read_only")
+        await super().commit()
 
     async def _commit(self, events: list[DomainEvent]) -> None:
         # No flush here: both flush phases run before the workspace commits, in order.

@@ -15,8 +15,9 @@
   bodies (400) and crashes (500, nothing of the crash shown).
 - :func:`keel_lifespan`: the container's resources start with the app and
   stop with it.
-- :func:`unit_of_work` and :func:`message_bus`: dependencies that hand a
-  request a fresh unit of work or the container's bus.
+- :func:`unit_of_work`, :func:`read_only_unit_of_work` and :func:`message_bus`:
+  dependencies that hand a request a fresh unit of work (a read-only one, on
+  a replica when there are some) or the container's bus.
 - :class:`RequestContextMiddleware`: a correlation id per request
   (``X-Correlation-ID`` in and out) and the principal from a pluggable
   authenticator, for the bus, the audit and the outbox to carry.
@@ -40,6 +41,7 @@ from keel.ext.fastapi._requests import (
     container_of,
     keel_lifespan,
     message_bus,
+    read_only_unit_of_work,
     unit_of_work,
 )
 
@@ -72,6 +74,7 @@ __all__ = [
     "keel_lifespan",
     "message_bus",
     "problem",
+    "read_only_unit_of_work",
     "status_for",
     "unit_of_work",
 ]

@@ -107,3 +107,8 @@ class RequestContextMiddleware:
                     return
             with as_principal(principal):
                 await self.app(scope, receive, send_with_correlation)
+
+
+def read_only_unit_of_work(request: Request) -> Any:
+    """A fresh read-only unit of work (on a replica when there are some): for queries."""
+    return container_of(request).read_only_unit_of_work()

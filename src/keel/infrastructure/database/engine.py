@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -12,6 +13,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from keel.config import DatabaseSettings, KeelSettings, RepositorySettings
 from keel.cross_cutting.error import ConfigurationError, UnitOfWorkError
 from keel.infrastructure.database import listeners
+from keel.infrastructure.database.replicas import REPLICA_ROUTER, ReplicaRouter
 
 # The repository settings' home is ``keel.infrastructure.repository.settings``;
 # these names stay importable from here.
@@ -67,13 +69,16 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         )
         if url.get_driver_name() == "asyncpg":
             server_settings = {"application_name": db.application_name}
-            if db.statement_timeout:
+            # PgBouncer refuses startup parameters it does not track (statement_timeout among them):
+            # behind it the timeout belongs on the role or database (docs/scaling.md).
+            if db.statement_timeout and not db.pgbouncer:
                 # Settings refuse anything below 1 ms, so this never rounds down to 0 (disabled).
                 server_settings["statement_timeout"] = str(max(1, round(db.statement_timeout * 1000)))
             kwargs["connect_args"] = {
                 "timeout": db.connect_timeout,
                 "command_timeout": db.command_timeout or None,
                 "server_settings": server_settings,
+                **(TRANSACTION_POOLER_CONNECT_ARGS if db.pgbouncer else {}),
             }
     kwargs.update(overrides)
     try:
@@ -88,6 +93,21 @@ def create_engine(settings: KeelSettings | DatabaseSettings | None = None, **ove
         asyncpg=url.get_driver_name() == "asyncpg",
     )
     return engine
+
+
+def _unique_statement_name() -> str:
+    return f"__keel_{uuid.uuid4().hex}__"
+
+
+#: asyncpg settings for a URL that goes through a transaction-mode pooler, where consecutive
+#: transactions of one client connection may run on different server connections: no
+#: statement caches (asyncpg's nor SQLAlchemy's), and names no other client can collide with
+#: for the statements SQLAlchemy's dialect still prepares within a transaction.
+TRANSACTION_POOLER_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unique_statement_name,
+}
 
 
 class TurnTakingPool(AsyncAdaptedQueuePool):
@@ -125,10 +145,31 @@ def _current_task() -> asyncio.Task[Any] | None:
         return None
 
 
+def create_replica_router(settings: KeelSettings | DatabaseSettings | None = None) -> ReplicaRouter | None:
+    """A :class:`ReplicaRouter` over ``KEEL_DATABASE__REPLICAS`` (``None`` when there are none).
+
+    Each replica gets an engine with the primary's pool and timeout settings.
+    Pass the router to :func:`create_session_factory` (``replicas=``); dispose
+    it (``await router.dispose()``) with the primary's engine.
+    """
+    db = _database_settings(settings)
+    urls = db.effective_replica_urls
+    if not urls:
+        return None
+    engines = [create_engine(db.model_copy(update={"url": url, "password": None, "replicas": []})) for url in urls]
+    return ReplicaRouter(
+        engines,
+        read_your_writes_timeout=db.read_your_writes_timeout,
+        health_interval=db.replica_health_interval,
+        health_timeout=db.replica_health_timeout,
+    )
+
+
 def create_session_factory(
     engine: AsyncEngine,
     *,
     repository_settings: KeelSettings | RepositorySettings | None = None,
+    replicas: ReplicaRouter | None = None,
     **overrides: Any,
 ) -> async_sessionmaker[AsyncSession]:
     """A session factory for units of work.
@@ -140,10 +181,13 @@ def create_session_factory(
     factories in one process can differ; without it, repositories use the
     process-wide defaults of ``configure_repositories``. Given whole
     ``KeelSettings``, the development cursor secret is refused under
-    ``KEEL_ENV=production``.
+    ``KEEL_ENV=production``. ``replicas`` (from :func:`create_replica_router`)
+    is where read-only units of work on this factory read.
     """
     listeners.install()
     info: dict[str, Any] = {HIDE_SOFT_DELETED: True}
+    if replicas is not None:
+        info[REPLICA_ROUTER] = replicas
     if repository_settings is not None:
         info[REPOSITORY_SETTINGS] = checked_repository_settings(repository_settings)
     options: dict[str, Any] = {"expire_on_commit": False, "autoflush": True}
