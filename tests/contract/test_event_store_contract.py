@@ -207,7 +207,7 @@ async def test_an_unknown_event_type_is_an_error_naming_it(store: SqlAlchemyEven
         values["event_id"] = Opened(owner="z").event_id
         values["data"] = '{"amount": 1}'
         await session.execute(insert(events_table).values(values))
-    with pytest.raises(UnknownEventTypeError, match="es_test.NobodyKnowsMe") as caught:
+    with pytest.raises(UnknownEventTypeError, match=r"es_test\.NobodyKnowsMe") as caught:
         await store.read_stream("x-1")
     assert caught.value.code == "unknown_event_type"
 
