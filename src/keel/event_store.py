@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from keel.domain.ports import EventStore
 from keel.domain.streams import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, RecordedEvent, Snapshot, StreamState
+from keel.infrastructure.event_store._aggregate import EventSourcedAggregate
+from keel.infrastructure.event_store._repository import EventSourcedRepository
 from keel.infrastructure.event_store._store import SqlAlchemyEventStore
 from keel.infrastructure.event_store._types import EventTypes, UnknownEventTypeError, Upcaster, default_event_types
 
@@ -23,6 +25,8 @@ __all__ = [
     "ANY",
     "NO_STREAM",
     "STREAM_EXISTS",
+    "EventSourcedAggregate",
+    "EventSourcedRepository",
     "EventStore",
     "EventTypes",
     "ExpectedVersion",

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
 from keel.domain.ports import Repository, UnitOfWorkRepository, builds_from_unit_of_work
+from keel.event_store import EventSourcedRepository, EventStore, SqlAlchemyEventStore
 from keel.testing import InMemoryRepository, InMemoryUnitOfWork
 from tests.models import Product
 
@@ -73,3 +74,16 @@ async def test_the_in_memory_unit_of_work_builds_it_too() -> None:
     async with uow:
         assert type(uow.tally) is Tally
         assert uow.tally.uow is uow
+
+
+def as_event_store(store: EventStore) -> EventStore:
+    """mypy checks the call: the argument must satisfy the event store port."""
+    return store
+
+
+def test_the_sql_event_store_is_an_event_store_and_builds_from_a_unit_of_work() -> None:
+    """SqlAlchemyEventStore satisfies EventStore statically; it and the event-sourced repository are declarable."""
+    store = SqlAlchemyEventStore(async_sessionmaker[AsyncSession]())
+    assert as_event_store(store) is store
+    assert builds_from_unit_of_work(SqlAlchemyEventStore)
+    assert builds_from_unit_of_work(EventSourcedRepository)

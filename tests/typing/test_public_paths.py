@@ -22,6 +22,7 @@ PUBLIC_MODULES = (
     "keel.config",
     "keel.container",
     "keel.domain.ports",
+    "keel.event_store",
     "keel.infrastructure.database",
     "keel.infrastructure.database.migrations",
     "keel.infrastructure.repository",

@@ -212,6 +212,9 @@ class EventBus(Protocol):
 class EventStore(Protocol):
     """Append-only streams of domain events with a global order.
 
+    Its public path is ``keel.event_store.EventStore``, beside the
+    implementation and the types it speaks.
+
     Implementation: ``keel.event_store.SqlAlchemyEventStore`` (PostgreSQL and
     SQLite). See docs/event-store.md for the guarantees.
     """
@@ -275,7 +278,6 @@ class EventStore(Protocol):
 
 __all__ = [
     "EventBus",
-    "EventStore",
     "IncomingMessage",
     "MessageHandler",
     "OutgoingMessage",

@@ -84,5 +84,3 @@ class Snapshot:
     schema_version: int = 1
     taken_at: datetime | None = None
 
-
-__all__ = ["ANY", "NO_STREAM", "STREAM_EXISTS", "ExpectedVersion", "RecordedEvent", "Snapshot", "StreamState"]

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError
+from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent, utcnow
 from keel.domain.streams import ANY, ExpectedVersion, RecordedEvent, Snapshot
 from keel.infrastructure.database._translate import translate_db_error
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 _MISSING_TABLE = ("42P01",)
+#: uow.__dict__ key of the holder of the events appended through the unit of work's store.
+_APPENDED = "_keel_appended_events"
 
 
 class SqlAlchemyEventStore:
@@ -49,18 +52,24 @@ class SqlAlchemyEventStore:
         self.types = types if types is not None else default_event_types
         self.max_event_bytes = max_event_bytes
         self._session: AsyncSession | None = None
+        #: The unit of work whose session this store runs in; what it appends is announced to it.
+        self._uow: SqlAlchemyUnitOfWork | None = None
 
     @classmethod
     def for_unit_of_work(cls, uow: SqlAlchemyUnitOfWork, model: type[Any] | None = None) -> Self:
-        """A store running in ``uow``'s session (how a unit of work builds a declared store)."""
-        store = cls(uow.session_factory)
-        store._session = uow.session
-        return store
+        """A store running in ``uow``'s session (how a unit of work builds a declared store).
+
+        The events it appends reach ``uow.collect_new_events()`` (and so the
+        bus's event handlers) once the unit of work commits, as an
+        aggregate's recorded events do.
+        """
+        return cls(uow.session_factory).bind(uow)
 
     def bind(self, uow: SqlAlchemyUnitOfWork) -> Self:
-        """This store (same registry and limits) running in ``uow``'s transaction."""
+        """This store (same registry and limits) running in ``uow``'s transaction; see :meth:`for_unit_of_work`."""
         bound = copy.copy(self)
         bound._session = uow.session
+        bound._uow = uow
         return bound
 
     # --- writing ----------------------------------------------------------------------
@@ -86,7 +95,11 @@ class SqlAlchemyEventStore:
         batch = list(events)
         _checks.check_events(stream_id, batch)
         rows, merged = self._rows(stream_id, batch, metadata)
-        return await self._run(lambda conn: self._append(conn, stream_id, batch, rows, merged, expected), write=True)
+        recorded = await self._run(
+            lambda conn: self._append(conn, stream_id, batch, rows, merged, expected), write=True
+        )
+        self._announce(batch)
+        return recorded
 
     async def append_many(
         self,
@@ -118,7 +131,9 @@ class SqlAlchemyEventStore:
             rows.extend(self._rows(stream_id, batch, metadata, merged)[0])
         if not plan:
             raise _checks._invalid("nothing to append: no streams given", "appends", "empty_batch")
-        return await self._run(lambda conn: self._append_many(conn, plan, rows, merged), write=True)
+        recorded = await self._run(lambda conn: self._append_many(conn, plan, rows, merged), write=True)
+        self._announce([e for _, batch, _ in plan for e in batch])
+        return recorded
 
     async def save_snapshot(
         self, stream_id: str, version: int, state: Mapping[str, Any], *, schema_version: int = 1
@@ -195,6 +210,16 @@ class SqlAlchemyEventStore:
         )
 
     # --- internals ----------------------------------------------------------------------
+
+    def _announce(self, batch: list[DomainEvent]) -> None:
+        """Hand appended events to the unit of work, to be released when it commits."""
+        if self._uow is None:
+            return
+        holder = self._uow.__dict__.get(_APPENDED)
+        if not isinstance(holder, _AppendedEvents):
+            holder = self._uow.__dict__[_APPENDED] = _AppendedEvents()
+        holder.pending_events.extend(batch)
+        self._uow.mark_seen(holder)
 
     def _rows(
         self,
@@ -400,6 +425,10 @@ class SqlAlchemyEventStore:
             if translated is None:
                 raise
             raise translated from exc
+
+
+class _AppendedEvents(AggregateRoot):
+    """Carries the events a unit of work's store appended to its commit, like an aggregate's."""
 
 
 def _matches(version: int, expected: ExpectedVersion, exists: bool) -> bool:
