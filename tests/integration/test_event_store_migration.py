@@ -1,4 +1,4 @@
-"""keel_0003 on a migrated database: the events table refuses UPDATE and DELETE."""
+"""keel_0003 on a migrated database: the events table refuses UPDATE and DELETE; appends NOTIFY on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from keel.event_store import NO_STREAM, SqlAlchemyEventStore
 from keel.infrastructure.database import migrations
-from keel.infrastructure.event_store.tables import events
+from keel.infrastructure.event_store.tables import EVENTS_CHANNEL, events
 from tests.contract.event_store_models import Deposited
 from tests.support.services import create_postgres_database, drop_postgres_database, unavailable
 
@@ -61,3 +61,26 @@ def test_the_migrated_events_table_refuses_update_and_delete(migrated_url: str) 
     refusals = asyncio.run(_append_then_tamper(migrated_url))
     assert "UPDATE refused" in refusals[0]
     assert "DELETE refused" in refusals[1]
+
+
+@pytest.mark.postgres
+async def test_a_committed_append_notifies_the_events_channel(postgres_url: str) -> None:
+    """On PostgreSQL a LISTENer on keel_events hears each committed append (and nothing of a rolled-back one)."""
+    import asyncpg
+
+    engine = create_async_engine(postgres_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(events.metadata.create_all)
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        listener = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+        try:
+            await listener.add_listener(EVENTS_CHANNEL, lambda *args: heard.put_nowait(args[2]))
+            store = SqlAlchemyEventStore(async_sessionmaker(engine))
+            await store.append("notified-1", [Deposited(amount=1), Deposited(amount=2)])
+            assert await asyncio.wait_for(heard.get(), timeout=10) == EVENTS_CHANNEL
+            assert heard.empty()
+        finally:
+            await listener.close()
+    finally:
+        await engine.dispose()

@@ -83,4 +83,3 @@ class Snapshot:
     state: Mapping[str, Any]
     schema_version: int = 1
     taken_at: datetime | None = None
-

@@ -104,7 +104,12 @@ projection_checkpoints = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-#: PostgreSQL: a trigger function refusing the change, and its row triggers.
+#: The PostgreSQL channel notified (empty payload) when a transaction that appended events commits:
+#: projection runners LISTEN on it instead of polling.
+EVENTS_CHANNEL = "keel_events"
+
+#: PostgreSQL: a trigger function refusing the change, and its row triggers; a statement
+#: trigger notifying EVENTS_CHANNEL (delivered on commit, one per transaction however many rows).
 POSTGRESQL_IMMUTABLE_EVENTS = [
     """CREATE OR REPLACE FUNCTION keel_events_refuse_change() RETURNS trigger AS $$
 BEGIN
@@ -114,6 +119,14 @@ END;
 $$ LANGUAGE plpgsql""",
     """CREATE TRIGGER keel_events_append_only BEFORE UPDATE OR DELETE ON keel_events
     FOR EACH ROW EXECUTE FUNCTION keel_events_refuse_change()""",
+    """CREATE OR REPLACE FUNCTION keel_events_notify() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('keel_events', '');
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER keel_events_appended AFTER INSERT ON keel_events
+    FOR EACH STATEMENT EXECUTE FUNCTION keel_events_notify()""",
 ]
 #: SQLite: the same refusal with RAISE(ABORT).
 SQLITE_IMMUTABLE_EVENTS = [
@@ -133,4 +146,5 @@ for _statement in POSTGRESQL_IMMUTABLE_EVENTS:
     event.listen(events, "after_create", _ddl(_statement, "postgresql"))
 for _statement in SQLITE_IMMUTABLE_EVENTS:
     event.listen(events, "after_create", _ddl(_statement, "sqlite"))
-event.listen(events, "after_drop", _ddl("DROP FUNCTION IF EXISTS keel_events_refuse_change()", "postgresql"))
+for _function in ("keel_events_refuse_change", "keel_events_notify"):
+    event.listen(events, "after_drop", _ddl(f"DROP FUNCTION IF EXISTS {_function}()", "postgresql"))

@@ -1,5 +1,8 @@
 """The event store: keel_events (append-only), keel_streams, keel_snapshots, keel_projection_checkpoints.
 
+On PostgreSQL, triggers refuse UPDATE/DELETE on keel_events and NOTIFY the
+``keel_events`` channel when a transaction that inserted events commits.
+
 Revision ID: keel_0003
 Revises: keel_0002
 Create Date: 2026-12-07 00:00:00+00:00
@@ -32,6 +35,14 @@ END;
 $$ LANGUAGE plpgsql""",
     """CREATE TRIGGER keel_events_append_only BEFORE UPDATE OR DELETE ON keel_events
     FOR EACH ROW EXECUTE FUNCTION keel_events_refuse_change()""",
+    """CREATE OR REPLACE FUNCTION keel_events_notify() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('keel_events', '');
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER keel_events_appended AFTER INSERT ON keel_events
+    FOR EACH STATEMENT EXECUTE FUNCTION keel_events_notify()""",
 ]
 _SQLITE_TRIGGERS = [
     """CREATE TRIGGER keel_events_no_update BEFORE UPDATE ON keel_events
@@ -95,3 +106,4 @@ def downgrade() -> None:
     op.drop_table("keel_events")  # its triggers go with it
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS keel_events_refuse_change()")
+        op.execute("DROP FUNCTION IF EXISTS keel_events_notify()")
