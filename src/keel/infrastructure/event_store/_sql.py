@@ -1,10 +1,10 @@
 """The event store's statements, run on a synchronous ``Connection`` inside one greenlet hop.
 
 Ordering (see docs/event-store.md): on PostgreSQL every append first takes
-``LOCK TABLE keel_events IN EXCLUSIVE MODE`` (readers are not blocked), so
-positions are handed out in commit order and ``read_all`` can never see
-position N+1 while N is still uncommitted. SQLite has one writer at a time
-by construction. Stream versions are claimed by compare-and-swap on
+the append lock (a transaction-scoped advisory lock, see
+:mod:`._postgresql`; readers never take it), so positions are handed out in
+commit order and ``read_all`` can never see position N+1 while N is still
+uncommitted. SQLite has one writer at a time by construction. Stream versions are claimed by compare-and-swap on
 ``keel_streams`` before any event row is written.
 """
 
@@ -19,9 +19,10 @@ from sqlalchemy import Connection, Insert, Row, Select, Text, and_, cast, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keel.domain.streams import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion
+from keel.infrastructure.event_store._postgresql import APPEND_LOCK_KEY
 from keel.infrastructure.event_store.tables import events, snapshots, streams
 
-_LOCK = "LOCK TABLE keel_events IN EXCLUSIVE MODE"
+_LOCK = f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
 #: The event columns, ``data`` as JSON text: asyncpg would otherwise parse JSONB into dicts,
 #: and pydantic parses the text faster than ``json.loads`` and validation of the dicts would.
 EVENT_COLUMNS = [c if c.name != "data" else cast(c, Text).label("data") for c in events.c]

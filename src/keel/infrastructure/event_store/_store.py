@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -13,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from keel.cross_cutting.error import ConcurrencyError, ConfigurationError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent, utcnow
-from keel.domain.streams import ANY, ExpectedVersion, RecordedEvent, Snapshot
+from keel.domain.streams import ANY, STREAM_EXISTS, ExpectedVersion, RecordedEvent, Snapshot
 from keel.infrastructure.database._translate import translate_db_error
-from keel.infrastructure.event_store import _checks, _sql
+from keel.infrastructure.event_store import _checks, _postgresql, _sql
 from keel.infrastructure.event_store._types import EventTypes, default_event_types, schema_version_of
 from keel.infrastructure.message_metadata import current_metadata
 
@@ -96,7 +97,7 @@ class SqlAlchemyEventStore:
         _checks.check_events(stream_id, batch)
         rows, merged = self._rows(stream_id, batch, metadata)
         recorded = await self._run(
-            lambda conn: self._append(conn, stream_id, batch, rows, merged, expected), write=True
+            lambda conn: self._append(conn, stream_id, batch, rows, merged, expected), write=True, single=True
         )
         self._announce(batch)
         return recorded
@@ -263,21 +264,38 @@ class SqlAlchemyEventStore:
         # Idempotency is checked before the claim when the claim itself cannot fail
         # (ANY, STREAM_EXISTS on an existing stream): a failed insert would abort the
         # transaction on PostgreSQL, too late to answer "already recorded".
-        if not isinstance(expected, int):
+        if expected is ANY or expected is STREAM_EXISTS:
             done = self._already_recorded(conn, stream_id, batch, expected, metadata)
             if done is not None:
                 return done
-        _sql.lock_for_append(conn)
+        if conn.dialect.name == "postgresql":
+            drawn = _postgresql.append(conn, stream_id, rows, json.dumps(metadata), expected, rows[0]["recorded_at"])
+            if drawn is None:
+                return self._refused(conn, stream_id, batch, expected, metadata)
+            for row, (_, version) in zip(rows, drawn, strict=True):
+                row["version"] = version
+            return self._records(batch, rows, [position for position, _ in drawn])
         previous = _sql.claim(conn, stream_id, len(batch), expected, rows[0]["recorded_at"])
         if previous is None:
-            done = self._already_recorded(conn, stream_id, batch, expected, metadata)
-            if done is not None:
-                return done
-            raise self._conflict(conn, stream_id, expected)
+            return self._refused(conn, stream_id, batch, expected, metadata)
         for offset, row in enumerate(rows, start=1):
             row["version"] = previous + offset
         positions = _sql.insert_events(conn, rows)
         return self._records(batch, rows, positions)
+
+    def _refused(
+        self,
+        conn: Connection,
+        stream_id: str,
+        batch: list[DomainEvent],
+        expected: ExpectedVersion,
+        metadata: dict[str, Any],
+    ) -> list[RecordedEvent]:
+        """The claim failed: the records if this batch is already there (a repeat), else the conflict."""
+        done = self._already_recorded(conn, stream_id, batch, expected, metadata)
+        if done is not None:
+            return done
+        raise self._conflict(conn, stream_id, expected)
 
     def _append_many(
         self,
@@ -395,8 +413,12 @@ class SqlAlchemyEventStore:
             recorded_at=row.recorded_at,
         )
 
-    async def _run(self, work: Callable[[Connection], R], *, write: bool = False) -> R:
-        """Run ``work`` on the unit of work's connection, or in a transaction of its own."""
+    async def _run(self, work: Callable[[Connection], R], *, write: bool = False, single: bool = False) -> R:
+        """Run ``work`` on the unit of work's connection, or in a transaction of its own.
+
+        ``single``: the work's write is one statement on PostgreSQL, atomic by itself,
+        so standalone it runs in autocommit and saves the BEGIN and COMMIT round trips.
+        """
         try:
             if self._session is not None:
                 return await self._session.run_sync(lambda session: work(session.connection()))
@@ -404,6 +426,10 @@ class SqlAlchemyEventStore:
             if engine is None:
                 async with self.session_factory() as session, session.begin():
                     return await session.run_sync(lambda s: work(s.connection()))
+            if single and engine.dialect.name == "postgresql":
+                async with engine.connect() as conn:
+                    autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return await autocommit.run_sync(work)
             if write:
                 async with engine.begin() as conn:
                     return await conn.run_sync(work)
