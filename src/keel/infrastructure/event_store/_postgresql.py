@@ -102,3 +102,43 @@ def append(
     if not inserted:
         return None
     return sorted(((int(p), int(v)) for p, v in inserted), key=lambda pv: pv[1])
+
+
+_SET_VERSIONS = text(
+    """INSERT INTO keel_streams (stream_id, version, updated_at)
+    SELECT s.stream_id, s.version, CAST(:now AS timestamptz)
+    FROM unnest(CAST(:stream_ids AS varchar[]), CAST(:versions AS integer[])) AS s(stream_id, version)
+    ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"""
+)
+
+_INSERT_MANY = text(
+    """INSERT INTO keel_events (event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at)
+    SELECT CAST(e.event_id AS uuid), e.stream_id, e.version, e.event_type, e.schema_version,
+           CAST(e.data AS jsonb), CAST(:metadata AS jsonb), CAST(:now AS timestamptz)
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:stream_ids AS varchar[]), CAST(:versions AS integer[]),
+                CAST(:event_types AS text[]), CAST(:schema_versions AS integer[]), CAST(:data AS text[]))
+         WITH ORDINALITY AS e(event_id, stream_id, version, event_type, schema_version, data, n)
+    ORDER BY e.n
+    RETURNING position"""
+)
+
+
+def set_versions(conn: Connection, versions: dict[str, int], now: datetime) -> None:
+    """Write many streams' new versions in one statement (under the append lock)."""
+    conn.execute(_SET_VERSIONS, {"stream_ids": list(versions), "versions": list(versions.values()), "now": now})
+
+
+def insert_many(conn: Connection, rows: list[dict[str, Any]], metadata_json: str, now: datetime) -> list[int]:
+    """Insert every row in one statement (arrays, not a VALUES list); positions in the rows' order."""
+    params = {
+        "event_ids": [str(row["event_id"]) for row in rows],
+        "stream_ids": [row["stream_id"] for row in rows],
+        "versions": [row["version"] for row in rows],
+        "event_types": [row["event_type"] for row in rows],
+        "schema_versions": [row["schema_version"] for row in rows],
+        "data": [row["data"] for row in rows],
+        "metadata": metadata_json,
+        "now": now,
+    }
+    # Positions are drawn in ORDER BY order under the append lock: sorted, they are the rows' order.
+    return sorted(int(p) for p in conn.execute(_INSERT_MANY, params).scalars())

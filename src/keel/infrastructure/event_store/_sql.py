@@ -83,19 +83,6 @@ def current_versions(conn: Connection, stream_ids: Sequence[str]) -> dict[str, i
     return {row[0]: int(row[1]) for row in rows}
 
 
-def set_versions(conn: Connection, versions: dict[str, int], now: datetime) -> None:
-    """Write the streams' new versions in one statement."""
-    statement = _insert(conn, streams).values(
-        [{"stream_id": s, "version": v, "updated_at": now} for s, v in versions.items()]
-    )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[streams.c.stream_id],
-            set_={"version": statement.excluded.version, "updated_at": statement.excluded.updated_at},
-        )
-    )
-
-
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert event rows; their positions, in the rows' order."""
     result = conn.execute(insert_statement(), rows)

@@ -325,13 +325,16 @@ class SqlAlchemyEventStore:
                 if not _matches(version, expected, stream_id in current):
                     raise self._conflict(conn, stream_id, expected, version)
                 previous[stream_id] = version
-            _sql.set_versions(conn, {s: previous[s] + len(b) for s, b, _ in plan}, now)
+            _postgresql.set_versions(conn, {s: previous[s] + len(b) for s, b, _ in plan}, now)
         index = 0
         for stream_id, batch, _ in plan:
             for offset in range(1, len(batch) + 1):
                 rows[index]["version"] = previous[stream_id] + offset
                 index += 1
-        positions = _sql.insert_events(conn, rows)
+        if conn.dialect.name == "postgresql":
+            positions = _postgresql.insert_many(conn, rows, json.dumps(metadata), now)
+        else:
+            positions = _sql.insert_events(conn, rows)
         return self._records([e for _, batch, _ in plan for e in batch], rows, positions)
 
     def _already_recorded(
