@@ -5,8 +5,10 @@ Not a benchmark itself (the leading underscore keeps it out of the smoke test).
 
 from __future__ import annotations
 
+import gc
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import event
@@ -51,8 +53,13 @@ async def ensure_database(url: str) -> None:
         await conn.close()
 
 
-def keel_engine(url: str, pool_size: int = 2) -> AsyncEngine:
-    engine = create_engine(DatabaseSettings(url=url, pool_size=pool_size, max_connections=pool_size + 2))
+def keel_engine(url: str, pool_size: int = 2, *, pre_ping: bool = False) -> AsyncEngine:
+    """keel's engine. Without ``pool_pre_ping`` by default, like the ``eventsourcing`` library's pool:
+    on asyncpg a ping is three round trips (BEGIN, an empty query, ROLLBACK) per checkout,
+    more than a whole standalone append.
+    """
+    settings = DatabaseSettings(url=url, pool_size=pool_size, max_connections=pool_size + 2, pool_pre_ping=pre_ping)
+    engine = create_engine(settings)
     event.listen(engine.sync_engine, "connect", _no_synchronous_commit)
     return engine
 
@@ -89,6 +96,22 @@ def ratio(results: dict[str, list[float]], numerator: str, denominator: str, wha
     suffix = f"; target {target}" if target else ""
     print(f"{what} = {value:.2f}x (median of per-round ratios, {spread}{suffix})")
     return value
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Collect, then keep the cyclic GC off while timing (what ``timeit`` does by default).
+
+    A collection's cost grows with everything alive in the process (the
+    prepared input of both sides included), not with the work timed; left
+    on, it lands on whichever side happens to cross the allocation threshold.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def alternate(names: list[str], round_: int) -> list[str]:

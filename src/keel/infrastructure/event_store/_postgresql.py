@@ -54,10 +54,10 @@ _CLAIMS = {
 
 _INSERT = """
 INSERT INTO keel_events (event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at)
-SELECT CAST(e.event_id AS uuid), p.stream_id, claimed.previous + e.n, e.event_type, e.schema_version,
+SELECT e.event_id, p.stream_id, claimed.previous + e.n, e.event_type, e.schema_version,
        CAST(e.data AS jsonb), CAST(:metadata AS jsonb), p.now
 FROM claimed, p,
-     unnest(CAST(:event_ids AS text[]), CAST(:event_types AS text[]), CAST(:schema_versions AS integer[]),
+     unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]), CAST(:schema_versions AS integer[]),
             CAST(:data AS text[])) WITH ORDINALITY AS e(event_id, event_type, schema_version, data, n)
 ORDER BY e.n
 RETURNING position, version
@@ -92,7 +92,7 @@ def append(
         "count": len(rows),
         "now": now,
         "metadata": metadata_json,
-        "event_ids": [str(row["event_id"]) for row in rows],
+        "event_ids": [row["event_id"] for row in rows],
         "event_types": [row["event_type"] for row in rows],
         "schema_versions": [row["schema_version"] for row in rows],
         "data": [row["data"] for row in rows],
@@ -113,9 +113,9 @@ _SET_VERSIONS = text(
 
 _INSERT_MANY = text(
     """INSERT INTO keel_events (event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at)
-    SELECT CAST(e.event_id AS uuid), e.stream_id, e.version, e.event_type, e.schema_version,
+    SELECT e.event_id, e.stream_id, e.version, e.event_type, e.schema_version,
            CAST(e.data AS jsonb), CAST(:metadata AS jsonb), CAST(:now AS timestamptz)
-    FROM unnest(CAST(:event_ids AS text[]), CAST(:stream_ids AS varchar[]), CAST(:versions AS integer[]),
+    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:stream_ids AS varchar[]), CAST(:versions AS integer[]),
                 CAST(:event_types AS text[]), CAST(:schema_versions AS integer[]), CAST(:data AS text[]))
          WITH ORDINALITY AS e(event_id, stream_id, version, event_type, schema_version, data, n)
     ORDER BY e.n
@@ -131,7 +131,7 @@ def set_versions(conn: Connection, versions: dict[str, int], now: datetime) -> N
 def insert_many(conn: Connection, rows: list[dict[str, Any]], metadata_json: str, now: datetime) -> list[int]:
     """Insert every row in one statement (arrays, not a VALUES list); positions in the rows' order."""
     params = {
-        "event_ids": [str(row["event_id"]) for row in rows],
+        "event_ids": [row["event_id"] for row in rows],
         "stream_ids": [row["stream_id"] for row in rows],
         "versions": [row["version"] for row in rows],
         "event_types": [row["event_type"] for row in rows],

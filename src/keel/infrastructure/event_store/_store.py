@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 _MISSING_TABLE = ("42P01",)
+#: event class -> (stored type name, schema version).
+_STORED_AS: dict[type[DomainEvent], tuple[str, int]] = {}
 #: uow.__dict__ key of the holder of the events appended through the unit of work's store.
 _APPENDED = "_keel_appended_events"
 
@@ -237,14 +239,19 @@ class SqlAlchemyEventStore:
         limit = self.max_event_bytes
         for event in batch:
             cls = type(event)
+            stored_as = _STORED_AS.get(cls)
+            if stored_as is None:
+                # Looked up once per class: a missing attribute on a pydantic class is slow to find.
+                stored_as = _STORED_AS[cls] = (cls.message_type, schema_version_of(cls))
             data = event.model_dump_json()
-            _checks.check_size(event, len(data), limit)
+            if len(data) > limit:
+                _checks.check_size(event, len(data), limit)
             rows.append(
                 {
                     "event_id": event.event_id,
                     "stream_id": stream_id,
-                    "event_type": cls.message_type,
-                    "schema_version": schema_version_of(cls),
+                    "event_type": stored_as[0],
+                    "schema_version": stored_as[1],
                     "data": data,
                     "metadata": merged,
                     "recorded_at": now,
@@ -395,14 +402,7 @@ class SqlAlchemyEventStore:
         self, batch: list[DomainEvent], rows: list[dict[str, Any]], positions: list[int]
     ) -> list[RecordedEvent]:
         return [
-            RecordedEvent(
-                stream_id=row["stream_id"],
-                version=row["version"],
-                position=position,
-                event=event,
-                metadata=row["metadata"],
-                recorded_at=row["recorded_at"],
-            )
+            RecordedEvent(row["stream_id"], row["version"], position, event, row["metadata"], row["recorded_at"])
             for event, row, position in zip(batch, rows, positions, strict=True)
         ]
 
