@@ -23,9 +23,10 @@ from keel.infrastructure.event_store._postgresql import APPEND_LOCK_KEY
 from keel.infrastructure.event_store.tables import events, snapshots, streams
 
 _LOCK = f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
-#: The event columns, ``data`` as JSON text: asyncpg would otherwise parse JSONB into dicts,
-#: and pydantic parses the text faster than ``json.loads`` and validation of the dicts would.
-EVENT_COLUMNS = [c if c.name != "data" else cast(c, Text).label("data") for c in events.c]
+#: The event columns in table order, the JSON ones as text: asyncpg would otherwise parse
+#: JSONB into dicts, and pydantic parses the text faster than ``json.loads`` and validation
+#: of the dicts would (and one append's shared metadata is parsed once per read).
+EVENT_COLUMNS = [cast(c, Text).label(c.name) if c.name in ("data", "metadata") else c for c in events.c]
 
 
 def lock_for_append(conn: Connection) -> None:

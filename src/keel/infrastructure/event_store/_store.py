@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -175,7 +175,7 @@ class SqlAlchemyEventStore:
         if limit is not None:
             _checks.check_range(limit, "limit", 1)
         query = _sql.stream_query(stream_id, from_version, to_version, backwards, limit)
-        return await self._run(lambda conn: [self._record(r) for r in conn.execute(query)])
+        return await self._run(lambda conn: self._decoded(conn.execute(query)))
 
     async def read_all(
         self, *, after: int = 0, limit: int | None = None, types: Iterable[str | type[DomainEvent]] | None = None
@@ -191,7 +191,7 @@ class SqlAlchemyEventStore:
             _checks.check_range(limit, "limit", 1)
         names = None if types is None else [t if isinstance(t, str) else t.message_type for t in types]
         query = _sql.all_query(after, limit, names)
-        return await self._run(lambda conn: [self._record(r) for r in conn.execute(query)])
+        return await self._run(lambda conn: self._decoded(conn.execute(query)))
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: how many events it holds (0 for an unknown stream)."""
@@ -235,6 +235,7 @@ class SqlAlchemyEventStore:
         if merged is None:
             merged = {**current_metadata(), **(metadata or {})}
         now = utcnow()
+        metadata_json = json.dumps(merged)
         rows = []
         limit = self.max_event_bytes
         for event in batch:
@@ -253,7 +254,7 @@ class SqlAlchemyEventStore:
                     "event_type": stored_as[0],
                     "schema_version": stored_as[1],
                     "data": data,
-                    "metadata": merged,
+                    "metadata": metadata_json,
                     "recorded_at": now,
                 }
             )
@@ -276,19 +277,19 @@ class SqlAlchemyEventStore:
             if done is not None:
                 return done
         if conn.dialect.name == "postgresql":
-            drawn = _postgresql.append(conn, stream_id, rows, json.dumps(metadata), expected, rows[0]["recorded_at"])
+            drawn = _postgresql.append(conn, stream_id, rows, rows[0]["metadata"], expected, rows[0]["recorded_at"])
             if drawn is None:
                 return self._refused(conn, stream_id, batch, expected, metadata)
             for row, (_, version) in zip(rows, drawn, strict=True):
                 row["version"] = version
-            return self._records(batch, rows, [position for position, _ in drawn])
+            return self._records(batch, rows, [position for position, _ in drawn], metadata)
         previous = _sql.claim(conn, stream_id, len(batch), expected, rows[0]["recorded_at"])
         if previous is None:
             return self._refused(conn, stream_id, batch, expected, metadata)
         for offset, row in enumerate(rows, start=1):
             row["version"] = previous + offset
         positions = _sql.insert_events(conn, rows)
-        return self._records(batch, rows, positions)
+        return self._records(batch, rows, positions, metadata)
 
     def _refused(
         self,
@@ -339,10 +340,10 @@ class SqlAlchemyEventStore:
                 rows[index]["version"] = previous[stream_id] + offset
                 index += 1
         if conn.dialect.name == "postgresql":
-            positions = _postgresql.insert_many(conn, rows, json.dumps(metadata), now)
+            positions = _postgresql.insert_many(conn, rows, rows[0]["metadata"], now)
         else:
             positions = _sql.insert_events(conn, rows)
-        return self._records([e for _, batch, _ in plan for e in batch], rows, positions)
+        return self._records([e for _, batch, _ in plan for e in batch], rows, positions, metadata)
 
     def _already_recorded(
         self,
@@ -370,7 +371,7 @@ class SqlAlchemyEventStore:
                     version=row.version,
                     position=row.position,
                     event=event,
-                    metadata=row.metadata,
+                    metadata=_parse_metadata(row.metadata),
                     recorded_at=row.recorded_at,
                 )
                 for event, row in zip(batch, rows, strict=True)
@@ -399,22 +400,26 @@ class SqlAlchemyEventStore:
         )
 
     def _records(
-        self, batch: list[DomainEvent], rows: list[dict[str, Any]], positions: list[int]
+        self, batch: list[DomainEvent], rows: list[dict[str, Any]], positions: list[int], metadata: dict[str, Any]
     ) -> list[RecordedEvent]:
         return [
-            RecordedEvent(row["stream_id"], row["version"], position, event, row["metadata"], row["recorded_at"])
+            RecordedEvent(row["stream_id"], row["version"], position, event, metadata, row["recorded_at"])
             for event, row, position in zip(batch, rows, positions, strict=True)
         ]
 
-    def _record(self, row: Row[Any]) -> RecordedEvent:
-        return RecordedEvent(
-            stream_id=row.stream_id,
-            version=row.version,
-            position=row.position,
-            event=self.types.decode(row.event_type, row.schema_version, row.data, row.event_id),
-            metadata=row.metadata,
-            recorded_at=row.recorded_at,
-        )
+    def _decoded(self, rows: Iterable[Any]) -> list[RecordedEvent]:
+        """RecordedEvents of rows of ``_sql.EVENT_COLUMNS`` (unpacked by position: faster than by name)."""
+        decode = self.types.decode
+        parsed: dict[str, dict[str, Any]] = {}
+        records = []
+        for position, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at in rows:
+            # The events of one append share their metadata text: parse it once.
+            meta = parsed.get(metadata)
+            if meta is None:
+                meta = parsed[metadata] = _parse_metadata(metadata)
+            event = decode(event_type, schema_version, data, event_id)
+            records.append(RecordedEvent(stream_id, version, position, event, meta, recorded_at))
+        return records
 
     async def _run(self, work: Callable[[Connection], R], *, write: bool = False, single: bool = False) -> R:
         """Run ``work`` on the unit of work's connection, or in a transaction of its own.
@@ -458,6 +463,11 @@ class SqlAlchemyEventStore:
 
 class _AppendedEvents(AggregateRoot):
     """Carries the events a unit of work's store appended to its commit, like an aggregate's."""
+
+
+def _parse_metadata(text: str | dict[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(text) if isinstance(text, str) else text
+    return parsed
 
 
 def _matches(version: int, expected: ExpectedVersion, exists: bool) -> bool:

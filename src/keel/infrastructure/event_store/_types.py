@@ -44,6 +44,8 @@ class EventTypes:
     def __init__(self) -> None:
         self._by_name: dict[str, type[DomainEvent]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        #: name -> (class, its schema version), for reads (a pydantic class's missing attribute is slow to look up).
+        self._decoders: dict[str, tuple[type[DomainEvent], int]] = {}
 
     def register(self, *classes: type[DomainEvent], aliases: tuple[str, ...] = ()) -> None:
         """Make ``classes`` readable; ``aliases`` are older names the (single) class was stored under."""
@@ -94,8 +96,11 @@ class EventTypes:
 
     def decode(self, name: str, schema_version: int, data: str | dict[str, Any], event_id: UUID) -> DomainEvent:
         """Rebuild the event of a row; ``data`` is its JSON text (or already parsed)."""
-        cls = self.resolve(name)
-        target = schema_version_of(cls)
+        known = self._decoders.get(name)
+        if known is None:
+            cls = self.resolve(name)
+            known = self._decoders[name] = (cls, schema_version_of(cls))
+        cls, target = known
         if schema_version == target:
             return cls.model_validate_json(data) if isinstance(data, str) else cls.model_validate(data)
         payload: dict[str, Any] = json.loads(data) if isinstance(data, str) else dict(data)
@@ -129,6 +134,7 @@ class EventTypes:
                 event_type=name,
             )
         self._by_name[name] = cls
+        self._decoders.pop(name, None)
 
 
 def _subclasses(cls: type[DomainEvent]) -> Iterator[type[DomainEvent]]:

@@ -8,6 +8,10 @@ an administrator's tool, stays possible). The same DDL runs from
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import (
     DDL,
     JSON,
@@ -51,11 +55,18 @@ class JSONText(TypeDecorator[str]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[object]:
         return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
 
-    def bind_processor(self, dialect: Dialect) -> None:  # text passes through as it is
-        return None
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        return _as_json_text
 
     def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        # Text from SQLite, and from PostgreSQL when selected with CAST(... AS text) as keel does;
+        # a plain SELECT of the JSONB column on asyncpg gives the driver's parsed value.
         return None
+
+
+def _as_json_text(value: Any) -> str | None:
+    """Text passes through; other values (written by hand, say) are serialised."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 events = Table(
@@ -68,7 +79,7 @@ events = Table(
     Column("event_type", String(TYPE_NAME_LENGTH), nullable=False),
     Column("schema_version", Integer(), nullable=False),
     Column("data", JSONText(), nullable=False),
-    Column("metadata", JSON_DATA, nullable=False),
+    Column("metadata", JSONText(), nullable=False),
     Column("recorded_at", UTCDateTime(), nullable=False),
     UniqueConstraint("stream_id", "version"),
     # AUTOINCREMENT: SQLite never hands out a position twice, even after the newest row went away.
