@@ -228,6 +228,19 @@ class BusSettings(BaseModel):
     )
 
 
+class EventStoreSettings(BaseModel):
+    """The event store the container builds (``keel.event_store``)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    backend: Literal["sqlalchemy"] = Field(
+        "sqlalchemy", description="`sqlalchemy`: keel's tables in the application's database (PostgreSQL or SQLite)."
+    )
+    max_event_bytes: int = Field(
+        1024 * 1024, ge=1, description="Largest serialised event (its JSON) an append accepts, in bytes."
+    )
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -251,6 +264,7 @@ class KeelSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     repository: RepositorySettings = Field(default_factory=RepositorySettings)
+    event_store: EventStoreSettings = Field(default_factory=EventStoreSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:

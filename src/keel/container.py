@@ -33,6 +33,7 @@ from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings
+from keel.infrastructure.event_store._store import SqlAlchemyEventStore
 from keel.infrastructure.processed_commands import RecordProcessedCommands
 from keel.infrastructure.unit_of_work import SqlAlchemyUnitOfWork
 from keel.service_layer import HandlerRegistry, MessageBus, RetryPolicy
@@ -112,6 +113,11 @@ def retry_policy(settings: KeelSettings, max_attempts: int) -> RetryPolicy:
         jitter=bus.jitter,
         retry_on=TRANSIENT_ERRORS,
     )
+
+
+def event_store_for(settings: KeelSettings, session_factory: async_sessionmaker[AsyncSession]) -> SqlAlchemyEventStore:
+    """The configured event store (``KEEL_EVENT_STORE__BACKEND``: ``sqlalchemy``, the only one)."""
+    return SqlAlchemyEventStore(session_factory, max_event_bytes=settings.event_store.max_event_bytes)
 
 
 def backend_of(settings: KeelSettings, section: str, default: str) -> str:
@@ -194,7 +200,8 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
 
     event_bus = providers.Singleton(not_built("event bus", "event_bus", "memory"), settings)
     cache = providers.Singleton(not_built("cache", "cache", "memory"), settings)
-    event_store = providers.Singleton(not_built("event store", "event_store", "sqlalchemy"), settings)
+    #: keel's event store over the container's session factory (``KEEL_EVENT_STORE__*``).
+    event_store = providers.Singleton(event_store_for, settings, session_factory)
 
 
 @asynccontextmanager

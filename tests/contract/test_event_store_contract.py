@@ -1,7 +1,8 @@
-"""The event store's contract, on SQLite and PostgreSQL: streams, expected versions, idempotency, reads."""
+"""The event store's contract, on SQLite, PostgreSQL and the in-memory twin: streams, versions, idempotency, reads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -20,21 +21,42 @@ from keel.event_store import (
 )
 from keel.infrastructure.event_store.tables import events as events_table
 from keel.service_layer.context import message_context
+from keel.testing import InMemoryEventStore
 from tests.conftest import BACKENDS
 from tests.contract.event_store_models import Deposited, Opened, Withdrawn
 
 Factory = async_sessionmaker[AsyncSession]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["memory", *BACKENDS])
 def backend(request: pytest.FixtureRequest) -> str:
-    """The SQL backends only: the store has no in-memory twin yet."""
+    """The SQL backends and the in-memory twin."""
     return str(request.param)
 
 
+MakeStore = Callable[..., Any]
+
+
 @pytest.fixture
-def store(session_factory: Factory) -> SqlAlchemyEventStore:
-    return SqlAlchemyEventStore(session_factory)
+def make_store(backend: str, request: pytest.FixtureRequest) -> MakeStore:
+    """Builds a store of the backend under test with the given options."""
+    if backend == "memory":
+        return lambda **options: InMemoryEventStore(**options)
+    session_factory = request.getfixturevalue("session_factory")
+    return lambda **options: SqlAlchemyEventStore(session_factory, **options)
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Any:
+    return make_store()
+
+
+@pytest.fixture
+def sql_store(backend: str, request: pytest.FixtureRequest) -> SqlAlchemyEventStore:
+    """The SQL store; tests of what only a database does skip the twin."""
+    if backend == "memory":
+        pytest.skip("a database behaviour: the in-memory twin has no SQL")
+    return SqlAlchemyEventStore(request.getfixturevalue("session_factory"))
 
 
 class EventsUnitOfWork(SqlAlchemyUnitOfWork):
@@ -45,7 +67,7 @@ def deposits(*amounts: int) -> list[DomainEvent]:
     return [Deposited(amount=a) for a in amounts]
 
 
-async def test_appended_events_read_back_in_order_with_versions_and_positions(store: SqlAlchemyEventStore) -> None:
+async def test_appended_events_read_back_in_order_with_versions_and_positions(store: Any) -> None:
     """A stream reads back its events with versions from 1 and increasing global positions."""
     sent = [Opened(owner="ada"), *deposits(5, 7)]
     recorded = await store.append("account-1", sent, expected_version=NO_STREAM)
@@ -58,7 +80,7 @@ async def test_appended_events_read_back_in_order_with_versions_and_positions(st
     assert await store.stream_version("account-1") == 3
 
 
-async def test_an_exact_expected_version_must_match(store: SqlAlchemyEventStore) -> None:
+async def test_an_exact_expected_version_must_match(store: Any) -> None:
     """Appending at a version other than the stream's current one is a ConcurrencyError naming both."""
     await store.append("s-1", deposits(1, 2), expected_version=0)
     with pytest.raises(ConcurrencyError) as caught:
@@ -68,7 +90,7 @@ async def test_an_exact_expected_version_must_match(store: SqlAlchemyEventStore)
     assert await store.stream_version("s-1") == 3
 
 
-async def test_stream_states_as_expected_versions(store: SqlAlchemyEventStore) -> None:
+async def test_stream_states_as_expected_versions(store: Any) -> None:
     """NO_STREAM needs a new stream, STREAM_EXISTS an existing one, ANY accepts both."""
     with pytest.raises(ConcurrencyError):
         await store.append("s-2", deposits(1), expected_version=STREAM_EXISTS)
@@ -83,7 +105,7 @@ async def test_stream_states_as_expected_versions(store: SqlAlchemyEventStore) -
 
 
 @pytest.mark.parametrize("expected", [0, NO_STREAM, ANY])
-async def test_appending_the_same_events_again_is_idempotent(store: SqlAlchemyEventStore, expected: Any) -> None:
+async def test_appending_the_same_events_again_is_idempotent(store: Any, expected: Any) -> None:
     """Re-appending events already recorded at that place returns their records and writes nothing."""
     batch = deposits(1, 2)
     first = await store.append("s-4", batch, expected_version=expected)
@@ -93,7 +115,7 @@ async def test_appending_the_same_events_again_is_idempotent(store: SqlAlchemyEv
     assert len(await store.read_all()) == 3
 
 
-async def test_a_different_event_at_a_taken_position_is_a_conflict(store: SqlAlchemyEventStore) -> None:
+async def test_a_different_event_at_a_taken_position_is_a_conflict(store: Any) -> None:
     """Same expected version, other events: ConcurrencyError; so are a half-recorded batch and another stream."""
     batch = deposits(1, 2)
     await store.append("s-5", batch, expected_version=0)
@@ -106,7 +128,7 @@ async def test_a_different_event_at_a_taken_position_is_a_conflict(store: SqlAlc
     assert [r.event for r in await store.read_stream("s-5")] == batch
 
 
-async def test_append_many_writes_every_stream_or_none(store: SqlAlchemyEventStore) -> None:
+async def test_append_many_writes_every_stream_or_none(store: Any) -> None:
     """append_many is one transaction: a conflict on one stream leaves every stream untouched."""
     await store.append("m-1", deposits(1), expected_version=NO_STREAM)
     recorded = await store.append_many([("m-1", deposits(2, 3), 1), ("m-2", deposits(4), NO_STREAM)])
@@ -117,7 +139,7 @@ async def test_append_many_writes_every_stream_or_none(store: SqlAlchemyEventSto
     assert len(await store.read_all()) == 4
 
 
-async def test_read_stream_windows(store: SqlAlchemyEventStore) -> None:
+async def test_read_stream_windows(store: Any) -> None:
     """from_version/to_version bound the versions; backwards reverses; limit cuts."""
     await store.append("w-1", deposits(*range(1, 11)), expected_version=NO_STREAM)
     assert [r.version for r in await store.read_stream("w-1", from_version=3, to_version=5)] == [3, 4, 5]
@@ -126,7 +148,7 @@ async def test_read_stream_windows(store: SqlAlchemyEventStore) -> None:
     assert await store.read_stream("unknown") == []
 
 
-async def test_read_all_pages_by_position_and_filters_types(store: SqlAlchemyEventStore) -> None:
+async def test_read_all_pages_by_position_and_filters_types(store: Any) -> None:
     """read_all returns events after a position, in order, optionally only some types."""
     await store.append("a-1", [Opened(owner="x"), *deposits(1)], expected_version=NO_STREAM)
     await store.append("a-2", [Opened(owner="y"), Withdrawn(amount=1)], expected_version=NO_STREAM)
@@ -139,7 +161,7 @@ async def test_read_all_pages_by_position_and_filters_types(store: SqlAlchemyEve
     assert len(await store.read_all(types=["es_test.Withdrawn", Deposited])) == 2
 
 
-async def test_metadata_is_the_message_context_merged_with_the_callers(store: SqlAlchemyEventStore) -> None:
+async def test_metadata_is_the_message_context_merged_with_the_callers(store: Any) -> None:
     """Correlation and causation ids come from the message context; the caller's keys are added."""
     with message_context(correlation_id="corr-1", causation_id="cause-1"):
         await store.append("md-1", deposits(1), metadata={"tenant": "t-1"})
@@ -149,7 +171,7 @@ async def test_metadata_is_the_message_context_merged_with_the_callers(store: Sq
     assert recorded.metadata["tenant"] == "t-1"
 
 
-async def test_snapshots_keep_the_newest(store: SqlAlchemyEventStore) -> None:
+async def test_snapshots_keep_the_newest(store: Any) -> None:
     """save_snapshot replaces an older snapshot and never a newer one."""
     assert await store.load_snapshot("snap-1") is None
     await store.save_snapshot("snap-1", 5, {"balance": 5})
@@ -168,11 +190,12 @@ class RenamedV1(DomainEvent):
     name: str
 
 
-async def test_upcasters_lift_old_schema_versions(session_factory: Factory) -> None:
+async def test_upcasters_lift_old_schema_versions(make_store: MakeStore) -> None:
     """An event written at schema version 1 reads as version 2 through its upcaster."""
     old = EventTypes()
     old.register(RenamedV1)
-    await SqlAlchemyEventStore(session_factory, types=old).append("u-1", [RenamedV1(name="Ada Lovelace")])
+    store = make_store(types=old)
+    await store.append("u-1", [RenamedV1(name="Ada Lovelace")])
 
     class RenamedV2(DomainEvent):
         message_type: ClassVar[str] = "es_test.Renamed"
@@ -188,17 +211,20 @@ async def test_upcasters_lift_old_schema_versions(session_factory: Factory) -> N
         first, last = data.pop("name").split(" ", 1)
         return {**data, "first": first, "last": last}
 
-    (recorded,) = await SqlAlchemyEventStore(session_factory, types=new).read_stream("u-1")
+    store.types = new
+    (recorded,) = await store.read_stream("u-1")
     assert isinstance(recorded.event, RenamedV2)
     assert (recorded.event.first, recorded.event.last) == ("Ada", "Lovelace")
     bare = EventTypes()
     bare.register(RenamedV2)
+    store.types = bare
     with pytest.raises(ConfigurationError, match="upcaster"):
-        await SqlAlchemyEventStore(session_factory, types=bare).read_stream("u-1")
+        await store.read_stream("u-1")
 
 
-async def test_an_unknown_event_type_is_an_error_naming_it(store: SqlAlchemyEventStore) -> None:
+async def test_an_unknown_event_type_is_an_error_naming_it(sql_store: SqlAlchemyEventStore) -> None:
     """A stored type no class claims fails the read with UnknownEventTypeError naming the type."""
+    store = sql_store
     recorded = (await store.append("x-1", deposits(1)))[0]
     async with store.session_factory() as session, session.begin():
         row = (await session.execute(select(events_table).where(events_table.c.position == recorded.position))).one()
@@ -213,16 +239,16 @@ async def test_an_unknown_event_type_is_an_error_naming_it(store: SqlAlchemyEven
 
 
 @pytest.mark.parametrize("stream_id", ["", " padded", "tab\there", "x" * 201, 7])
-async def test_bad_stream_ids_are_validation_errors(store: SqlAlchemyEventStore, stream_id: Any) -> None:
+async def test_bad_stream_ids_are_validation_errors(store: Any, stream_id: Any) -> None:
     """A stream id that is empty, too long, padded, has control characters or is no string is refused."""
     with pytest.raises(ValidationError) as caught:
         await store.append(stream_id, deposits(1))
     assert caught.value.errors[0]["type"] == "invalid_stream_id"
 
 
-async def test_bad_batches_are_validation_errors(session_factory: Factory) -> None:
+async def test_bad_batches_are_validation_errors(make_store: MakeStore) -> None:
     """Empty batches, repeated ids, non-events, oversized payloads and bad versions are refused before writing."""
-    store = SqlAlchemyEventStore(session_factory, max_event_bytes=200)
+    store = make_store(max_event_bytes=200)
     cases: list[tuple[Any, str]] = [
         (store.append("b-1", []), "empty_batch"),
         (store.append_many([]), "empty_batch"),
@@ -242,8 +268,9 @@ async def test_bad_batches_are_validation_errors(session_factory: Factory) -> No
     assert await store.read_all() == []
 
 
-async def test_recorded_events_cannot_be_changed_or_deleted(store: SqlAlchemyEventStore) -> None:
+async def test_recorded_events_cannot_be_changed_or_deleted(sql_store: SqlAlchemyEventStore) -> None:
     """The database refuses UPDATE and DELETE on keel_events (a trigger), whatever code tries."""
+    store = sql_store
     await store.append("imm-1", deposits(1))
     for statement in (update(events_table).values(version=9), delete(events_table)):
         with pytest.raises(DBAPIError, match="append-only"):
@@ -252,8 +279,9 @@ async def test_recorded_events_cannot_be_changed_or_deleted(store: SqlAlchemyEve
     assert [r.version for r in await store.read_stream("imm-1")] == [1]
 
 
-async def test_appends_in_a_unit_of_work_commit_and_roll_back_with_it(session_factory: Factory) -> None:
+async def test_appends_in_a_unit_of_work_commit_and_roll_back_with_it(sql_store: SqlAlchemyEventStore) -> None:
     """A store declared on a unit of work writes in its transaction: rolled back unless committed."""
+    session_factory = sql_store.session_factory
     async with EventsUnitOfWork(session_factory) as uow:
         await uow.events.append("uow-1", deposits(1), expected_version=NO_STREAM)
         assert await uow.events.stream_version("uow-1") == 1

@@ -259,7 +259,7 @@ async def test_required_commands_are_checked_through_the_container(db_path: Path
             container.bus()
 
 
-@pytest.mark.parametrize("name", ["event_bus", "cache", "event_store"])
+@pytest.mark.parametrize("name", ["event_bus", "cache"])
 def test_backends_not_built_yet_say_so_and_can_be_overridden(name: str, db_path: Path) -> None:
     """The placeholder providers raise a ConfigurationError naming the setting; an override replaces them."""
     container = ping_container(db_path)
@@ -327,3 +327,20 @@ async def test_production_refuses_the_development_cursor_secret(db_path: Path) -
         async with running(container):
             pass  # pragma: no cover
     assert "KEEL_REPOSITORY__CURSOR_SECRET" in caught.value.details["variables"]
+
+
+async def test_the_container_builds_the_event_store_from_its_settings(db_path: Path) -> None:
+    """`event_store` is a SqlAlchemyEventStore over the container's session factory, sized by KEEL_EVENT_STORE__*."""
+    from keel.config import EventStoreSettings, KeelSettings
+    from keel.event_store import SqlAlchemyEventStore
+
+    container = ping_container(db_path)
+    settings = container.settings()
+    container.settings.override(
+        providers.Object(KeelSettings(database=settings.database, event_store=EventStoreSettings(max_event_bytes=4096)))
+    )
+    async with running(container):
+        store = container.event_store()
+        assert isinstance(store, SqlAlchemyEventStore)
+        assert store.max_event_bytes == 4096
+        assert store.session_factory is container.session_factory()
