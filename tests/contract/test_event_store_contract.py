@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel import ConcurrencyError, ConfigurationError, DomainEvent, SqlAlchemyUnitOfWork, ValidationError
+from keel import ConcurrencyError, ConfigurationError, ConflictError, DomainEvent, SqlAlchemyUnitOfWork, ValidationError
 from keel.event_store import (
     ANY,
     NO_STREAM,
@@ -126,6 +126,17 @@ async def test_a_different_event_at_a_taken_position_is_a_conflict(store: Any) -
     with pytest.raises(ConcurrencyError):
         await store.append("s-6", [batch[1]], expected_version=ANY)
     assert [r.event for r in await store.read_stream("s-5")] == batch
+
+
+async def test_an_event_id_recorded_in_another_stream_is_a_conflict(store: Any) -> None:
+    """An event id is recorded once: reusing it elsewhere is a ConflictError, by append or append_many."""
+    (event,) = deposits(1)
+    await store.append("id-1", [event], expected_version=NO_STREAM)
+    with pytest.raises(ConflictError):
+        await store.append("id-2", [event], expected_version=NO_STREAM)
+    with pytest.raises(ConflictError):
+        await store.append_many([("id-3", deposits(2), NO_STREAM), ("id-4", [event], NO_STREAM)])
+    assert [r.stream_id for r in await store.read_all()] == ["id-1"]
 
 
 async def test_append_many_writes_every_stream_or_none(store: Any) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from keel.cross_cutting.error import ConcurrencyError
+from keel.cross_cutting.error import ConcurrencyError, ConflictError
 from keel.domain.messages import DomainEvent, utcnow
 from keel.domain.streams import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, RecordedEvent, Snapshot
 from keel.infrastructure.event_store import _checks
@@ -86,10 +86,21 @@ class InMemoryEventStore:
             for event, data in batch_encoded:
                 _checks.check_size(event, len(data), self.max_event_bytes)
         if len(plan) == 1:
+            # The single append's order, as the SQL store's: a repeat is answered before the
+            # version check where the check cannot fail, after it where it can.
             stream_id, batch, expected = plan[0]
-            repeat = self._already_recorded(stream_id, batch, expected)
-            if repeat is not None:
-                return repeat
+            if expected is ANY or expected is STREAM_EXISTS:
+                repeat = self._already_recorded(stream_id, batch, expected)
+                if repeat is not None:
+                    return repeat
+            if not self._matches(stream_id, expected):
+                repeat = self._already_recorded(stream_id, batch, expected)
+                if repeat is not None:
+                    return repeat
+        else:
+            for row in (self._by_id.get(e.event_id) for _, batch, _ in plan for e in batch):
+                if row is not None:
+                    raise _already_used(row.event_id, row.stream_id)
         for stream_id, _, expected in plan:
             if not self._matches(stream_id, expected):
                 raise ConcurrencyError(
@@ -101,9 +112,9 @@ class InMemoryEventStore:
                     expected_version=_text(expected),
                     actual_version=self._versions.get(stream_id, 0),
                 )
-        ids = [e.event_id for _, batch, _ in plan for e in batch]
-        if any(event_id in self._by_id for event_id in ids):
-            raise ConcurrencyError("some of these events are already recorded elsewhere", entity="stream")
+        for row in (self._by_id.get(e.event_id) for _, batch, _ in plan for e in batch):
+            if row is not None:
+                raise _already_used(row.event_id, row.stream_id)
         now, text = utcnow(), json.dumps(merged)
         records = []
         for (stream_id, _, _), batch_encoded in zip(plan, encoded, strict=True):
@@ -222,6 +233,15 @@ class InMemoryEventStore:
             )
             for r in rows
         ]
+
+
+def _already_used(event_id: UUID, stream_id: str) -> ConflictError:
+    """What the SQL store's unique event_id constraint says."""
+    return ConflictError(
+        f"event {event_id} is already recorded (in stream {stream_id!r}): an event id is recorded once",
+        table="keel_events",
+        columns=["event_id"],
+    )
 
 
 def _text(expected: ExpectedVersion) -> str:

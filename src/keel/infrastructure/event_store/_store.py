@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from keel.cross_cutting.error import ConcurrencyError, ConfigurationError
+from keel.cross_cutting.error import ConcurrencyError, ConfigurationError, ConflictError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent, utcnow
 from keel.domain.streams import ANY, STREAM_EXISTS, ExpectedVersion, RecordedEvent, Snapshot
@@ -312,6 +312,11 @@ class SqlAlchemyEventStore:
         rows: list[dict[str, Any]],
         metadata: dict[str, Any],
     ) -> list[RecordedEvent]:
+        # Checked up front (one query for the batch): a unique violation would abort
+        # the transaction, and a batch is not idempotent as a single append is.
+        taken = _sql.existing_events(conn, (row["event_id"] for row in rows))
+        if taken:
+            raise _already_used(taken[0].event_id, taken[0].stream_id)
         _sql.lock_for_append(conn)
         now = rows[0]["recorded_at"]
         if conn.dialect.name == "sqlite":
@@ -463,6 +468,14 @@ class SqlAlchemyEventStore:
 
 class _AppendedEvents(AggregateRoot):
     """Carries the events a unit of work's store appended to its commit, like an aggregate's."""
+
+
+def _already_used(event_id: Any, stream_id: str) -> ConflictError:
+    return ConflictError(
+        f"event {event_id} is already recorded (in stream {stream_id!r}): an event id is recorded once",
+        table="keel_events",
+        columns=["event_id"],
+    )
 
 
 def _parse_metadata(text: str | dict[str, Any]) -> dict[str, Any]:
