@@ -437,8 +437,10 @@ class SqlAlchemyEventStore:
                 return await self._session.run_sync(lambda session: work(session.connection()))
             engine = _engine_of(self.session_factory)
             if engine is None:
-                async with self.session_factory() as session, session.begin():
-                    return await session.run_sync(lambda s: work(s.connection()))
+                raise ConfigurationError(
+                    "SqlAlchemyEventStore needs a session factory bound to an engine "
+                    "(async_sessionmaker(engine) or keel.infrastructure.database.create_session_factory)"
+                )
             if single and engine.dialect.name == "postgresql":
                 async with engine.connect() as conn:
                     autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
