@@ -58,7 +58,7 @@ def test_one_name_for_two_classes_is_refused() -> None:
 
 def test_an_unknown_name_is_an_error_naming_it() -> None:
     """A name no class carries is UnknownEventTypeError with the name in its message and details."""
-    with pytest.raises(UnknownEventTypeError, match="types_test.Nobody") as caught:
+    with pytest.raises(UnknownEventTypeError, match=r"types_test\.Nobody") as caught:
         EventTypes().resolve("types_test.Nobody")
     assert caught.value.details["event_type"] == "types_test.Nobody"
 
