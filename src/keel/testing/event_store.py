@@ -70,7 +70,7 @@ class InMemoryEventStore:
         for stream_id, events, expected_version in appends:
             stream_id = _checks.check_stream_id(stream_id)
             if stream_id in named:
-                raise _checks._invalid(
+                raise _checks.invalid(
                     f"stream {stream_id!r} appears twice in one append_many", "appends", "duplicate_stream"
                 )
             named.add(stream_id)
@@ -79,7 +79,7 @@ class InMemoryEventStore:
             _checks.check_events(stream_id, batch)
             plan.append((stream_id, batch, expected))
         if not plan:
-            raise _checks._invalid("nothing to append: no streams given", "appends", "empty_batch")
+            raise _checks.invalid("nothing to append: no streams given", "appends", "empty_batch")
         merged = {**current_metadata(), **(metadata or {})}
         encoded = [[(e, e.model_dump_json()) for e in batch] for _, batch, _ in plan]
         for batch_encoded in encoded:
