@@ -62,6 +62,12 @@ class EventSourcedRepository(Generic[A]):
     @classmethod
     def for_unit_of_work(cls, uow: SqlAlchemyUnitOfWork, model: type[Any] | None = None) -> Self:
         """The repository in ``uow``'s transaction (how a unit of work builds a declared one)."""
+        if not hasattr(uow, "session_factory"):
+            raise ConfigurationError(
+                f"{cls.__name__} is declared on {type(uow).__name__}, which has no database session: "
+                "declare it on a SqlAlchemyUnitOfWork, or in unit tests use "
+                "EventSourcedRepository(InMemoryEventStore(), YourAggregate) and its save()",
+            )
         store = SqlAlchemyEventStore(uow.session_factory).bind(uow)
         # The aggregates' events reach the unit of work as theirs (it pulls them on
         # commit): the store must not announce them a second time.
