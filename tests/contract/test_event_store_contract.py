@@ -116,14 +116,14 @@ async def test_appending_the_same_events_again_is_idempotent(store: Any, expecte
 
 
 async def test_a_different_event_at_a_taken_position_is_a_conflict(store: Any) -> None:
-    """Same expected version, other events: ConcurrencyError; so are a half-recorded batch and another stream."""
+    """Other events at a taken version, a half-recorded batch: ConcurrencyError; an id used elsewhere: ConflictError."""
     batch = deposits(1, 2)
     await store.append("s-5", batch, expected_version=0)
     with pytest.raises(ConcurrencyError):
         await store.append("s-5", deposits(9), expected_version=0)
     with pytest.raises(ConcurrencyError):
         await store.append("s-5", [batch[0], Deposited(amount=3)], expected_version=0)
-    with pytest.raises(ConcurrencyError):
+    with pytest.raises(ConflictError):
         await store.append("s-6", [batch[1]], expected_version=ANY)
     assert [r.event for r in await store.read_stream("s-5")] == batch
 

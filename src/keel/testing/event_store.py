@@ -217,8 +217,13 @@ class InMemoryEventStore:
                 for event, row in zip(batch, rows, strict=True)
                 if row is not None
             ]
+        elsewhere = next((row for row in rows if row is not None and row.stream_id != stream_id), None)
+        if elsewhere is not None:
+            raise _already_used(elsewhere.event_id, elsewhere.stream_id)
         raise ConcurrencyError(
-            f"stream {stream_id!r}: some of these events are already recorded elsewhere", entity="stream", id=stream_id
+            f"stream {stream_id!r}: some of these events are already recorded at other versions",
+            entity="stream",
+            id=stream_id,
         )
 
     def _decoded(self, rows: list[_Row]) -> list[RecordedEvent]:

@@ -74,8 +74,10 @@ def append(
 ) -> list[RecordedEvent]:
     # Idempotency is checked before the claim when the claim itself cannot fail
     # (ANY, STREAM_EXISTS on an existing stream): a failed insert would abort the
-    # transaction on PostgreSQL, too late to answer "already recorded".
-    if expected is ANY or expected is STREAM_EXISTS:
+    # transaction on PostgreSQL, too late to answer "already recorded". On SQLite it
+    # is checked first whatever the expectation: a failed insert there leaves the
+    # claim standing in the transaction (PostgreSQL's aborted transaction cannot commit).
+    if expected is ANY or expected is STREAM_EXISTS or conn.dialect.name == "sqlite":
         done = _already_recorded(conn, stream_id, batch, expected, metadata)
         if done is not None:
             return done
@@ -115,11 +117,13 @@ def append_many(
     rows: list[dict[str, Any]],
     metadata: dict[str, Any],
 ) -> list[RecordedEvent]:
-    # Checked up front (one query for the batch): a unique violation would abort
-    # the transaction, and a batch is not idempotent as a single append is.
-    taken = _sql.existing_events(conn, (row["event_id"] for row in rows))
-    if taken:
-        raise _already_used(taken[0].event_id, taken[0].stream_id)
+    # A batch is not idempotent as a single append is: a recorded event id is a
+    # ConflictError. PostgreSQL's unique constraint says so and aborts the transaction;
+    # SQLite's failed insert would leave the claimed versions in it, so it checks first.
+    if conn.dialect.name == "sqlite":
+        taken = _sql.existing_events(conn, (row["event_id"] for row in rows))
+        if taken:
+            raise _already_used(taken[0].event_id, taken[0].stream_id)
     _sql.lock_for_append(conn)
     now = rows[0]["recorded_at"]
     if conn.dialect.name == "sqlite":
@@ -185,8 +189,11 @@ def _already_recorded(
             for event, row in zip(batch, rows, strict=True)
             if row is not None
         ]
+    elsewhere = next((row for row in found if row.stream_id != stream_id), None)
+    if elsewhere is not None:
+        raise _already_used(elsewhere.event_id, elsewhere.stream_id)
     raise ConcurrencyError(
-        f"stream {stream_id!r}: some of these events are already recorded elsewhere",
+        f"stream {stream_id!r}: some of these events are already recorded at other versions",
         entity="stream",
         id=stream_id,
         version=expected if isinstance(expected, int) else None,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Insert, Row, Select, Text, and_, cast, select, update
+from sqlalchemy import Connection, Insert, Row, Select, Text, Uuid, and_, any_, bindparam, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keel.domain.streams import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion
@@ -100,7 +100,12 @@ def insert_statement() -> Insert:
 def existing_events(conn: Connection, event_ids: Iterable[UUID]) -> list[Row[Any]]:
     """The rows already holding these event ids, in position order."""
     ids = list(event_ids)
-    return list(conn.execute(select(*EVENT_COLUMNS).where(events.c.event_id.in_(ids)).order_by(events.c.position)))
+    if conn.dialect.name == "postgresql":
+        # One array parameter, not one parameter per id (append_many checks thousands).
+        condition = events.c.event_id == any_(bindparam("event_ids", ids, type_=postgresql.ARRAY(Uuid())))
+    else:
+        condition = events.c.event_id.in_(ids)
+    return list(conn.execute(select(*EVENT_COLUMNS).where(condition).order_by(events.c.position)))
 
 
 def stream_query(
