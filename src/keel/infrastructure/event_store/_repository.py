@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from keel.cross_cutting.error import ConfigurationError, NotFoundError
 from keel.domain.messages import DomainEvent
+from keel.domain.ports import EventStore
 from keel.infrastructure.event_store._aggregate import EventSourcedAggregate
 from keel.infrastructure.event_store._store import SqlAlchemyEventStore
 from keel.service_layer.participants import Participant
@@ -35,7 +36,9 @@ class EventSourcedRepository(Generic[A]):
     it is built per ``async with`` in that unit of work's transaction. A
     subclass can name the aggregate (``aggregate_type = Account``) and the
     snapshot period (``snapshot_every = 50``: a snapshot whenever a commit
-    takes the stream across a multiple of 50).
+    takes the stream across a multiple of 50). Built by hand, it takes any
+    :class:`~keel.event_store.EventStore` (``InMemoryEventStore`` in unit
+    tests) and saves with :meth:`save`.
     """
 
     aggregate_type: ClassVar[type[EventSourcedAggregate] | None] = None
@@ -43,7 +46,7 @@ class EventSourcedRepository(Generic[A]):
 
     def __init__(
         self,
-        store: SqlAlchemyEventStore,
+        store: EventStore,
         aggregate_type: type[A] | None = None,
         *,
         uow: SqlAlchemyUnitOfWork | None = None,
