@@ -7,10 +7,19 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel import Command, ConcurrencyError, MessageBus, NotFoundError, SqlAlchemyUnitOfWork
+from keel import (
+    Command,
+    ConcurrencyError,
+    ConflictError,
+    MessageBus,
+    NotFoundError,
+    SqlAlchemyRepository,
+    SqlAlchemyUnitOfWork,
+)
 from keel.event_store import EventSourcedRepository, SqlAlchemyEventStore
 from keel.service_layer import RetryPolicy
 from tests.contract.event_store_models import Account, Deposited, Opened, Withdrawn
+from tests.models import Counter
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -174,3 +183,26 @@ async def test_the_bus_retries_a_conflicting_append_on_a_fresh_load(session_fact
         account = await uow.accounts.get("a-6")
     assert (account.balance, account.version) == (15, 6)
     assert sorted(e.amount for e in deposited) == [1, 2, 3, 4, 5]
+
+
+class MixedUnitOfWork(SqlAlchemyUnitOfWork):
+    accounts: EventSourcedRepository[Account]
+    counters: SqlAlchemyRepository[Counter]
+
+
+async def test_events_and_other_rows_commit_or_roll_back_together(session_factory: Factory) -> None:
+    """An aggregate's events and a read-model row share the transaction: a failing flush keeps neither."""
+    async with MixedUnitOfWork(session_factory) as uow:
+        uow.accounts.add(Account.open("a-7", "fay"))
+        uow.counters.add(Counter(id=1, value=1))
+        await uow.commit()
+    with pytest.raises(ConflictError):
+        async with MixedUnitOfWork(session_factory) as uow:
+            account = await uow.accounts.get("a-7")
+            account.deposit(5)
+            uow.counters.add(Counter(id=1, value=2))  # the same key: the flush fails after the append
+            await uow.commit()
+    store = SqlAlchemyEventStore(session_factory)
+    assert await store.stream_version("account-a-7") == 1
+    async with MixedUnitOfWork(session_factory) as uow:
+        assert (await uow.counters.get(1)).value == 1
