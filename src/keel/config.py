@@ -394,6 +394,19 @@ class OutboxSettings(BaseModel):
     cleanup_interval: float = Field(3600.0, gt=0, description="Seconds between the relay's cleanups.")
 
 
+class EventStoreSettings(BaseModel):
+    """The event store the container builds (``keel.event_store``)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    backend: Literal["sqlalchemy"] = Field(
+        "sqlalchemy", description="`sqlalchemy`: keel's tables in the application's database (PostgreSQL or SQLite)."
+    )
+    max_event_bytes: int = Field(
+        1024 * 1024, ge=1, description="Largest serialised event (its JSON) an append accepts, in bytes."
+    )
+
+
 class KeelSettings(BaseSettings):
     """All of keel's settings. Applications subclass it to add their own."""
 
@@ -424,6 +437,7 @@ class KeelSettings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    event_store: EventStoreSettings = Field(default_factory=EventStoreSettings)
 
     def __init__(self, **values: Any) -> None:
         if "_env_file" not in values:

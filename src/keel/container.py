@@ -31,7 +31,7 @@ from typing_extensions import TypeVar as DefaultedTypeVar
 
 from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.cache import cache_from_settings, close_cache_at_shutdown
-from keel.cross_cutting.error import TRANSIENT_ERRORS, ConfigurationError
+from keel.cross_cutting.error import TRANSIENT_ERRORS
 from keel.cross_cutting.security import AuditMiddleware, authorize, correlate
 from keel.cross_cutting.telemetry import CommitTelemetry, TelemetryMiddleware, instrument_engine
 from keel.domain.ports import Cache, EventBus
@@ -41,6 +41,7 @@ from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.database.engine import checked_repository_settings, create_replica_router
 from keel.infrastructure.database.replicas import ReplicaRouter
 from keel.infrastructure.event_bus import build_event_bus
+from keel.infrastructure.event_store._store import SqlAlchemyEventStore
 from keel.infrastructure.outbox.relay import OutboxRelay
 from keel.infrastructure.outbox.routing import OutboxRouting
 from keel.infrastructure.outbox.writer import OutboxWriter
@@ -198,24 +199,14 @@ def retry_policy(settings: KeelSettings, max_attempts: int) -> RetryPolicy:
     )
 
 
+def event_store_for(settings: KeelSettings, session_factory: async_sessionmaker[AsyncSession]) -> SqlAlchemyEventStore:
+    """The configured event store (``KEEL_EVENT_STORE__BACKEND``: ``sqlalchemy``, the only one)."""
+    return SqlAlchemyEventStore(session_factory, max_event_bytes=settings.event_store.max_event_bytes)
+
+
 def backend_of(settings: KeelSettings, section: str, default: str) -> str:
     """``settings.<section>.backend``, or ``default`` while that section does not exist yet."""
     return str(getattr(getattr(settings, section, None), "backend", default))
-
-
-def not_built(component: str, section: str, default: str) -> Any:
-    """A provider function for a component whose backends arrive with a later release."""
-
-    def provide(settings: KeelSettings) -> Any:
-        backend = backend_of(settings, section, default)
-        raise ConfigurationError(
-            f"no {component} backend {backend!r} is available in this version of keel; "
-            f"override the container's `{section}` provider with your own",
-            variables=[f"KEEL_{section.upper()}__BACKEND"],
-        )
-
-    provide.__name__ = provide.__qualname__ = f"{section}_backend"
-    return provide
 
 
 # --- the container ----------------------------------------------------------------------
@@ -308,7 +299,8 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     event_bus_lifecycle = providers.Resource(close_event_bus_at_shutdown, event_bus)
     #: A relay over the container's event bus and database (``await container.outbox_relay().run()``).
     outbox_relay = providers.Factory(OutboxRelay, event_bus, session_factory, settings=settings.provided.outbox)
-    event_store = providers.Singleton(not_built("event store", "event_store", "sqlalchemy"), settings)
+    #: keel's event store over the container's session factory (``KEEL_EVENT_STORE__*``).
+    event_store = providers.Singleton(event_store_for, settings, session_factory)
 
 
 @asynccontextmanager

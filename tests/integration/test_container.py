@@ -261,19 +261,6 @@ async def test_required_commands_are_checked_through_the_container(db_path: Path
             container.bus()
 
 
-@pytest.mark.parametrize("name", ["event_store"])
-def test_backends_not_built_yet_say_so_and_can_be_overridden(name: str, db_path: Path) -> None:
-    """The placeholder providers raise a ConfigurationError naming the setting; an override replaces them."""
-    container = ping_container(db_path)
-    provider = getattr(container, name)
-    with pytest.raises(ConfigurationError) as caught:
-        provider()
-    assert caught.value.details["variables"] == [f"KEEL_{name.upper()}__BACKEND"]
-    sentinel = object()
-    with provider.override(providers.Object(sentinel)):
-        assert provider() is sentinel
-
-
 async def test_the_event_bus_is_the_configured_one_and_closes_with_the_container(db_path: Path) -> None:
     """KEEL_EVENT_BUS__BACKEND=memory (the default) gives one InMemoryEventBus, closed at shutdown."""
     from keel.event_bus import InMemoryEventBus, OutgoingMessage
@@ -342,3 +329,20 @@ async def test_production_refuses_the_development_cursor_secret(db_path: Path) -
         async with running(container):
             pass  # pragma: no cover
     assert "KEEL_REPOSITORY__CURSOR_SECRET" in caught.value.details["variables"]
+
+
+async def test_the_container_builds_the_event_store_from_its_settings(db_path: Path) -> None:
+    """`event_store` is a SqlAlchemyEventStore over the container's session factory, sized by KEEL_EVENT_STORE__*."""
+    from keel.config import EventStoreSettings, KeelSettings
+    from keel.event_store import SqlAlchemyEventStore
+
+    container = ping_container(db_path)
+    settings = container.settings()
+    container.settings.override(
+        providers.Object(KeelSettings(database=settings.database, event_store=EventStoreSettings(max_event_bytes=4096)))
+    )
+    async with running(container):
+        store = container.event_store()
+        assert isinstance(store, SqlAlchemyEventStore)
+        assert store.max_event_bytes == 4096
+        assert store.session_factory is container.session_factory()

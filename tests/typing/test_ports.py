@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
 from keel.cache import InMemoryCache, RedisCache
 from keel.domain.ports import Cache, Repository, UnitOfWorkRepository, builds_from_unit_of_work
+from keel.event_store import EventSourcedRepository, EventStore, SqlAlchemyEventStore
 from keel.testing import InMemoryRepository, InMemoryUnitOfWork
 from tests.models import Product
 
@@ -80,3 +81,16 @@ def test_both_caches_satisfy_the_cache_port() -> None:
     """mypy checks the list's type: InMemoryCache and RedisCache are Caches (no connection is made)."""
     caches: list[Cache] = [InMemoryCache(), RedisCache("redis://127.0.0.1:1/0")]
     assert all(callable(cache.lookup) for cache in caches)
+
+
+def as_event_store(store: EventStore) -> EventStore:
+    """mypy checks the call: the argument must satisfy the event store port."""
+    return store
+
+
+def test_the_sql_event_store_is_an_event_store_and_builds_from_a_unit_of_work() -> None:
+    """SqlAlchemyEventStore satisfies EventStore statically; it and the event-sourced repository are declarable."""
+    store = SqlAlchemyEventStore(async_sessionmaker[AsyncSession]())
+    assert as_event_store(store) is store
+    assert builds_from_unit_of_work(SqlAlchemyEventStore)
+    assert builds_from_unit_of_work(EventSourcedRepository)

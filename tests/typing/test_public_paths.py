@@ -24,6 +24,7 @@ PUBLIC_MODULES = (
     "keel.container",
     "keel.domain.ports",
     "keel.event_bus",
+    "keel.event_store",
     "keel.ext.fastapi",
     "keel.health",
     "keel.infrastructure.database",

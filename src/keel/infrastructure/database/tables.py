@@ -12,6 +12,7 @@ from sqlalchemy import Column, String, Table
 from keel.infrastructure.database.audit_table import audit as audit
 from keel.infrastructure.database.orm import keel_metadata
 from keel.infrastructure.database.types import UTCDateTime
+from keel.infrastructure.event_store import tables as _event_store_tables  # noqa: F401  (fills keel_metadata)
 from keel.infrastructure.outbox import tables as _outbox_tables  # noqa: F401  (keel_outbox, keel_inbox)
 
 #: Longest command id or idempotency key (keep equal to keel.service_layer.commands.MAX_KEY_LENGTH).

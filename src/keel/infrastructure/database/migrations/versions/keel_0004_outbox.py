@@ -1,7 +1,7 @@
 """keel_outbox and keel_inbox: the transactional outbox and the idempotent consumers' record.
 
 Revision ID: keel_0004
-Revises: keel_0002
+Revises: keel_0003
 Create Date: 2026-12-07 00:00:00+00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import keel.orm
 
 revision: str = "keel_0004"
-down_revision: str | Sequence[str] | None = "keel_0002"
+down_revision: str | Sequence[str] | None = "keel_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
