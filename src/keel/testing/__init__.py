@@ -3,15 +3,18 @@
 :class:`InMemoryRepository` and :class:`InMemoryUnitOfWork` have the surface
 and semantics of the SQLAlchemy ones (pages, cursors, soft delete, seen
 aggregates, commit/rollback, events after commit) without a database, for
-fast unit tests of handlers and services.
+fast unit tests of handlers and services. They live beside the SQL
+implementation they twin, in :mod:`keel.infrastructure.repository.memory`;
+this package is their public path.
 """
 
 from __future__ import annotations
 
-from keel.testing.processed_commands import InMemoryProcessedCommands
-from keel.testing.repository import InMemoryRepository, in_memory_twin
-from keel.testing.store import InMemoryStore, Workspace
-from keel.testing.unit_of_work import InMemoryUnitOfWork, in_memory_unit_of_work
+from keel.infrastructure.repository.memory.processed_commands import InMemoryProcessedCommands
+from keel.infrastructure.repository.memory.repository import InMemoryRepository, in_memory_twin
+from keel.infrastructure.repository.memory.store import InMemoryStore
+from keel.infrastructure.repository.memory.unit_of_work import InMemoryUnitOfWork, in_memory_unit_of_work
+from keel.infrastructure.repository.memory.workspace import Workspace
 
 __all__ = [
     "InMemoryProcessedCommands",

@@ -32,11 +32,12 @@ from keel.cross_cutting.error import UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
 from keel.domain.ports import builds_from_unit_of_work
+from keel.infrastructure.repository.memory.repository import in_memory_twin
+from keel.infrastructure.repository.memory.store import InMemoryStore
+from keel.infrastructure.repository.memory.workspace import Workspace
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.service_layer.participants import CommitParticipant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
-from keel.testing.repository import in_memory_twin
-from keel.testing.store import InMemoryStore, Workspace
 
 RepositorySpec = tuple[type[Any], type[Any] | None]
 U_co = TypeVar("U_co", bound=AbstractUnitOfWork, covariant=True)

@@ -19,7 +19,7 @@ from keel.infrastructure.repository.pages import CursorPage, Page
 from keel.infrastructure.repository.settings import resolve_cursor_secret, resolve_setting
 
 if TYPE_CHECKING:
-    from keel.testing.repository import InMemoryRepository
+    from keel.infrastructure.repository.memory.repository import InMemoryRepository
 
 
 def _keys(model: type[Any], order_by: OrderByArg, *, tie_breaker: bool) -> list[SortKey]:

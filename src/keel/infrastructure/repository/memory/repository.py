@@ -35,11 +35,13 @@ from keel.infrastructure.repository._checks import check_update_values, coerce_i
 from keel.infrastructure.repository._insert_many import bulk_shape, carries_related
 from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
 from keel.infrastructure.repository.filters import Condition, build_conditions
+from keel.infrastructure.repository.memory._evaluate import compile_where, matches, statement_where
+from keel.infrastructure.repository.memory._paging import cursor_page, offset_page, sort_rows
+from keel.infrastructure.repository.memory._rows import READ_AT, apply_insert_defaults, identity_of, mapper_of
+from keel.infrastructure.repository.memory.store import InMemoryStore
+from keel.infrastructure.repository.memory.workspace import Workspace
 from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
-from keel.testing._evaluate import compile_where, matches, statement_where
-from keel.testing._paging import cursor_page, offset_page, sort_rows
-from keel.testing.store import _READ_AT, InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
 
 T = TypeVar("T")
 
@@ -134,7 +136,7 @@ class InMemoryRepository(RepositoryBase[T]):
     def _attach(self, entity: T) -> None:
         # A copy from an earlier unit of work, added back like add() does:
         # saved with a check of the version it was read at.
-        if _READ_AT not in entity.__dict__:
+        if READ_AT not in entity.__dict__:
             return  # never stored: not an entity of another unit of work
         if self.workspace.identity.get((self.model, identity_of(self.model, entity))) is not entity:
             self.workspace.add(self.model, entity)
