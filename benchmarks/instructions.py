@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import make_url
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_test"
-BENCHMARKS = ("uow_overhead", "bus_overhead")
+BENCHMARKS = ("uow_overhead", "bus_overhead", "pagination", "bulk_insert")
 _I_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 

@@ -17,14 +17,25 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+from keel.config import KeelSettings, RepositorySettings
 from keel.infrastructure.repository.memory._rows import Key
 from keel.infrastructure.repository.memory.workspace import Workspace
+from keel.infrastructure.repository.settings import REPOSITORY_SETTINGS, checked_repository_settings
 
 
 class InMemoryStore:
-    """Committed rows of every model, keyed by primary key, in insertion order."""
+    """Committed rows of every model, keyed by primary key, in insertion order.
 
-    def __init__(self) -> None:
+    ``repository_settings`` plays the part of a session factory's: repositories
+    on this store take page sizes and the cursor secret from their own class,
+    else from these, else from the process-wide defaults, the SQL order.
+    """
+
+    def __init__(self, *, repository_settings: KeelSettings | RepositorySettings | None = None) -> None:
+        #: What a session's ``info`` carries to the SQL repositories: their settings, when given.
+        self.info: dict[str, Any] = {}
+        if repository_settings is not None:
+            self.info[REPOSITORY_SETTINGS] = checked_repository_settings(repository_settings)
         self._tables: dict[type[Any], dict[Key, Any]] = {}
         self._sequences: dict[type[Any], Iterator[int]] = {}
         #: How many unit-of-work commits reached this store.

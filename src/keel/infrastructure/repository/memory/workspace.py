@@ -41,6 +41,7 @@ from keel.infrastructure.repository.memory._rows import (
 if TYPE_CHECKING:
     from keel.infrastructure.repository.memory.store import InMemoryStore
 
+
 class Workspace:
     """One unit of work's view of a store: an identity map plus pending changes."""
 
