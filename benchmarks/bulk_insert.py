@@ -141,8 +141,9 @@ def report(url: str, results: dict[str, list[float]], rounds: int, count: int) -
 
 # --- instruction counts (benchmarks.instructions) ------------------------------------------
 
-#: Rows per operation of the instruction count: one load of BATCH rows, committed.
-BATCH = 100
+#: Rows per operation of the instruction count: one load of BATCH rows, committed
+#: (``KEEL_BENCH_BATCH`` changes it, to tell per-load from per-row costs).
+BATCH = int(os.environ.get("KEEL_BENCH_BATCH", "100"))
 SIDES = ("Core executemany", "keel insert_many (mappings)", "keel insert_many (entities)")
 
 

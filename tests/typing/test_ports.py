@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Self
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
+from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork, UnitOfWorkError
 from keel.domain.ports import Repository, UnitOfWorkRepository, builds_from_unit_of_work
+from keel.infrastructure.declared_repositories import DeclaredRepositories
 from keel.testing import InMemoryRepository, InMemoryUnitOfWork
 from tests.models import Product
 
@@ -73,3 +75,18 @@ async def test_the_in_memory_unit_of_work_builds_it_too() -> None:
     async with uow:
         assert type(uow.tally) is Tally
         assert uow.tally.uow is uow
+
+
+async def test_both_units_of_work_find_their_repositories_with_one_scan(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """DeclaredRepositories under both: one declaration, one lifetime, one error outside ``async with``."""
+    sql, twin = TallyUnitOfWork(session_factory), InMemoryTallyUnitOfWork()
+    for uow in (sql, twin):
+        assert isinstance(uow, DeclaredRepositories)
+        assert type(uow)._declared_repositories() == {"tally": (Tally, None)}
+        with pytest.raises(UnitOfWorkError, match="exists only inside"):
+            _ = uow.tally
+        async with uow:
+            assert uow.tally.uow is uow
+        assert "tally" not in vars(uow)
