@@ -42,6 +42,7 @@ TOOLING_VARIABLES = frozenset(
         "KEEL_REQUIRE_SERVICES",  # tests: a missing service fails instead of skipping
         "KEEL_TEST_POSTGRES_URL",  # tests: the PostgreSQL server that test databases are created on
         "KEEL_BENCH_DATABASE_URL",  # benchmarks: the database they run on
+        "KEEL_BENCH_BATCH",  # benchmarks: rows per load of bulk_insert's instruction count
         "KEEL_VENV",  # scripts/: the virtual environment to use
     }
 )

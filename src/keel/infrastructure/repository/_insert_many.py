@@ -192,12 +192,14 @@ def entity_rows(model: type[Any], entities: Iterable[Any], now: Any) -> tuple[li
 
 def attribute_rows(model: type[Any], rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Mappings checked against the model: unknown attribute names are a ValidationError."""
-    columns = set(bulk_shape(model).columns)
+    columns = frozenset(bulk_shape(model).columns)
     checked = []
     for row in rows:
-        for name in row:
-            if name not in columns:
-                column_attribute(model, name, loc="items")
+        # One set operation per row; the names are looked at one by one only to report one.
+        if not columns.issuperset(row):
+            for name in row:
+                if name not in columns:
+                    column_attribute(model, name, loc="items")
         checked.append(dict(row))
     return checked
 
