@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from benchmarks.uow_overhead import _no_synchronous_commit, ensure_database
+from benchmarks.uow_overhead import _no_synchronous_commit, ensure_database, keel_engine, plain_engine
 from keel import AggregateRoot, SqlAlchemyRepository
 from keel.config import DatabaseSettings
 from keel.infrastructure.database import create_engine, create_session_factory
@@ -137,6 +137,58 @@ def report(url: str, results: dict[str, list[float]], rounds: int, count: int) -
         print(f"{name:<26}{median:>10.3f}{count / median:>12,.0f}{ratio:>12.2f}x")
     print(f"insert_many / hand-written = {ratios['keel insert_many']:.2f}x (target >= 0.9x)")
     return ratios
+
+
+# --- instruction counts (benchmarks.instructions) ------------------------------------------
+
+#: Rows per operation of the instruction count: one load of BATCH rows, committed
+#: (``KEEL_BENCH_BATCH`` changes it, to tell per-load from per-row costs).
+BATCH = int(os.environ.get("KEEL_BENCH_BATCH", "100"))
+SIDES = ("Core executemany", "keel insert_many (mappings)", "keel insert_many (entities)")
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    return [{"name": f"row-{i}", "qty": i} for i in range(count)]
+
+
+async def run_side(url: str, side: str, warmup: int, ops: int) -> None:
+    """Run ``warmup`` then ``ops`` loads of BATCH rows by one side alone (for ``benchmarks.instructions``).
+
+    Each side builds its input inside the operation (dicts, or entities for the
+    last side). The baseline is SQLAlchemy Core on a plain engine:
+    ``conn.execute(insert(table), rows)``, one executemany (insertmanyvalues
+    batches on PostgreSQL), with ``version`` given and the timestamp columns'
+    Python defaults applied by Core.
+    """
+    await ensure_database(url)
+    engine = plain_engine(url) if side == SIDES[0] else keel_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(BulkRow.__table__.drop, checkfirst=True)  # type: ignore[attr-defined]
+            await conn.run_sync(BulkRow.__table__.create)  # type: ignore[attr-defined]
+        table = Base.metadata.tables[BulkRow.__tablename__]
+        factory = create_session_factory(engine)
+
+        async def core() -> None:
+            rows = [{**row, "version": 1} for row in _rows(BATCH)]
+            async with engine.begin() as conn:
+                await conn.execute(insert(table), rows)
+
+        async def mappings() -> None:
+            async with factory() as session:
+                await SqlAlchemyRepository(session, model=BulkRow).insert_many(_rows(BATCH))
+                await session.commit()
+
+        async def entities() -> None:
+            async with factory() as session:
+                await SqlAlchemyRepository(session, model=BulkRow).insert_many(BulkRow(**row) for row in _rows(BATCH))
+                await session.commit()
+
+        operation = {SIDES[0]: core, SIDES[1]: mappings, SIDES[2]: entities}[side]
+        for _ in range(warmup + ops):
+            await operation()
+    finally:
+        await engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import make_url
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_test"
-BENCHMARKS = ("uow_overhead", "bus_overhead", "audit_overhead", "outbox_relay")
+BENCHMARKS = ("uow_overhead", "bus_overhead", "audit_overhead", "outbox_relay", "pagination", "bulk_insert")
 _I_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 

@@ -24,14 +24,15 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, text
+from sqlalchemy import Index, String, select, text, tuple_
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from benchmarks.uow_overhead import ensure_database
+from benchmarks.uow_overhead import ensure_database, keel_engine, plain_engine, plain_session_factory
 from keel import SqlAlchemyRepository
 from keel.config import DatabaseSettings
 from keel.infrastructure.database import create_engine, create_session_factory
@@ -156,6 +157,74 @@ def report(url: str, results: dict[str, list[float]], rows: int, depth: int, rep
     print(f"cursor deep / page 1 = {ratio:.2f}x (target <= 1.5x); offset deep / page 1 = {od / o1:.1f}x")
     print("(each call includes a session checkout and the repository; the offset call also runs its COUNT)")
     return ratio
+
+
+# --- instruction counts (benchmarks.instructions) ------------------------------------------
+
+#: Rows of the instruction count's table and the depth of its page (the plan is the same at any depth).
+COUNT_ROWS = 20_000
+COUNT_DEPTH = 10_000
+SIDES = ("hand-written keyset SELECT", "keel paginate_by_cursor")
+
+
+def _token(created_at: Any, id: int) -> str:
+    return f"{created_at.isoformat()}|{id}"
+
+
+async def run_side(url: str, side: str, warmup: int, ops: int) -> None:
+    """Serve ``warmup`` then ``ops`` requests for the page at COUNT_DEPTH by one side alone.
+
+    The hand-written side is what an application would write without keel: a
+    plain session, ``WHERE (created_at, id) < (:c, :i) AND deleted_at IS NULL
+    ORDER BY created_at DESC, id DESC LIMIT size + 1``, its cursor an unsigned
+    ``"<created_at>|<id>"`` string parsed on the way in and built for the next
+    page on the way out. keel's side is ``paginate_by_cursor`` with a signed
+    cursor, on keel's engine and session factory.
+    """
+    await ensure_database(url)
+    engine = plain_engine(url) if side == SIDES[0] else keel_engine(url)
+    try:
+        await fill(engine, COUNT_ROWS)
+        if side == SIDES[0]:
+            plain = plain_session_factory(engine)
+            async with plain() as session:
+                row = (
+                    await session.execute(
+                        select(FeedEntry.created_at, FeedEntry.id)
+                        .order_by(FeedEntry.created_at.desc(), FeedEntry.id.desc())
+                        .offset(COUNT_DEPTH - 1)
+                        .limit(1)
+                    )
+                ).one()
+            token = _token(row.created_at, row.id)
+
+            async def operation() -> None:
+                text_at, text_id = token.rsplit("|", 1)
+                boundary = (datetime.fromisoformat(text_at), int(text_id))
+                async with plain() as session:
+                    stmt = (
+                        select(FeedEntry)
+                        .where(tuple_(FeedEntry.created_at, FeedEntry.id) < boundary, FeedEntry.deleted_at.is_(None))
+                        .order_by(FeedEntry.created_at.desc(), FeedEntry.id.desc())
+                        .limit(SIZE + 1)
+                    )
+                    items = list((await session.scalars(stmt)).all())
+                _ = _token(items[SIZE - 1].created_at, items[SIZE - 1].id) if len(items) > SIZE else None
+
+        else:
+            factory = create_session_factory(engine)
+            cursor = await deep_cursor(factory, COUNT_DEPTH)
+
+            async def operation() -> None:
+                async with factory() as session:
+                    await SqlAlchemyRepository(session, model=FeedEntry).paginate_by_cursor(
+                        size=SIZE, order_by=ORDER, cursor=cursor
+                    )
+
+        for _ in range(warmup + ops):
+            await operation()
+    finally:
+        await engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

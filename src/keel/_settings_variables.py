@@ -46,6 +46,7 @@ TOOLING_VARIABLES = frozenset(
         "KEEL_TEST_REDIS_URL",  # tests: the shared Redis the cache tests use
         "KEEL_BENCH_PRIMARY_URL",  # benchmarks/replicas.py: an existing primary (with KEEL_BENCH_REPLICA_URL)
         "KEEL_BENCH_REPLICA_URL",  # benchmarks/replicas.py: a streaming replica of KEEL_BENCH_PRIMARY_URL
+        "KEEL_BENCH_BATCH",  # benchmarks: rows per load of bulk_insert's instruction count
         "KEEL_VENV",  # scripts/: the virtual environment to use
     }
 )

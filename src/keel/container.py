@@ -237,7 +237,9 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     # or it would keep handing out sessions on the disposed one.
     session_factory = providers.Resource(session_factory_for, engine, repository_settings, replica_router)
 
-    unit_of_work_class = providers.Object(SqlAlchemyUnitOfWork)
+    # Typed as the class, not as its constructor's signature (what mypy would infer), so a
+    # subclass may give a unit of work whose ``__init__`` takes only the session factory.
+    unit_of_work_class: providers.Provider[type[SqlAlchemyUnitOfWork]] = providers.Object(SqlAlchemyUnitOfWork)
     #: Run at every commit of the container's units of work, after the class's own. The default
     #: ``KEEL_CACHE__BACKEND``: memory (the default), redis or none; closed when resources shut down.
     cache = providers.Singleton(cache_from_settings, settings.provided.cache)

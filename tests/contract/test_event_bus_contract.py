@@ -234,7 +234,7 @@ async def test_attributes_pubsub_would_refuse_are_a_publish_error(
     """Reserved, oversized or too many attributes: PublishError (not retryable) on both buses."""
     bus = new_bus()
     with pytest.raises(PublishError) as raised:
-        await bus.publish(message(names("orders"), **attributes))
+        await bus.publish(message(names("orders"), **attributes))  # type: ignore[arg-type]
     assert raised.value.retryable is False
 
 

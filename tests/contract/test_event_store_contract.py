@@ -265,7 +265,7 @@ async def test_bad_batches_are_validation_errors(make_store: MakeStore) -> None:
         (store.append_many([]), "empty_batch"),
         (store.append("b-1", [Opened(owner="x" * 300)]), "payload_too_large"),
         (store.append("b-1", [Opened(owner="x")], expected_version=-1), "invalid_expected_version"),
-        (store.append("b-1", [object()]), "not_an_event"),  # type: ignore[list-item]
+        (store.append("b-1", [object()]), "not_an_event"),
         (store.append_many([("b-1", deposits(1), ANY), ("b-1", deposits(2), ANY)]), "duplicate_stream"),
         (store.read_all(after=-1), "invalid_range"),
         (store.read_stream("b-1", limit=0), "invalid_range"),

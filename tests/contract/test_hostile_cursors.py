@@ -41,7 +41,7 @@ def body_of(cursor: str) -> dict[str, Any]:
 async def real_cursor(new_uow: NewUow, order_by: str) -> str:
     await seed(new_uow(), gauges=(Gauge(id=i, qty=i, code=f"c{i}") for i in range(1, 4)))
     async with new_uow() as uow:
-        cursor = (await uow.gauges.paginate_by_cursor(size=1, order_by=order_by)).next_cursor
+        cursor: str | None = (await uow.gauges.paginate_by_cursor(size=1, order_by=order_by)).next_cursor
     assert cursor is not None
     return cursor
 

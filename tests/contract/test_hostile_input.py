@@ -6,7 +6,7 @@ in-memory twin, SQLite and PostgreSQL, and never a raw Python or driver error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -123,7 +123,7 @@ async def test_filter_values_the_column_cannot_hold_are_validation_errors(
     """Equality keywords, Eq/Ne/In/Range and query parameters refuse them before SQL, naming the field."""
     await seed(new_uow)
     async with new_uow() as uow:
-        calls = [
+        calls: list[Callable[[], Awaitable[Any]]] = [
             lambda: uow.gauges.list(**{field: value}),
             lambda: uow.gauges.count(Eq(field, value)),
             lambda: uow.gauges.count(Ne(field, value)),

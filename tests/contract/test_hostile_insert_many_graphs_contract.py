@@ -94,7 +94,7 @@ NewUow = Callable[[], Any]
 
 
 def twin_xfail(reason: str) -> pytest.MarkDecorator:
-    """Run on every implementation; the in-memory twin's known gap is a strict xfail (keel.testing.store)."""
+    """Run on every implementation; the in-memory twin's known gap is a strict xfail (repository.memory)."""
     return pytest.mark.parametrize(
         "backend",
         [

@@ -224,7 +224,7 @@ def test_the_default_registry_pings_the_caches_redis_when_the_cache_uses_one(mon
         url: SecretStr | None = SecretStr(REDIS_URL)
 
     class WithCache(KeelSettings):
-        cache: CacheSection = CacheSection()
+        cache: CacheSection = CacheSection()  # type: ignore[assignment]  # a stand-in section
 
     monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
     assert default_health_registry(WithCache()).names() == ["redis"]

@@ -53,7 +53,7 @@ class GadgetUnitOfWork(SqlAlchemyUnitOfWork):
 
 
 class ShortLivedGadgets(GadgetRepository):
-    cache_ttl = 0.05
+    cache_ttl = 0.05  # type: ignore[assignment]  # a fraction of a second, to see expiry quickly
 
 
 class ShortLivedUnitOfWork(SqlAlchemyUnitOfWork):

@@ -230,7 +230,7 @@ def new_uow(backend: str, context_engines: dict[str, AsyncEngine]) -> Callable[[
     if backend == "memory":
         stores = {context: InMemoryStore() for context in CONTEXTS}
         twins = {context: in_memory_unit_of_work(uow) for context, (_, uow, _) in CONTEXTS.items()}
-        return lambda context: twins[context](stores[context])  # type: ignore[return-value]  # a twin of the SQL class
+        return lambda context: twins[context](stores[context])  # a subclass of the SQL class
     factories = {context: create_session_factory(engine) for context, engine in context_engines.items()}
     return lambda context: CONTEXTS[context][1](factories[context])
 

@@ -18,7 +18,7 @@ from keel import (
 )
 from keel.event_store import EventSourcedRepository, SqlAlchemyEventStore
 from keel.service_layer import RetryPolicy
-from tests.contract.event_store_models import Account, Deposited, Opened, Withdrawn
+from tests.contract.event_store_models import Account, Deposited, Opened
 from tests.models import Counter
 
 Factory = async_sessionmaker[AsyncSession]
@@ -55,7 +55,7 @@ async def test_an_aggregate_is_stored_as_events_and_rebuilt_from_them(session_fa
         loaded = await uow.accounts.get("a-1")
     assert (loaded.owner, loaded.balance, loaded.version, loaded.stored_version) == ("ada", 6, 3, 3)
     recorded = await SqlAlchemyEventStore(session_factory).read_stream("account-a-1")
-    assert [type(r.event) for r in recorded] == [Opened, Deposited, Withdrawn]
+    assert [type(r.event).__name__ for r in recorded] == ["Opened", "Deposited", "Withdrawn"]
 
 
 async def test_an_empty_stream_is_not_found(session_factory: Factory) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -69,7 +70,7 @@ async def _write(store: SqlAlchemyEventStore, factory_engine: AsyncEngine, write
             await uow.commit()
 
 
-async def _tail(store: SqlAlchemyEventStore, total: int, writers: asyncio.Future[object]) -> list[RecordedEvent]:
+async def _tail(store: SqlAlchemyEventStore, total: int, writers: asyncio.Future[Any]) -> list[RecordedEvent]:
     """Follow read_all until ``total`` events are seen (failing if the writers finished short)."""
     seen: list[RecordedEvent] = []
     after = 0

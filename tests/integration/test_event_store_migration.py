@@ -24,14 +24,15 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database after `alembic upgrade heads`."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-        migrations.upgrade(url, config_path=ALEMBIC_INI)
-        yield url
+        sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+        migrations.upgrade(sqlite_url, config_path=ALEMBIC_INI)
+        yield sqlite_url
         return
-    url, name = create_postgres_database()
-    if url is None:
+    created, name = create_postgres_database()
+    if created is None:
         unavailable("PostgreSQL", name)
-    assert url is not None
+    assert created is not None
+    url = created
     try:
         migrations.upgrade(url, config_path=ALEMBIC_INI)
         yield url

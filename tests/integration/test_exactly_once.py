@@ -25,7 +25,8 @@ from keel import (
 from keel.config import DatabaseSettings
 from keel.domain.messages import DomainEvent as Event
 from keel.infrastructure.database import create_engine, create_session_factory
-from keel.infrastructure.processed_commands import RecordProcessedCommands, processed_commands
+from keel.infrastructure.database.tables import processed_commands
+from keel.infrastructure.processed_commands import RecordProcessedCommands
 from keel.orm import Base
 from keel.service_layer import RetryPolicy, current_command
 from tests.models import AppUnitOfWork, Counter

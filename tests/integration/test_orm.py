@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import String, inspect
+from sqlalchemy import String, Table, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -82,6 +82,7 @@ def test_constraint_names_follow_the_naming_convention() -> None:
     """Primary keys and indexes get deterministic names, so migrations can address them."""
     assert Base.metadata.naming_convention == NAMING_CONVENTION
     table = Product.__table__
+    assert isinstance(table, Table)
     assert table.primary_key.name == "pk_core_products"
     assert {index.name for index in table.indexes} == {"ix_core_products_deleted_at"}
 

@@ -270,7 +270,7 @@ async def test_two_containers_in_one_process_keep_their_repository_settings(tmp_
     async with running(containers[0]) as first, running(containers[1]) as second:
         for container in (first, second):
             async with container.engine().begin() as conn:
-                await conn.run_sync(Base.metadata.create_all, tables=[Item.__table__])
+                await conn.run_sync(Base.metadata.create_all, tables=[Base.metadata.tables[Item.__tablename__]])
             await seed(container.session_factory(), 5)
         async with ContractUnitOfWork(first.session_factory()) as uow:
             with pytest.raises(ValidationError):

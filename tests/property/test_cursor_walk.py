@@ -35,10 +35,12 @@ def oracle(rows: list[Row], order: list[tuple[str, bool]]) -> list[int]:
     """Ids in keel's order: NULL greatest; id breaks ties in the last key's direction."""
     result = sorted(rows, key=lambda r: r.id, reverse=order[-1][1])
     for field, descending in reversed(order):
-        result.sort(
-            key=lambda r, f=field: (getattr(r, f) is None, getattr(r, f) or 0 if f != "c" else getattr(r, f) or ""),
-            reverse=descending,
-        )
+
+        def key(row: Row, field: str = field) -> tuple[bool, Any]:
+            value = getattr(row, field)
+            return (value is None, value or (0 if field != "c" else ""))
+
+        result.sort(key=key, reverse=descending)
     return [r.id for r in result]
 
 
@@ -49,7 +51,7 @@ async def replace_rows(new_uow: NewUow, data: list[tuple[Any, Any, Any]]) -> lis
         else:
             for row in await uow.rows.list(include_deleted=True):
                 await uow.rows.hard_delete(row)
-        rows = uow.rows.add_many(Row(a=a, b=b, c=c) for a, b, c in data)
+        rows: list[Row] = uow.rows.add_many(Row(a=a, b=b, c=c) for a, b, c in data)
         await uow.commit()
     return rows
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from keel import ValidationError, filters_from_query
+from keel import CursorPage, ValidationError, filters_from_query
 from tests.property.models import Row
 
 NewUow = Callable[[], Any]
@@ -37,7 +38,7 @@ async def seed(new_uow: NewUow) -> str:
         if await uow.rows.count() == 0:
             uow.rows.add_many([Row(a=1, b=None, c="x"), Row(a=None, b=2, c=None), Row(a=3, b=3, c="y")])
             await uow.commit()
-        page = await uow.rows.paginate_by_cursor(size=1, order_by=["a", "-c"])
+        page: CursorPage[Row] = await uow.rows.paginate_by_cursor(size=1, order_by=["a", "-c"])
     assert page.next_cursor is not None
     return page.next_cursor
 
@@ -66,7 +67,7 @@ async def test_fuzzed_cursors_only_raise_validation_errors(
     async with new_uow() as uow:
         for cursor in (junk, edited, valid + junk):
             await only_validation_errors(
-                lambda c=cursor: uow.rows.paginate_by_cursor(size=1, order_by=["a", "-c"], cursor=c)
+                partial(uow.rows.paginate_by_cursor, size=1, order_by=["a", "-c"], cursor=cursor)
             )
 
 

@@ -51,10 +51,12 @@ class Recorded:
 
     def total(self, metric: str, **attributes: Any) -> float:
         """The sum of a counter's points whose attributes include ``attributes``."""
-        return sum(
-            point.value
-            for point in self.points(metric)
-            if all(point.attributes.get(key) == value for key, value in attributes.items())
+        return float(
+            sum(
+                point.value
+                for point in self.points(metric)
+                if all(point.attributes.get(key) == value for key, value in attributes.items())
+            )
         )
 
 

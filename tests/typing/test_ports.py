@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Self
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork
+from keel import SqlAlchemyRepository, SqlAlchemyUnitOfWork, UnitOfWorkError
 from keel.cache import InMemoryCache, RedisCache
 from keel.domain.ports import Cache, Repository, UnitOfWorkRepository, builds_from_unit_of_work
 from keel.event_store import EventSourcedRepository, EventStore, SqlAlchemyEventStore
+from keel.infrastructure.declared_repositories import DeclaredRepositories
 from keel.testing import InMemoryRepository, InMemoryUnitOfWork
 from tests.models import Product
 
@@ -94,3 +96,18 @@ def test_the_sql_event_store_is_an_event_store_and_builds_from_a_unit_of_work() 
     assert as_event_store(store) is store
     assert builds_from_unit_of_work(SqlAlchemyEventStore)
     assert builds_from_unit_of_work(EventSourcedRepository)
+
+
+async def test_both_units_of_work_find_their_repositories_with_one_scan(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """DeclaredRepositories under both: one declaration, one lifetime, one error outside ``async with``."""
+    sql, twin = TallyUnitOfWork(session_factory), InMemoryTallyUnitOfWork()
+    for uow in (sql, twin):
+        assert isinstance(uow, DeclaredRepositories)
+        assert type(uow)._declared_repositories() == {"tally": (Tally, None)}
+        with pytest.raises(UnitOfWorkError, match="exists only inside"):
+            _ = uow.tally
+        async with uow:
+            assert uow.tally.uow is uow
+        assert "tally" not in vars(uow)

@@ -103,7 +103,7 @@ async def test_an_aggregate_must_implement_apply_and_a_repository_must_name_its_
     with pytest.raises(NotImplementedError, match="apply"):
         Bare("b-1").record(Named(name="x"))
     with pytest.raises(ConfigurationError, match="EventSourcedAggregate"):
-        EventSourcedRepository(InMemoryEventStore())  # type: ignore[var-annotated]
+        EventSourcedRepository(InMemoryEventStore())
     assert Bare.stream_id_for("b-1") == "Bare-b-1"
 
 
@@ -112,4 +112,4 @@ def test_an_event_sourced_repository_on_an_in_memory_unit_of_work_says_what_to_u
     from keel.testing import InMemoryStore, InMemoryUnitOfWork
 
     with pytest.raises(ConfigurationError, match="InMemoryEventStore"):
-        EventSourcedRepository.for_unit_of_work(InMemoryUnitOfWork(InMemoryStore()), Bare)
+        EventSourcedRepository.for_unit_of_work(InMemoryUnitOfWork(InMemoryStore()), Bare)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from keel.infrastructure.repository.settings import (
     resolve_cursor_secret,
     resolve_setting,
 )
-from keel.testing import InMemoryRepository
+from keel.testing import InMemoryRepository, InMemoryStore, InMemoryUnitOfWork
 from tests.contract.models import Item
 
 
@@ -94,6 +94,25 @@ async def test_the_twin_respects_a_subclass_zero_as_the_sql_repository_does() ->
         await repo.paginate()
     assert caught.value.details["maximum"] == repository_defaults.max_page_size
     assert len((await repo.paginate(size=1)).items) == 1
+
+
+async def test_the_twin_takes_settings_in_the_sql_order_with_its_store_as_the_session() -> None:
+    """Subclass first, then the store's repository_settings (a session factory's part), then the defaults."""
+    configure_repositories(RepositorySettings(max_page_size=30, default_page_size=4))
+    store = InMemoryStore(repository_settings=RepositorySettings(max_page_size=3, default_page_size=2))
+    store.add(*(Item(name=f"n{i}") for i in range(5)))
+
+    class Larger(InMemoryRepository[Item]):
+        max_page_size = 5
+
+    async with InMemoryUnitOfWork(store) as uow:
+        plain: InMemoryRepository[Item] = InMemoryRepository.for_unit_of_work(uow, Item)
+        assert (await plain.paginate()).size == 2
+        with pytest.raises(ValidationError) as caught:
+            await plain.paginate(size=4)
+        assert caught.value.details["maximum"] == 3
+        assert len((await Larger.for_unit_of_work(uow).paginate(size=5)).items) == 5
+    assert (await InMemoryRepository(model=Item).paginate()).size == 4
 
 
 def test_set_default_cursor_secret_and_configure_repositories_update_one_defaults_object() -> None:

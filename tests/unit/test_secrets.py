@@ -41,7 +41,7 @@ class FakeSecretManagerClient:
             raise self.failure
         name = request["name"]
         if name not in self.secrets:
-            raise google_exceptions.NotFound(f"Secret [{name}] not found or has no versions.")
+            raise google_exceptions.NotFound(f"Secret [{name}] not found or has no versions.")  # type: ignore[no-untyped-call]
         return secretmanager.AccessSecretVersionResponse(
             name=name, payload=secretmanager.SecretPayload(data=self.secrets[name])
         )
@@ -97,7 +97,7 @@ def test_google_secret_manager_reads_the_latest_version_through_the_clients_inte
 
 def test_google_secret_manager_failures_are_secret_unavailable() -> None:
     """Access refused (or any other API error) is SecretUnavailableError; a bad secret id is refused first."""
-    denied = FakeSecretManagerClient({}, failure=google_exceptions.PermissionDenied("no access"))
+    denied = FakeSecretManagerClient({}, failure=google_exceptions.PermissionDenied("no access"))  # type: ignore[no-untyped-call]
     with pytest.raises(SecretUnavailableError) as caught:
         GoogleSecretManagerProvider("acme", client=denied).get("db-password")
     assert caught.value.code == "secret_unavailable"

@@ -123,7 +123,7 @@ def test_requires_needs_permission_names() -> None:
     with pytest.raises(ConfigurationError):
         requires(" ")
     with pytest.raises(ConfigurationError):
-        requires("x")(42)  # type: ignore[arg-type]
+        requires("x")(42)  # type: ignore[type-var]
 
 
 def test_principal_has_checks_every_permission() -> None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
-import typing
 import warnings
 from collections.abc import Iterable
 from itertools import chain
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from keel.cross_cutting.error import ConcurrencyError, DatabaseUnavailableError, UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
-from keel.domain.ports import Cache, builds_from_unit_of_work
+from keel.domain.ports import Cache
 from keel.infrastructure.cache import bind_cache, use_cache
 from keel.infrastructure.database._translate import translate_db_error
 from keel.infrastructure.database.aggregate_lock import bumped_roots
@@ -42,6 +41,7 @@ from keel.infrastructure.database.read_only import (
 )
 from keel.infrastructure.database.replicas import router_of
 from keel.infrastructure.database.stale_errors import StaleRowsError
+from keel.infrastructure.declared_repositories import DeclaredRepositories
 from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 from keel.service_layer.participants import CommitParticipant, Participant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
@@ -50,7 +50,7 @@ _STALE_TABLE = re.compile(r"on table '([^']+)'")
 _logger = logging.getLogger("keel.unit_of_work")
 
 
-class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+class SqlAlchemyUnitOfWork(DeclaredRepositories, AbstractUnitOfWork):
     """Unit of work over an ``async_sessionmaker``.
 
     Works with the factory from :func:`keel.infrastructure.database.create_session_factory`
@@ -70,12 +70,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     anything reaches the database. See ``docs/scaling.md``.
     """
 
-    #: name -> repository class, found from the class annotations.
-    _repository_specs: ClassVar[dict[str, tuple[type[Any], type[Any] | None]]]
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._repository_specs = {}  # resolved lazily: annotations may be forward references
         if "_before_commit" in cls.__dict__:
             warnings.warn(
                 f"{cls.__qualname__}._before_commit is deprecated: give the unit of work a commit "
@@ -109,13 +105,6 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             raise UnitOfWorkError(f"{type(self).__name__} is not open (use `async with uow:`)")
         return self._session
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails: a declared repository used
-        # outside `async with`.
-        if not name.startswith("_") and name in _repository_names(type(self)):
-            raise UnitOfWorkError(f"{type(self).__name__}.{name} exists only inside `async with uow:`")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     # --- template-method hooks ----------------------------------------------
 
     async def _begin(self) -> None:
@@ -132,7 +121,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         if self.cache is not None:
             bind_cache(session, self.cache)
         self._session = session
-        for name, (repo_cls, model) in _repository_specs(type(self)).items():
+        for name, (repo_cls, model) in self._declared_repositories().items():
             setattr(self, name, self._build_repository(repo_cls, model, session))
 
     def _build_repository(self, repo_cls: type[Any], model: type[Any] | None, session: AsyncSession) -> Any:
@@ -193,8 +182,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     async def _close(self) -> None:
         session, self._session = self._session, None
-        for name in _repository_specs(type(self)):
-            self.__dict__.pop(name, None)
+        self._drop_repositories()
         if session is not None:
             try:
                 await session.close()
@@ -241,41 +229,6 @@ async def _dropped(session: AsyncSession, exc: SQLAlchemyError | OSError, while_
 def _has_after_flush(participants: Iterable[CommitParticipant[Any]]) -> bool:
     """Whether a participant does something after the flush (else the commit need not flush separately)."""
     return any(getattr(type(p), "after_flush", None) is not Participant.after_flush for p in participants)
-
-
-def _repository_specs(cls: type[SqlAlchemyUnitOfWork]) -> dict[str, tuple[type[Any], type[Any] | None]]:
-    specs: dict[str, tuple[type[Any], type[Any] | None]] | None = cls.__dict__.get("_repository_specs")
-    if specs:
-        return specs
-    specs = {}
-    for name, hint in _annotations(cls).items():
-        origin = typing.get_origin(hint)
-        target = origin if isinstance(origin, type) else hint
-        if builds_from_unit_of_work(target):
-            args = typing.get_args(hint)
-            model = args[0] if origin is not None and args and isinstance(args[0], type) else None
-            specs[name] = (target, model)
-    cls._repository_specs = specs
-    return specs
-
-
-def _repository_names(cls: type[SqlAlchemyUnitOfWork]) -> set[str]:
-    try:
-        return set(_repository_specs(cls))
-    except Exception:  # noqa: BLE001 -- never let __getattr__ raise something surprising
-        return set()
-
-
-def _annotations(cls: type) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 -- get_type_hints raises NameError, TypeError, AttributeError, ...
-        # Classes defined inside functions can hold forward references
-        # get_type_hints cannot resolve; use what is already evaluated.
-        merged: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(getattr(klass, "__annotations__", {}))
-        return merged
 
 
 #: mapper -> (version attribute, table names), or None for an unversioned mapper.

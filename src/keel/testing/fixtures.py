@@ -37,7 +37,7 @@ from keel.config import DatabaseSettings
 from keel.infrastructure.database import create_engine, create_session_factory
 from keel.infrastructure.repository.cursor import default_cursor_secret, set_default_cursor_secret
 from keel.orm import Base
-from keel.testing.store import InMemoryStore
+from keel.testing import InMemoryStore
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -87,7 +88,7 @@ def test_status_lists_parked_messages_and_retry_requeues_them(database_url: str)
     assert runner.invoke(cli, ["outbox", "retry"]).exit_code == 2  # says what to retry
     retried = runner.invoke(cli, ["outbox", "retry", "--all"])
     assert "re-queued 1" in retried.output
-    [row] = on_database(database_url, rows)  # type: ignore[misc]
+    [row] = cast("list[Any]", on_database(database_url, rows))
     assert (row["status"], row["attempts"]) == ("pending", 0)
     purged = runner.invoke(cli, ["outbox", "purge"])
     assert "deleted 0 published outbox row(s)" in purged.output

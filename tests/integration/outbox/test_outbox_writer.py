@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -133,5 +134,5 @@ async def test_a_commit_with_thousands_of_events_writes_them_all_in_order(
     rows = await outbox_rows(session_factory)
     assert len(rows) == 2500
     assert [json.loads(str(row["payload"]))["qty"] for row in rows] == [1] * 2500
-    created = [row["created_at"] for row in rows]
+    created: list[Any] = [row["created_at"] for row in rows]
     assert created == sorted(created)

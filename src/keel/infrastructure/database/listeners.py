@@ -161,9 +161,10 @@ def _end_refused_commit(context: ExceptionContext) -> None:
     if context.statement is not None or context.connection is None or context.is_disconnect:
         return
     fairy = context.connection.connection
-    if getattr(fairy.driver_connection, "in_transaction", False):
+    dbapi_connection = fairy.dbapi_connection  # None only once the pool has let go of it
+    if dbapi_connection is not None and getattr(fairy.driver_connection, "in_transaction", False):
         try:
-            fairy.dbapi_connection.rollback()  # type: ignore[union-attr]
+            dbapi_connection.rollback()
         except Exception:  # the commit's own error is the one to report
             _logger.warning("rolling back after a refused SQLite COMMIT failed", exc_info=True)
 

@@ -11,10 +11,14 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, get_args, get_origin
 
+from sqlalchemy import Select, select
+
 from keel.cross_cutting.error import ConfigurationError, ValidationError
 from keel.domain.messages import utcnow
 from keel.infrastructure.database.orm import ModelTraits, model_traits
 from keel.infrastructure.repository._checks import error
+from keel.infrastructure.repository.filters import Condition, build_conditions
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 
 T = TypeVar("T")
 
@@ -99,6 +103,50 @@ class RepositoryBase(Generic[T]):
         setattr(entity, deleted_at, None)
         return entity
 
+    # --- building blocks for subclasses -------------------------------------
+
+    def select(
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        **equals: Any,
+    ) -> Select[T]:
+        """``SELECT model`` (or ``statement``) with the conditions and the soft-delete rule applied.
+
+        Live rows only by default (on SQL through the session-wide soft-delete
+        criteria, which also reach relationship loads and joined soft-deletable
+        models); ``include_deleted`` and ``only_deleted`` set the
+        ``include_deleted`` execution option. Run it with :meth:`scalars` or
+        :meth:`one_or_none`, or pass it to the reads as ``statement=``; the
+        in-memory twin evaluates it in Python and refuses joins.
+        """
+        self._check_deleted_scope(include_deleted, only_deleted)
+        stmt: Select[T] = select(self.model) if statement is None else self._shaped_statement(statement)
+        deleted_at = self.traits.deleted_at
+        if deleted_at is not None and (include_deleted or only_deleted):
+            stmt = stmt.execution_options(**{INCLUDE_DELETED: True})
+            if only_deleted:
+                stmt = stmt.where(getattr(self.model, deleted_at).is_not(None))
+        conditions = build_conditions(self.model, where, equals)
+        if conditions:
+            stmt = stmt.where(*conditions)
+        return stmt
+
+    def _shaped_statement(self, statement: Select[Any]) -> Select[Any]:
+        """``statement`` checked as a ``select(model)`` this repository can run (its storage decides)."""
+        raise NotImplementedError
+
+    async def scalars(self, statement: Select[Any]) -> list[T]:
+        """Run a ``select(model)`` statement; every entity it returns is marked seen."""
+        raise NotImplementedError
+
+    async def _scalars(self, stmt: Select[Any]) -> list[T]:
+        """Deprecated alias of :meth:`scalars`."""
+        warnings.warn("_scalars() is deprecated; use scalars()", DeprecationWarning, stacklevel=2)
+        return await self.scalars(stmt)
+
     def _attach(self, entity: T) -> None:
         """Make an entity loaded elsewhere (detached) part of this unit of work, version-checked."""
         raise NotImplementedError
@@ -136,6 +184,11 @@ class RepositoryBase(Generic[T]):
                 f"{type(self).__name__} stores {self.model.__name__}, not {type(entity).__name__}",
                 errors=[error("entity", f"expected {self.model.__name__}", "type_error")],
             )
+
+
+def deleted_mode(include_deleted: bool, only_deleted: bool) -> str:
+    """Which rows a read covers, as a cursor records it: ``live``, ``include_deleted`` or ``only_deleted``."""
+    return "only_deleted" if only_deleted else "include_deleted" if include_deleted else "live"
 
 
 def model_from_generic(cls: type) -> type[Any] | None:

@@ -34,6 +34,7 @@ from keel.infrastructure.repository._checks import error
 from keel.infrastructure.repository._sorting import column_attribute
 
 if TYPE_CHECKING:
+    from keel.infrastructure.repository._base import RepositoryBase
     from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 
 
@@ -191,12 +192,14 @@ def entity_rows(model: type[Any], entities: Iterable[Any], now: Any) -> tuple[li
 
 def attribute_rows(model: type[Any], rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Mappings checked against the model: unknown attribute names are a ValidationError."""
-    columns = set(bulk_shape(model).columns)
+    columns = frozenset(bulk_shape(model).columns)
     checked = []
     for row in rows:
-        for name in row:
-            if name not in columns:
-                column_attribute(model, name, loc="items")
+        # One set operation per row; the names are looked at one by one only to report one.
+        if not columns.issuperset(row):
+            for name in row:
+                if name not in columns:
+                    column_attribute(model, name, loc="items")
         checked.append(dict(row))
     return checked
 
@@ -283,25 +286,18 @@ async def insert_many(repo: SqlAlchemyRepository[Any], items: Iterable[Any] | It
     if not batch:
         return 0
     model, session, traits = repo.model, repo.session, repo.traits
-    entities: list[Any] = [item for item in batch if not isinstance(item, Mapping)]
-    if entities and len(entities) != len(batch):
-        raise ValidationError(
-            "insert_many takes entities or mappings, not both",
-            errors=[error("items", "mixed entities and mappings")],
-        )
-    for entity in entities:
-        repo._check_type(entity)
+    entities, mappings = insert_items(repo, batch)
     shape = bulk_shape(model)
     if shape.unsupported or carries_related(model, entities):
         if not entities:
-            entities = [new_from_mapping(model, row) for row in attribute_rows(model, batch)]
+            entities = [new_from_mapping(model, row) for row in attribute_rows(model, mappings)]
         repo.add_many(entities)
         with translating(entity=traits.entity):
             await session.flush()
         return len(entities)
     try:
         if not entities:
-            return await execute_insert(session, model, mapping_rows(model, batch, utcnow()), None)
+            return await execute_insert(session, model, mapping_rows(model, mappings, utcnow()), None)
         rows, read_keys = entity_rows(model, entities, utcnow())
     except MixedKeys:
         raise ValidationError(
@@ -312,6 +308,23 @@ async def insert_many(repo: SqlAlchemyRepository[Any], items: Iterable[Any] | It
     for entity in entities:
         repo.mark_seen(entity)
     return inserted
+
+
+def insert_items(repo: RepositoryBase[Any], batch: list[Any]) -> tuple[list[Any], list[Mapping[str, Any]]]:
+    """``insert_many``'s items as (entities, mappings), one of them empty: entities of the model, or mappings.
+
+    Shared by the SQL repository and its in-memory twin, so both refuse the same input.
+    """
+    entities = [item for item in batch if not isinstance(item, Mapping)]
+    mappings = [item for item in batch if isinstance(item, Mapping)]
+    if entities and mappings:
+        raise ValidationError(
+            "insert_many takes entities or mappings, not both",
+            errors=[error("items", "mixed entities and mappings")],
+        )
+    for entity in entities:
+        repo._check_type(entity)
+    return entities, mappings
 
 
 def new_from_mapping(model: type[Any], row: Mapping[str, Any]) -> Any:

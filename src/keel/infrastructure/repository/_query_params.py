@@ -37,6 +37,13 @@ _SUFFIXES: dict[str, str] = {
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+#: The query-string operators that become a ``Like`` filter, and its mode.
+_LIKE_MODES: dict[str, LikeMode] = {
+    "contains": "contains",
+    "icontains": "contains",
+    "startswith": "startswith",
+    "endswith": "endswith",
+}
 
 
 def filters_from_query(
@@ -111,10 +118,10 @@ def _from_param(name: str, operator: str, raw: Any) -> Filter:
         if not isinstance(raw, str):
             raise _invalid(name, "expected comma-separated values or a list")
         return In(name, raw.split(","), negate=operator == "not_in")
-    if operator in ("contains", "icontains", "startswith", "endswith"):
+    mode = _LIKE_MODES.get(operator)
+    if mode is not None:
         if not isinstance(raw, str):
             raise _invalid(name, "expected text")
-        mode: LikeMode = "contains" if operator == "icontains" else operator  # type: ignore[assignment]
         return Like(name, raw, mode=mode, case_sensitive=operator != "icontains")
     if operator in ("gt", "ge", "lt", "le"):
         if raw is None:

@@ -7,8 +7,10 @@ Three places can set them, most specific first:
    repository_settings=...)`` (the container's factory) puts a
    :class:`~keel.config.RepositorySettings` in every session's ``info``, so
    two applications in one process keep their own;
+   (the in-memory twin's store plays that part:
+   ``InMemoryStore(repository_settings=...)``);
 3. the process-wide defaults, :data:`repository_defaults`, for sessions from
-   factories built by hand and for the in-memory twin.
+   factories built by hand and stores built without settings.
 
 :func:`resolve_setting` applies that order, with ``None`` meaning "not set
 here" (a ``0`` is a value, not a gap). :func:`configure_repositories` and

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -34,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.cross_cutting.error import ConflictError, NotFoundError
 from keel.infrastructure.cache import read_through
 from keel.infrastructure.database._translate import require_attachable, translating
-from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
+from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, deleted_mode
 from keel.infrastructure.repository._checks import (
     check_page,
     check_size,
@@ -339,41 +338,16 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             cursor=cursor,
             size=size,
             order_by=order_by,
-            mode=_mode(include_deleted, only_deleted),
+            mode=deleted_mode(include_deleted, only_deleted),
             include_deleted=include_deleted,
             only_deleted=only_deleted,
         )
 
     # --- building blocks for subclasses -------------------------------------
 
-    def select(
-        self,
-        *where: Condition,
-        statement: Select[Any] | None = None,
-        include_deleted: bool = False,
-        only_deleted: bool = False,
-        **equals: Any,
-    ) -> Select[T]:
-        """``SELECT model`` (or ``statement``) with the conditions and the soft-delete rule applied.
-
-        Live rows only by default (through the session-wide soft-delete
-        criteria, which also reach relationship loads and joined soft-deletable
-        models); ``include_deleted`` and ``only_deleted`` set the
-        ``include_deleted`` execution option.
-        """
-        self._check_deleted_scope(include_deleted, only_deleted)
-        stmt: Select[T] = (
-            select(self.model) if statement is None else check_statement(self.model, statement, shaped=True)
-        )
-        deleted_at = self.traits.deleted_at
-        if deleted_at is not None and (include_deleted or only_deleted):
-            stmt = stmt.execution_options(**{INCLUDE_DELETED: True})
-            if only_deleted:
-                stmt = stmt.where(getattr(self.model, deleted_at).is_not(None))
-        conditions = build_conditions(self.model, where, equals)
-        if conditions:
-            stmt = stmt.where(*conditions)
-        return stmt
+    # select() is RepositoryBase's (shared with the twin); this is its statement check.
+    def _shaped_statement(self, statement: Select[Any]) -> Select[Any]:
+        return check_statement(self.model, statement, shaped=True)
 
     async def scalars(self, statement: Select[Any]) -> builtins.list[T]:
         """Run a ``select(Model)...`` statement; every entity it returns is marked seen.
@@ -397,11 +371,6 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         if entity is not None:
             self.mark_seen(entity)
         return entity
-
-    async def _scalars(self, stmt: Select[Any]) -> builtins.list[T]:
-        """Deprecated alias of :meth:`scalars`."""
-        warnings.warn("_scalars() is deprecated; use scalars()", DeprecationWarning, stacklevel=2)
-        return await self.scalars(stmt)
 
     def _query(
         self,
@@ -434,7 +403,3 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     def _coerce_identity(self, id: Any) -> tuple[Any, ...]:
         """Check a primary key value against the key's column types."""
         return coerce_identity(self.model, id)
-
-
-def _mode(include_deleted: bool, only_deleted: bool) -> str:
-    return "only_deleted" if only_deleted else "include_deleted" if include_deleted else "live"

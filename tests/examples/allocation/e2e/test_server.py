@@ -15,6 +15,7 @@ from examples.allocation.api import create_app
 from examples.allocation.container import AllocationContainer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from keel.config import KeelSettings
 from keel.ext.fastapi import PROBLEM_JSON
@@ -54,6 +55,7 @@ async def test_a_real_server_allocates_and_disposes_the_engine_on_shutdown(
         assert (await client.get("/health/ready")).status_code == 200
         app_engine = container.engine()
         assert app_engine is not engine
+    assert isinstance(app_engine.pool, QueuePool)
     assert app_engine.pool.checkedin() == 0
 
 

@@ -9,7 +9,8 @@ from examples.allocation.domain.commands import Allocate, ChangeBatchQuantity, C
 from examples.allocation.domain.model import Batch, InvalidSku, OrderLine, Product
 from examples.allocation.handlers import handlers
 from examples.allocation.notifications import RecordingNotifications
-from examples.allocation.views import AllocationRow
+from examples.allocation.repositories import ProductRepository
+from examples.allocation.unit_of_work import AllocationUnitOfWork
 
 from examples.allocation import (
     orm,  # noqa: F401  (the in-memory twin reads the mapping)
@@ -19,7 +20,9 @@ from keel import BusConfigurationError, ConcurrencyError, MessageBus, NotFoundEr
 from keel.testing import InMemoryRepository, InMemoryStore, InMemoryUnitOfWork
 
 
-class FakeProductRepository(InMemoryRepository[Product]):
+class FakeProductRepository(InMemoryRepository[Product], ProductRepository):
+    """The twin's storage with a join-free ``get_by_batchref`` (the twin refuses joins)."""
+
     async def get_by_batchref(self, ref: str) -> Product:
         for product in await self.list():
             if any(batch.reference == ref for batch in product.batches):
@@ -27,9 +30,10 @@ class FakeProductRepository(InMemoryRepository[Product]):
         raise NotFoundError(entity="Batch", id=ref)
 
 
-class FakeUnitOfWork(InMemoryUnitOfWork):
+class FakeUnitOfWork(InMemoryUnitOfWork, AllocationUnitOfWork):
+    """The application's unit of work on the twin: handlers typed ``uow: AllocationUnitOfWork`` accept it."""
+
     products: FakeProductRepository
-    allocations_view: InMemoryRepository[AllocationRow]
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_allocating_records_allocated_and_leaves_the_version_to_keel() -> None:
     product = Product("LAMP", [Batch("b1", "LAMP", 10)])
     product.allocate(OrderLine("o1", "LAMP", 3))
     assert product.version == 1
-    assert [(type(e), e.batchref) for e in product.pending_events] == [(Allocated, "b1")]
+    assert [(type(e), getattr(e, "batchref", None)) for e in product.pending_events] == [(Allocated, "b1")]
 
 
 def test_no_stock_records_out_of_stock_and_changes_nothing() -> None:
@@ -91,7 +91,7 @@ def test_shrinking_a_batch_deallocates_lines_that_no_longer_fit() -> None:
     product.pull_events()
     product.change_batch_quantity("b1", 5)
     assert batch.available_quantity == 1
-    assert [(type(e), e.orderid) for e in product.pending_events] == [(Deallocated, "o2")]
+    assert [(type(e), getattr(e, "orderid", None)) for e in product.pending_events] == [(Deallocated, "o2")]
 
 
 def test_changing_an_unknown_batch_is_not_found() -> None:

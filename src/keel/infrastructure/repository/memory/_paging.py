@@ -19,7 +19,7 @@ from keel.infrastructure.repository.pages import CursorPage, Page
 from keel.infrastructure.repository.settings import resolve_cursor_secret, resolve_setting
 
 if TYPE_CHECKING:
-    from keel.testing.repository import InMemoryRepository
+    from keel.infrastructure.repository.memory.repository import InMemoryRepository
 
 
 def _keys(model: type[Any], order_by: OrderByArg, *, tie_breaker: bool) -> list[SortKey]:
@@ -50,10 +50,12 @@ def sort_rows(model: type[Any], rows: list[Any], order_by: OrderByArg, *, tie_br
 
 
 def _settings(repo: InMemoryRepository[Any]) -> tuple[int, int, bytes]:
-    # The SQL repository's order, without a session: the subclass, else the process defaults.
-    default = resolve_setting(repo, "default_page_size", None, base=RepositoryBase)
-    maximum = resolve_setting(repo, "max_page_size", None, base=RepositoryBase)
-    return default, maximum, resolve_cursor_secret(repo, None, base=RepositoryBase)
+    # The SQL repository's order, the store standing in for the session: the
+    # subclass, else the store's settings, else the process defaults.
+    info = repo.store.info
+    default = resolve_setting(repo, "default_page_size", info, base=RepositoryBase)
+    maximum = resolve_setting(repo, "max_page_size", info, base=RepositoryBase)
+    return default, maximum, resolve_cursor_secret(repo, info, base=RepositoryBase)
 
 
 def offset_page(

@@ -26,32 +26,35 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from keel.cross_cutting.error import UnitOfWorkError
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent
-from keel.domain.ports import Cache, builds_from_unit_of_work
+from keel.domain.ports import Cache
+from keel.infrastructure.declared_repositories import DeclaredRepositories, declared_in
+from keel.infrastructure.repository.memory._cache import TwinCacheInvalidation
+from keel.infrastructure.repository.memory.repository import in_memory_twin
+from keel.infrastructure.repository.memory.store import InMemoryStore
+from keel.infrastructure.repository.memory.workspace import Workspace
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 from keel.service_layer.participants import CommitParticipant
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
-from keel.testing._cache import TwinCacheInvalidation
-from keel.testing.repository import in_memory_twin
-from keel.testing.store import InMemoryStore, Workspace
 
-RepositorySpec = tuple[type[Any], type[Any] | None]
 U_co = TypeVar("U_co", bound=AbstractUnitOfWork, covariant=True)
 
 
-class InMemoryUnitOfWork(AbstractUnitOfWork):
+class InMemoryUnitOfWork(DeclaredRepositories, AbstractUnitOfWork):
     """Unit of work over an :class:`InMemoryStore`; see the module docstring."""
 
-    # The SQL unit of work's type, so a class may inherit both (see in_memory_unit_of_work); empty = not resolved yet.
-    _repository_specs: ClassVar[dict[str, RepositorySpec]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._repository_specs = {}  # resolved lazily: annotations may be forward references
+    @classmethod
+    def _repository_class(cls, declared: type[Any]) -> type[Any]:
+        # SQL repositories become in-memory twins; any other repository class
+        # builds itself from this unit of work as it would from the real one.
+        if SqlAlchemyRepository in declared.__mro__:
+            sql_repository: Any = declared  # functools.cache types its argument as Hashable, which type[Any] is not
+            return in_memory_twin(sql_repository)
+        return declared
 
     def __init__(
         self,
@@ -98,17 +101,9 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             raise UnitOfWorkError(f"{type(self).__name__} is not open (use `async with uow:`)")
         return self._workspace
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails: a declared repository used
-        # outside `async with`.
-        if not name.startswith("_") and name in _specs(type(self)):
-            raise UnitOfWorkError(f"{type(self).__name__}.{name} exists only inside `async with uow:`")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     async def _begin(self) -> None:
         self._workspace = Workspace(self.store)
-        for name, (repo_cls, model) in _specs(type(self)).items():
-            setattr(self, name, repo_cls.for_unit_of_work(self, model))
+        self._build_repositories()
 
     async def commit(self) -> None:
         """Make the work durable (see :meth:`AbstractUnitOfWork.commit`); refused when read-only."""
@@ -143,8 +138,7 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         return False  # closing a workspace never suspends
 
     async def _close(self) -> None:
-        for name in _specs(type(self)):
-            self.__dict__.pop(name, None)
+        self._drop_repositories()
         if self._workspace is not None:
             self._workspace.close()
         self._workspace = None
@@ -167,6 +161,7 @@ class InMemoryTwin(Protocol[U_co]):
         *,
         participants: Iterable[CommitParticipant[Any]] = (),
         cache: Cache | None = None,
+        read_only: bool = False,
     ) -> U_co: ...
 
 
@@ -182,8 +177,8 @@ def in_memory_unit_of_work(unit_of_work: type[U_co]) -> InMemoryTwin[U_co]:
     (``committed``, ``commits``, ``store``) under mypy can declare the same
     class by hand: ``class FakeAppUnitOfWork(InMemoryUnitOfWork, AppUnitOfWork): pass``.
     """
-    specs = _find_specs(unit_of_work)
-    hints = {name: repo for name, (repo, _) in specs.items()}
+    declared = declared_in(unit_of_work)
+    hints = {name: repo for name, (repo, _) in declared.items()}
     bases: tuple[type, ...] = (InMemoryUnitOfWork,)
     if not issubclass(unit_of_work, InMemoryUnitOfWork):
         bases = (InMemoryUnitOfWork, unit_of_work)
@@ -192,7 +187,8 @@ def in_memory_unit_of_work(unit_of_work: type[U_co]) -> InMemoryTwin[U_co]:
         bases,
         {"__annotations__": hints, "__module__": __name__, "session": property(_no_session)},
     )
-    cls._repository_specs = {name: (_twin(repo), model) for name, (repo, model) in specs.items()}
+    # Resolved from the application's class, whose annotations carry the models.
+    cls._repository_specs = {name: (cls._repository_class(repo), model) for name, (repo, model) in declared.items()}
     # It is both classes; mypy has no intersection type to say so.
     return typing.cast("InMemoryTwin[U_co]", cls)
 
@@ -200,45 +196,3 @@ def in_memory_unit_of_work(unit_of_work: type[U_co]) -> InMemoryTwin[U_co]:
 def _no_session(self: InMemoryUnitOfWork) -> Any:
     # An AttributeError, so `hasattr(uow, "session")` still tells the twin from the real thing.
     raise AttributeError(f"{type(self).__name__} is an in-memory twin: it has no database session")
-
-
-def _specs(cls: type[InMemoryUnitOfWork]) -> dict[str, RepositorySpec]:
-    specs = cls.__dict__.get("_repository_specs")
-    if not specs:
-        specs = {name: (_twin(repo), model) for name, (repo, model) in _find_specs(cls).items()}
-        cls._repository_specs = specs
-    return specs
-
-
-def _twin(repository: Any) -> type[Any]:
-    # SQL repositories become in-memory twins; any other repository class
-    # builds itself from this unit of work as it would from the real one.
-    if SqlAlchemyRepository in repository.__mro__:
-        return in_memory_twin(repository)
-    twin: type[Any] = repository
-    return twin
-
-
-def _find_specs(cls: type) -> dict[str, RepositorySpec]:
-    """Repository annotations of ``cls``: name -> (repository class, model or None)."""
-    specs: dict[str, RepositorySpec] = {}
-    for name, hint in _annotations(cls).items():
-        origin = typing.get_origin(hint)
-        target = origin if isinstance(origin, type) else hint
-        if builds_from_unit_of_work(target):
-            args = typing.get_args(hint)
-            model = args[0] if origin is not None and args and isinstance(args[0], type) else None
-            specs[name] = (target, model)
-    return specs
-
-
-def _annotations(cls: type) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 -- get_type_hints raises NameError, TypeError, AttributeError, ...
-        # Classes defined inside functions can hold forward references
-        # get_type_hints cannot resolve; use what is already evaluated.
-        merged: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(getattr(klass, "__annotations__", {}))
-        return merged

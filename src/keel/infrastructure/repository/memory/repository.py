@@ -21,25 +21,31 @@ from __future__ import annotations
 
 import builtins
 import functools
-import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 
 from keel.cross_cutting.error import ConfigurationError, ConflictError, NotFoundError, ValidationError
 from keel.domain.messages import utcnow
 from keel.infrastructure.repository import CursorPage, Page
-from keel.infrastructure.repository._base import RepositoryBase, SeenCallback
+from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, deleted_mode
 from keel.infrastructure.repository._checks import check_update_values, coerce_identity, identity_list, validate_limit
-from keel.infrastructure.repository._insert_many import bulk_shape, carries_related
-from keel.infrastructure.repository._sorting import OrderByArg, column_attribute
+from keel.infrastructure.repository._insert_many import (
+    attribute_rows,
+    bulk_shape,
+    carries_related,
+    insert_items,
+    new_from_mapping,
+)
+from keel.infrastructure.repository._sorting import OrderByArg
 from keel.infrastructure.repository.filters import Condition, build_conditions
-from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
+from keel.infrastructure.repository.memory._evaluate import compile_where, matches, statement_where
+from keel.infrastructure.repository.memory._paging import cursor_page, offset_page, sort_rows
+from keel.infrastructure.repository.memory._rows import READ_AT, apply_insert_defaults, identity_of, mapper_of
+from keel.infrastructure.repository.memory.store import InMemoryStore
+from keel.infrastructure.repository.memory.workspace import Workspace
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
-from keel.testing._evaluate import compile_where, matches, statement_where
-from keel.testing._paging import cursor_page, offset_page, sort_rows
-from keel.testing.store import _READ_AT, InMemoryStore, Workspace, apply_insert_defaults, identity_of, mapper_of
 
 T = TypeVar("T")
 
@@ -96,17 +102,9 @@ class InMemoryRepository(RepositoryBase[T]):
 
     async def insert_many(self, items: Iterable[T] | Iterable[Mapping[str, Any]]) -> int:
         """Write many new rows now; the entities are not tracked afterwards (as in SQL)."""
-        batch = builtins.list(items)
-        entities: builtins.list[Any] = [item for item in batch if not isinstance(item, Mapping)]
-        if entities and len(entities) != len(batch):
-            raise ValidationError(
-                "insert_many takes entities or mappings, not both",
-                errors=[{"loc": ["items"], "msg": "mixed entities and mappings", "type": "value_error"}],
-            )
-        for entity in entities:
-            self._check_type(entity)
+        entities, mappings = insert_items(self, builtins.list(items))
         if not entities:
-            entities = [_from_mapping(self.model, row) for row in batch]  # type: ignore[arg-type]
+            entities = [new_from_mapping(self.model, row) for row in attribute_rows(self.model, mappings)]
         keyed = [all(part is not None for part in identity_of(self.model, e)) for e in entities]
         if any(keyed) and not all(keyed) and self.traits.primary_key:
             raise ValidationError(
@@ -134,7 +132,7 @@ class InMemoryRepository(RepositoryBase[T]):
     def _attach(self, entity: T) -> None:
         # A copy from an earlier unit of work, added back like add() does:
         # saved with a check of the version it was read at.
-        if _READ_AT not in entity.__dict__:
+        if READ_AT not in entity.__dict__:
             return  # never stored: not an entity of another unit of work
         if self.workspace.identity.get((self.model, identity_of(self.model, entity))) is not entity:
             self.workspace.add(self.model, entity)
@@ -279,39 +277,20 @@ class InMemoryRepository(RepositoryBase[T]):
             cursor=cursor,
             size=size,
             order_by=order_by,
-            mode=_mode(include_deleted, only_deleted),
+            mode=deleted_mode(include_deleted, only_deleted),
         )
         return CursorPage(self._hand_out(result.items), result.size, result.next_cursor, result.previous_cursor)
 
     # --- building blocks for subclasses -------------------------------------
 
-    def select(
-        self,
-        *where: Condition,
-        statement: Select[Any] | None = None,
-        include_deleted: bool = False,
-        only_deleted: bool = False,
-        **equals: Any,
-    ) -> Select[T]:
-        """The statement :meth:`keel.SqlAlchemyRepository.select` would build.
+    # select() is RepositoryBase's: the statement it builds is run by scalars() and the
+    # reads below, which apply its WHERE clause, ORDER BY (mapped columns), LIMIT and
+    # OFFSET in Python, so custom query methods written with self.select(...) work here too.
+    select = RepositoryBase.select
 
-        Run it with :meth:`scalars` or :meth:`one_or_none`, or pass it as
-        ``statement=``: its WHERE clause, ORDER BY (mapped columns), LIMIT
-        and OFFSET are applied in Python, so custom query methods written
-        with ``self.select(...)`` work on the twin too. Joins are refused.
-        """
-        self._check_deleted_scope(include_deleted, only_deleted)
-        stmt: Select[T] = select(self.model)
-        if statement is not None:
-            statement_where(self.model, statement, shaped=True)
-            stmt = statement
-        deleted_at = self.traits.deleted_at
-        if deleted_at is not None and (include_deleted or only_deleted):
-            stmt = stmt.execution_options(**{INCLUDE_DELETED: True})
-            if only_deleted:
-                stmt = stmt.where(getattr(self.model, deleted_at).is_not(None))
-        conditions = build_conditions(self.model, where, equals)
-        return stmt.where(*conditions) if conditions else stmt
+    def _shaped_statement(self, statement: Select[Any]) -> Select[Any]:
+        statement_where(self.model, statement, shaped=True)  # joins are refused here
+        return statement
 
     async def scalars(self, statement: Select[Any]) -> builtins.list[T]:
         """Run a ``select(model)`` statement against the workspace; entities are seen."""
@@ -330,11 +309,6 @@ class InMemoryRepository(RepositoryBase[T]):
         if len(found) > 1:
             raise ConflictError(f"more than one {self.traits.entity} matches", entity=self.traits.entity)
         return found[0] if found else None
-
-    async def _scalars(self, stmt: Select[Any]) -> builtins.list[T]:
-        """Deprecated alias of :meth:`scalars`."""
-        warnings.warn("_scalars() is deprecated; use scalars()", DeprecationWarning, stacklevel=2)
-        return await self.scalars(stmt)
 
     # --- helpers -------------------------------------------------------------
 
@@ -419,15 +393,3 @@ def in_memory_twin(repository: type[Any]) -> type[Any]:
     if repository is SqlAlchemyRepository:
         return InMemoryRepository
     return type(f"InMemory{repository.__name__}", (InMemoryRepository, repository), {"__module__": __name__})
-
-
-def _from_mapping(model: type[Any], row: Mapping[str, Any]) -> Any:
-    entity = mapper_of(model).class_manager.new_instance()
-    for name, value in row.items():
-        column_attribute(model, name, loc="items")
-        setattr(entity, name, value)
-    return entity
-
-
-def _mode(include_deleted: bool, only_deleted: bool) -> str:
-    return "only_deleted" if only_deleted else "include_deleted" if include_deleted else "live"

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from keel.domain.messages import DomainEvent, utcnow
+from keel.infrastructure.repository.memory.store import InMemoryStore
+from keel.infrastructure.repository.memory.unit_of_work import InMemoryUnitOfWork
 from keel.service_layer.commands import CommandAlreadyHandledError, CommandContext, current_command
 from keel.service_layer.participants import Participant
-from keel.testing.store import InMemoryStore
-from keel.testing.unit_of_work import InMemoryUnitOfWork
 
 
 class InMemoryProcessedCommands(Participant[InMemoryUnitOfWork]):
