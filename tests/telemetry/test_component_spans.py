@@ -160,3 +160,17 @@ def test_without_telemetry_settings_install_keel_adds_no_http_spans() -> None:
     settings = SimpleNamespace(telemetry=SimpleNamespace(enabled=False))
     install_keel(app, SimpleNamespace(settings=lambda: settings), health=False)
     assert not getattr(app.state, "keel_otel_instrumented", False)
+
+
+def test_the_containers_cache_reports_metrics_only_under_telemetry() -> None:
+    """KEEL_TELEMETRY__ENABLED: the container's cache has the metrics listener; otherwise none."""
+    from keel.config import KeelSettings
+    from keel.container import observed_cache
+    from keel.cross_cutting.telemetry import CacheMetricsListener
+
+    on = observed_cache(KeelSettings(telemetry={"enabled": True}, cache={"backend": "memory"}))
+    off = observed_cache(KeelSettings(cache={"backend": "memory"}))
+    assert isinstance(on, InMemoryCache)
+    assert isinstance(off, InMemoryCache)
+    assert [type(listener) for listener in on.stats.listeners] == [CacheMetricsListener]
+    assert off.stats.listeners == []
