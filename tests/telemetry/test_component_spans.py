@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from keel import DomainEvent
 from keel.config import OutboxSettings
 from keel.cross_cutting.cache import InMemoryCache
 from keel.cross_cutting.error import PublishError
@@ -23,8 +24,14 @@ from keel.infrastructure.database.replicas import ReplicaStats
 from keel.outbox import OutboxRelay, OutboxWriter
 from keel.telemetry import instrument_app, span
 from tests.integration.outbox.conftest import ROUTES, allocate, seed
-from tests.models import Allocated, AppUnitOfWork
+from tests.models import AppUnitOfWork
 from tests.telemetry.conftest import Recorded
+
+
+class TelemetryLampLit(DomainEvent):
+    """An event of this file's own: event type names are unique per process."""
+
+    sku: str
 
 
 async def test_event_store_appends_and_reads_are_spans_of_the_current_trace(
@@ -35,7 +42,7 @@ async def test_event_store_appends_and_reads_are_spans_of_the_current_trace(
     with span("request") as request:
         assert request is not None
         await store.append(
-            "lamp-1", [Allocated(sku="LAMP", qty=1), Allocated(sku="LAMP", qty=2)], expected_version=NO_STREAM
+            "lamp-1", [TelemetryLampLit(sku="LAMP"), TelemetryLampLit(sku="LAMP")], expected_version=NO_STREAM
         )
         assert len(await store.read_stream("lamp-1")) == 2
         await store.read_all()
