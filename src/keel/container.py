@@ -33,7 +33,13 @@ from keel.config import KeelSettings, RepositorySettings
 from keel.cross_cutting.cache import cache_from_settings, close_cache_at_shutdown
 from keel.cross_cutting.error import TRANSIENT_ERRORS
 from keel.cross_cutting.security import AuditMiddleware, authorize, correlate
-from keel.cross_cutting.telemetry import CommitTelemetry, TelemetryMiddleware, instrument_engine
+from keel.cross_cutting.telemetry import (
+    CommitTelemetry,
+    TelemetryMiddleware,
+    instrument_engine,
+    observe_replica_stats,
+    record_cache_stats,
+)
 from keel.domain.ports import Cache, EventBus
 from keel.infrastructure.audit import RecordAudit, SqlAlchemyAuditLog
 from keel.infrastructure.cache import use_cache
@@ -81,7 +87,19 @@ def apply_repository_settings(settings: KeelSettings) -> Iterator[RepositorySett
 
 def open_replica_router(settings: KeelSettings) -> Iterator[ReplicaRouter | None]:
     """The read replicas (``KEEL_DATABASE__REPLICAS``), or None: built when resources start."""
-    yield create_replica_router(settings)
+    router = create_replica_router(settings)
+    if router is not None and settings.telemetry.enabled:
+        observe_replica_stats(router.stats)
+    yield router
+
+
+def observed_cache(settings: KeelSettings) -> Cache | None:
+    """The cache ``KEEL_CACHE__*`` asks for; its hits, misses and errors are metrics under telemetry."""
+    cache = cache_from_settings(settings.cache)
+    stats = getattr(cache, "stats", None)
+    if stats is not None and settings.telemetry.enabled:
+        record_cache_stats(stats, namespace=settings.cache.namespace)
+    return cache
 
 
 async def dispose_replicas_at_shutdown(router: ReplicaRouter | None) -> AsyncIterator[ReplicaRouter | None]:
@@ -242,7 +260,7 @@ class KeelContainer(containers.DeclarativeContainer, Generic[U]):
     unit_of_work_class: providers.Provider[type[SqlAlchemyUnitOfWork]] = providers.Object(SqlAlchemyUnitOfWork)
     #: Run at every commit of the container's units of work, after the class's own. The default
     #: ``KEEL_CACHE__BACKEND``: memory (the default), redis or none; closed when resources shut down.
-    cache = providers.Singleton(cache_from_settings, settings.provided.cache)
+    cache = providers.Singleton(observed_cache, settings)
     cache_lifecycle = providers.Resource(close_cache_at_shutdown, cache)
     #: records each command handled, so a retry after a lost commit acknowledgement is not applied twice,
     #: writes the command's audit row in the handler's own transaction, and the outbox rows of routed events.

@@ -93,6 +93,7 @@ def relay(once: bool) -> None:
 
         async with _database() as (settings, session_factory):
             bus = build_event_bus(settings)
+            telemetry = _telemetry(settings, session_factory)
             try:
                 runner = OutboxRelay(bus, session_factory, settings=settings.outbox)
                 if once:
@@ -102,8 +103,22 @@ def relay(once: bool) -> None:
                     await runner.run_until_signalled()
             finally:
                 await bus.close()
+                if telemetry is not None:
+                    telemetry.shutdown()
 
     _run(work)
+
+
+def _telemetry(settings: KeelSettings, session_factory: async_sessionmaker[AsyncSession]) -> Any:
+    """Under KEEL_TELEMETRY__ENABLED: spans and metrics exported as configured, SQL spans on the relay's engine."""
+    if not settings.telemetry.enabled:
+        return None
+    from keel.telemetry import configure_telemetry, instrument_engine
+
+    engine = session_factory.kw.get("bind")
+    if settings.telemetry.sql_spans and engine is not None:
+        instrument_engine(engine)
+    return configure_telemetry(settings)
 
 
 @outbox.command(name="status")

@@ -101,6 +101,9 @@ def _build() -> KeelMetrics:
         noop = _NoOp()
         return KeelMetrics(*(noop,) * len(KeelMetrics.__dataclass_fields__))
     m = meter()
+    from keel.cross_cutting.telemetry._observed import create_replica_instruments
+
+    create_replica_instruments(m)
     return KeelMetrics(
         commands_handled=m.create_counter("keel.commands.handled", "{command}", "Commands handled successfully"),
         commands_failed=m.create_counter("keel.commands.failed", "{command}", "Commands whose handler failed"),

@@ -32,6 +32,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from keel.cross_cutting.telemetry import instrument_app
 from keel.ext.fastapi._health import health_router
 from keel.ext.fastapi._problems import PROBLEM_JSON, STATUS_BY_ERROR, install_problem_handlers, problem, status_for
 from keel.ext.fastapi._requests import (
@@ -57,8 +58,16 @@ def install_keel(
     app.state.keel_container = container
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, authenticator=authenticator)
+    if _telemetry_enabled(container):
+        instrument_app(app)  # after the context middleware: outermost, so the HTTP span parents everything
     if health:
         app.include_router(health_router())
+
+
+def _telemetry_enabled(container: Any) -> bool:
+    settings = getattr(container, "settings", None)
+    telemetry = getattr(settings() if callable(settings) else None, "telemetry", None)
+    return bool(getattr(telemetry, "enabled", False))
 
 
 __all__ = [

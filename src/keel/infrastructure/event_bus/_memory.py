@@ -25,9 +25,11 @@ from typing import Any
 
 from keel._event_bus_settings import EventBusSettings
 from keel.cross_cutting.error import PublishError
+from keel.cross_cutting.telemetry import start_consumer_span, start_producer_span
 from keel.domain.ports import IncomingMessage, MessageHandler, OutgoingMessage
 from keel.infrastructure.event_bus._options import SubscriptionOptions, check_name, outgoing_attributes
 from keel.infrastructure.event_bus._running import RunningHandlers
+from keel.infrastructure.event_bus._spans import consume_span_attributes, publish_span_attributes
 
 logger = logging.getLogger("keel.event_bus")
 
@@ -139,8 +141,11 @@ class InMemoryEventBus:
             raise PublishError("the event bus is closed", topic=message.topic)
         attributes = outgoing_attributes(message)
         key = (message.ordering_key or None) if self.defaults.ordering_enabled else None
-        self.published.append(message)
-        return self._deliver(message.topic, message.data, attributes, key)
+        with start_producer_span(
+            attributes, f"{message.topic} publish", attributes=publish_span_attributes(message, "memory")
+        ):
+            self.published.append(message)
+            return self._deliver(message.topic, message.data, attributes, key)
 
     def _deliver(self, topic: str, data: bytes, attributes: dict[str, str], key: str | None) -> str:
         message_id = str(next(self._ids))
@@ -253,7 +258,12 @@ class InMemorySubscription:
             publish_time=item.publish_time,
         )
         try:
-            await self._handler(message)
+            with start_consumer_span(
+                message.attributes,
+                f"{self._state.topic} process",
+                attributes=consume_span_attributes(message, "memory"),
+            ):
+                await self._handler(message)
         except asyncio.CancelledError:
             self._bus._nacked(self._state, item)
             raise

@@ -21,13 +21,17 @@ from google.api_core import exceptions as api
 
 from keel._event_bus_settings import EventBusSettings
 from keel.cross_cutting.error import ConfigurationError, PublishError
+from keel.cross_cutting.telemetry import start_producer_span
 from keel.domain.ports import MessageHandler, OutgoingMessage
 from keel.infrastructure.event_bus._options import SubscriptionOptions, check_name, outgoing_attributes
 from keel.infrastructure.event_bus._pubsub_admin import PubSubAdmin
 from keel.infrastructure.event_bus._pubsub_errors import bounded_retry, publish_error
 from keel.infrastructure.event_bus._pubsub_subscriber import PubSubSubscription
+from keel.infrastructure.event_bus._spans import publish_span_attributes
 
 logger = logging.getLogger("keel.event_bus")
+#: OpenTelemetry's ``messaging.system`` value for Pub/Sub.
+_SYSTEM = "gcp_pubsub"
 
 
 class PubSubEventBus:
@@ -71,6 +75,12 @@ class PubSubEventBus:
         attributes = outgoing_attributes(message)
         key = (message.ordering_key or "") if self.settings.ordering_enabled else ""
         path = await self._admin.ensure_topic(message.topic)
+        with start_producer_span(
+            attributes, f"{message.topic} publish", attributes=publish_span_attributes(message, _SYSTEM)
+        ):
+            return await self._publish(message, path, key, attributes)
+
+    async def _publish(self, message: OutgoingMessage, path: str, key: str, attributes: dict[str, str]) -> str:
         try:
             future = self._publisher.publish(
                 path,

@@ -14,9 +14,11 @@ import contextlib
 import logging
 from typing import Any
 
+from keel.cross_cutting.telemetry import start_consumer_span
 from keel.domain.ports import IncomingMessage, MessageHandler
 from keel.infrastructure.event_bus._options import SubscriptionOptions
 from keel.infrastructure.event_bus._running import RunningHandlers
+from keel.infrastructure.event_bus._spans import consume_span_attributes
 
 logger = logging.getLogger("keel.event_bus")
 
@@ -79,8 +81,12 @@ class PubSubSubscription:
         self._handlers.start(self._handle(message))
 
     async def _handle(self, message: Any) -> None:
+        received = incoming(message, self.name)
         try:
-            await self._handler(incoming(message, self.name))
+            with start_consumer_span(
+                received.attributes, f"{self.name} process", attributes=consume_span_attributes(received, "gcp_pubsub")
+            ):
+                await self._handler(received)
         except asyncio.CancelledError:
             message.nack()
             raise

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.cross_cutting.error import ConfigurationError
+from keel.cross_cutting.telemetry import span
 from keel.domain.aggregate import AggregateRoot
 from keel.domain.messages import DomainEvent, utcnow
 from keel.domain.streams import ANY, ExpectedVersion, RecordedEvent, Snapshot
@@ -95,9 +96,10 @@ class SqlAlchemyEventStore:
         batch = list(events)
         _checks.check_events(stream_id, batch)
         rows, merged = _appending.encode(stream_id, batch, metadata, self.max_event_bytes)
-        recorded = await self._run(
-            lambda conn: _appending.append(conn, stream_id, batch, rows, merged, expected), write=True, single=True
-        )
+        with span("keel.event_store.append", attributes={"keel.stream_id": stream_id, "keel.events": len(batch)}):
+            recorded = await self._run(
+                lambda conn: _appending.append(conn, stream_id, batch, rows, merged, expected), write=True, single=True
+            )
         self._announce(batch)
         return recorded
 
@@ -131,7 +133,8 @@ class SqlAlchemyEventStore:
             rows.extend(_appending.encode(stream_id, batch, metadata, self.max_event_bytes, merged)[0])
         if not plan:
             raise _checks.invalid("nothing to append: no streams given", "appends", "empty_batch")
-        recorded = await self._run(lambda conn: _appending.append_many(conn, plan, rows, merged), write=True)
+        with span("keel.event_store.append", attributes={"keel.streams": len(plan), "keel.events": len(rows)}):
+            recorded = await self._run(lambda conn: _appending.append_many(conn, plan, rows, merged), write=True)
         self._announce([e for _, batch, _ in plan for e in batch])
         return recorded
 
@@ -172,7 +175,11 @@ class SqlAlchemyEventStore:
         if limit is not None:
             _checks.check_range(limit, "limit", 1)
         query = _sql.stream_query(stream_id, from_version, to_version, backwards, limit)
-        return await self._run(lambda conn: _appending.decoded(self.types, conn.execute(query)))
+        with span("keel.event_store.read", attributes={"keel.stream_id": stream_id}) as current:
+            read = await self._run(lambda conn: _appending.decoded(self.types, conn.execute(query)))
+            if current is not None:
+                current.set_attribute("keel.events", len(read))
+            return read
 
     async def read_all(
         self, *, after: int = 0, limit: int | None = None, types: Iterable[str | type[DomainEvent]] | None = None
@@ -188,7 +195,11 @@ class SqlAlchemyEventStore:
             _checks.check_range(limit, "limit", 1)
         names = None if types is None else [t if isinstance(t, str) else t.message_type for t in types]
         query = _sql.all_query(after, limit, names)
-        return await self._run(lambda conn: _appending.decoded(self.types, conn.execute(query)))
+        with span("keel.event_store.read", attributes={"keel.after": after}) as current:
+            read = await self._run(lambda conn: _appending.decoded(self.types, conn.execute(query)))
+            if current is not None:
+                current.set_attribute("keel.events", len(read))
+            return read
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: how many events it holds (0 for an unknown stream)."""

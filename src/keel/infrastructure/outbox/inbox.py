@@ -22,6 +22,7 @@ from sqlalchemy.sql.dml import Insert
 
 from keel.cross_cutting.error import ConfigurationError
 from keel.cross_cutting.security import Principal, as_principal
+from keel.cross_cutting.telemetry import span
 from keel.domain.messages import utcnow
 from keel.domain.ports import IncomingMessage
 from keel.infrastructure.message_metadata import CORRELATION_ID, PRINCIPAL
@@ -72,8 +73,12 @@ class IdempotentConsumer(Generic[U]):
         with (
             message_context(correlation_id=attributes.get(CORRELATION_ID), causation_id=event_id or message.message_id),
             as_principal(principal),
+            # A child of the bus's CONSUMER span (the producer's trace): the handler's spans nest under it.
+            span("keel.inbox.apply", attributes={"keel.consumer": self.name, "keel.event_id": event_id}) as current,
         ):
-            await self.apply(message, message_key(message))
+            applied = await self.apply(message, message_key(message))
+            if current is not None:
+                current.set_attribute("keel.inbox.duplicate", not applied)
 
     async def apply(self, message: IncomingMessage, key: str) -> bool:
         """Run the handler for ``message`` under ``key`` unless recorded; whether it ran."""

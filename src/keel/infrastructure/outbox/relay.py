@@ -25,12 +25,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.config import OutboxSettings
+from keel.cross_cutting.telemetry import continue_trace, metrics, span
 from keel.domain.messages import utcnow
 from keel.domain.ports import EventBus, OutgoingMessage
 from keel.infrastructure.outbox import _claims
 from keel.infrastructure.outbox._claims import OutboxRow
 from keel.infrastructure.outbox._wakeup import NotifyListener
-from keel.infrastructure.outbox.admin import purge
+from keel.infrastructure.outbox.admin import outbox_status, purge
 from keel.infrastructure.outbox.tables import PARKED, PENDING
 
 _logger = logging.getLogger("keel.outbox")
@@ -128,13 +129,41 @@ class OutboxRelay:
     async def _cleanup_logged(self) -> None:
         try:
             await self.cleanup()
+            await self.record_backlog()
         except Exception:
             _logger.exception("outbox relay: cleanup failed")
+
+    async def record_backlog(self) -> None:
+        """Set the ``keel.outbox.backlog`` and ``keel.outbox.oldest_age`` gauges (at every cleanup; two queries)."""
+        status = await outbox_status(self.session_factory, limit=0, now=self.clock())
+        recorded = metrics()
+        recorded.outbox_backlog.set(status.pending)
+        recorded.outbox_oldest_age.set(status.oldest_pending_age or 0.0)
 
     # --- one batch --------------------------------------------------------------------
 
     async def process_batch(self) -> BatchResult:
-        """Claim one batch, publish it, record the outcome; what it did."""
+        """Claim one batch, publish it, record the outcome; what it did.
+
+        The batch is a ``keel.outbox.relay_batch`` span; each message is
+        published in the trace of the request that wrote it (its stored
+        ``traceparent``), not the relay's, so that trace reaches the consumer.
+        """
+        with span(
+            "keel.outbox.relay_batch", attributes={"keel.outbox.batch_limit": self.settings.batch_size}
+        ) as current:
+            result = await self._process_batch()
+            if current is not None:
+                current.set_attributes(
+                    {
+                        "keel.outbox.batch_size": result.claimed,
+                        "keel.outbox.published": result.published,
+                        "keel.outbox.failed": result.failed,
+                    }
+                )
+            return result
+
+    async def _process_batch(self) -> BatchResult:
         async with self.session_factory() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # Row locks held while publishing: a relay that dies releases them with its connection.
@@ -168,11 +197,14 @@ class OutboxRelay:
         async def publish_chain(chain: list[OutboxRow]) -> None:
             for row in chain:
                 try:
-                    await self.bus.publish(_message(row))
+                    with continue_trace(row.attributes):
+                        await self.bus.publish(_message(row))
                 except Exception as exc:  # noqa: BLE001 -- any failure of the bus is this message's failure
                     outcome[row.id] = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+                    metrics().outbox_relay_failures.add(1, {"topic": row.topic})
                     return  # its successors wait for it
                 outcome[row.id] = None
+                metrics().outbox_relayed.add(1, {"topic": row.topic})
 
         await asyncio.gather(*(publish_chain(chain) for chain in [*chains.values(), *singles]))
         return outcome
