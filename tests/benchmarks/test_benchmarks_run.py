@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-#: ``instructions`` is the cachegrind driver, not a benchmark of its own (it needs valgrind; CI does not run it).
+#: ``instructions`` is the cachegrind driver (it needs valgrind; CI does not run it); ``soak`` has tests/soak/.
 BENCHMARKS = sorted(
-    p.stem for p in (ROOT / "benchmarks").glob("*.py") if not p.stem.startswith("_") and p.stem != "instructions"
+    p.stem
+    for p in (ROOT / "benchmarks").glob("*.py")
+    if not p.stem.startswith("_") and p.stem not in {"instructions", "soak"}
 )
 
 
