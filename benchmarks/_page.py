@@ -36,7 +36,9 @@ def table(runs: list[Run]) -> list[str]:
     for result in sorted(rows, key=lambda r: r.target is None):
         target = result.target.shown if result.target else "—"
         source = result.target.source if result.target else ""
-        lines.append(f"| `{result.benchmark}` | {result.what} | {_value(result)} | {target} | {_met(result)} | {source} |")
+        lines.append(
+            f"| `{result.benchmark}` | {result.what} | {_value(result)} | {target} | {_met(result)} | {source} |"
+        )
     return lines
 
 

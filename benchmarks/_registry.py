@@ -102,8 +102,22 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "event_store_append",
         ("--rounds", "3", "--streams", "100", "--singles", "100"),
         (
-            Target("streams x 10 events: keel / eventsourcing", _ratio("streams: keel / eventsourcing"), ">=", 2.0, "x", "#9"),
-            Target("single-event appends: keel / eventsourcing", _ratio("single:  keel / eventsourcing"), ">=", 2.0, "x", "#9"),
+            Target(
+                "streams x 10 events: keel / eventsourcing",
+                _ratio("streams: keel / eventsourcing"),
+                ">=",
+                2.0,
+                "x",
+                "#9",
+            ),
+            Target(
+                "single-event appends: keel / eventsourcing",
+                _ratio("single:  keel / eventsourcing"),
+                ">=",
+                2.0,
+                "x",
+                "#9",
+            ),
         ),
     ),
     Benchmark(
@@ -129,8 +143,22 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         ("--rounds", "4", "--ops", "40", "--events", "1000"),
         (
             Target("commit with outbox rows / without", _ratio("commit with outbox / without"), ">=", 0.9, "x", "#10"),
-            Target("relay (LISTEN/NOTIFY) / direct publish", _ratio(r"relay \(LISTEN/NOTIFY\) / direct throughput"), ">=", 0.5, "x", "#10"),
-            Target("commit-to-publish p50, LISTEN/NOTIFY", r"^outbox, LISTEN/NOTIFY\s+[\d.]+\s+(?P<v>[\d.]+)", "<", 50.0, " ms", "#10"),
+            Target(
+                "relay (LISTEN/NOTIFY) / direct publish",
+                _ratio(r"relay \(LISTEN/NOTIFY\) / direct throughput"),
+                ">=",
+                0.5,
+                "x",
+                "#10",
+            ),
+            Target(
+                "commit-to-publish p50, LISTEN/NOTIFY",
+                r"^outbox, LISTEN/NOTIFY\s+[\d.]+\s+(?P<v>[\d.]+)",
+                "<",
+                50.0,
+                " ms",
+                "#10",
+            ),
         ),
     ),
     Benchmark(
@@ -179,12 +207,19 @@ _SECOND_SIDE = r"/ first\n.*\n.*?(?P<v>\d+\.\d+)x$"
 
 def _counted(name: str, what: str, bound: float, sizes: tuple[str, ...]) -> Benchmark:
     target = Target(f"instructions: {what}", _SECOND_SIDE, "<=", bound, "x", "#8 item 11")
-    return Benchmark(f"instructions {name}", (name, *sizes), (target,), module="instructions", quick_args=(name, "--quick"))
+    return Benchmark(
+        f"instructions {name}", (name, *sizes), (target,), module="instructions", quick_args=(name, "--quick")
+    )
 
 
 #: Counted with cachegrind when ``--instructions`` is given (keel's instructions per operation / the baseline's).
 INSTRUCTIONS: tuple[Benchmark, ...] = (
     _counted("uow_overhead", "keel / hand-written", 1.02, ("--small", "40", "--large", "240", "--warmup", "30")),
-    _counted("pagination", "cursor page / hand-written keyset SELECT", 1.05, ("--small", "20", "--large", "80", "--warmup", "10")),
+    _counted(
+        "pagination",
+        "cursor page / hand-written keyset SELECT",
+        1.05,
+        ("--small", "20", "--large", "80", "--warmup", "10"),
+    ),
     _counted("bulk_insert", "insert_many / Core executemany", 1.0, ("--small", "10", "--large", "40", "--warmup", "5")),
 )

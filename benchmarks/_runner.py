@@ -79,7 +79,8 @@ def run(benchmark: Benchmark, *, quick: bool, url: str, timeout: float = 1800) -
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         returncode, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
-        returncode, output = -1, f"timed out after {timeout:.0f} s\n{exc.stdout or ''}"
+        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        returncode, output = -1, f"timed out after {timeout:.0f} s\n{partial}"
     output = "\n".join(line for line in str(output).splitlines() if not _NOISE.match(line)).strip()
     return Run(benchmark.name, command, returncode, time.perf_counter() - started, output, read(benchmark, output))
 
@@ -121,7 +122,9 @@ def machine(url: str) -> dict[str, str]:
 
     one, five, fifteen = os.getloadavg()
     memory_kb = _first("/proc/meminfo", "MemTotal").split()[0]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     return {
         "CPU": _first("/proc/cpuinfo", "model name"),
         "cores": str(os.cpu_count()),

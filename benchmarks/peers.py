@@ -38,6 +38,7 @@ from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import String, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from benchmarks._event_store import ensure_database
@@ -89,9 +90,9 @@ def with_asyncpg(pool: asyncpg.Pool) -> Operation:
     return operation
 
 
-def with_sqlalchemy(factory: Callable[[], object]) -> Operation:
+def with_sqlalchemy(factory: async_sessionmaker[AsyncSession]) -> Operation:
     async def operation(key: int) -> None:
-        async with factory() as session, session.begin():  # type: ignore[attr-defined]
+        async with factory() as session, session.begin():
             assert await session.get(PeerItem, key) is not None
             page = select(PeerItem).order_by(PeerItem.id).limit(PAGE).offset(_offset(key))
             list((await session.scalars(page)).all())
@@ -102,9 +103,9 @@ def with_sqlalchemy(factory: Callable[[], object]) -> Operation:
     return operation
 
 
-def with_advanced_alchemy(factory: Callable[[], object]) -> Operation:
+def with_advanced_alchemy(factory: async_sessionmaker[AsyncSession]) -> Operation:
     async def operation(key: int) -> None:
-        async with factory() as session:  # type: ignore[attr-defined]
+        async with factory() as session:
             repository = AdvancedAlchemyItems(session=session)
             await repository.get(key)
             await repository.list_and_count(LimitOffset(limit=PAGE, offset=_offset(key)), OrderBy("id", "asc"))
@@ -169,11 +170,17 @@ async def run(url: str, rounds: int, ops: int) -> dict[str, list[float]]:
 
 def report(url: str, results: dict[str, list[float]], rounds: int, ops: int) -> None:
     shown = make_url(url).render_as_string(hide_password=True)
-    print(f"peers: get + page of {PAGE} with count + insert, commit; {rounds} interleaved rounds x {ops} ops on {shown}")
+    print(
+        f"peers: get + page of {PAGE} with count + insert, commit; {rounds} interleaved rounds x {ops} ops on {shown}"
+    )
     print(f"{'side':<28}{'median ops/s':>14}{'min':>10}{'max':>10}")
     for name, values in results.items():
         print(f"{name:<28}{statistics.median(values):>14.0f}{min(values):>10.0f}{max(values):>10.0f}")
-    for peer, label in (("advanced-alchemy", "advanced-alchemy"), ("hand-written SQLAlchemy", "hand-written SQLAlchemy"), ("raw asyncpg", "raw asyncpg")):
+    for peer, label in (
+        ("advanced-alchemy", "advanced-alchemy"),
+        ("hand-written SQLAlchemy", "hand-written SQLAlchemy"),
+        ("raw asyncpg", "raw asyncpg"),
+    ):
         ratios = sorted(k / p for k, p in zip(results["keel"], results[peer], strict=True))
         spread = f"middle half {ratios[len(ratios) // 4]:.3f}..{ratios[(3 * len(ratios)) // 4]:.3f}"
         print(f"keel / {label} = {statistics.median(ratios):.3f}x (median of per-round ratios, {spread})")

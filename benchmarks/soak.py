@@ -31,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,21 @@ DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_bench_soak"
 #: sku -> batch sizes. Plenty of stock for most, one scarce sku so some orders find none and contend hard.
 STOCK = {**{f"SKU-{n}": (400, 400) for n in range(8)}, "SCARCE": (15, 10)}
 START_TIMEOUT = 60.0
+#: Batches whose allocated order lines add up to more than the batch holds.
+OVERSOLD = (
+    "SELECT b.reference FROM batches b LEFT JOIN allocations a ON a.batch_id = b.id "
+    "LEFT JOIN order_lines l ON l.id = a.orderline_id GROUP BY b.reference, b.purchased_quantity "
+    "HAVING b.purchased_quantity - coalesce(sum(l.qty), 0) < 0"
+)
+ALLOCATIONS_PER_ORDER = (
+    "SELECT l.orderid, count(*) FROM order_lines l JOIN allocations a ON a.orderline_id = l.id GROUP BY l.orderid"
+)
+#: The most any one batch of a sku still has: an order of more than this could not be allocated.
+MOST_LEFT_PER_SKU = (
+    "SELECT b.sku, max(b.purchased_quantity - coalesce(u.used, 0)) FROM batches b LEFT JOIN "
+    "(SELECT a.batch_id, sum(l.qty) AS used FROM allocations a JOIN order_lines l "
+    "ON l.id = a.orderline_id GROUP BY a.batch_id) u ON u.batch_id = b.id GROUP BY b.sku"
+)
 DRAIN_TIMEOUT = 60.0
 
 
@@ -116,11 +132,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+def _tail(log: Path, size: int = 3000) -> str:
+    return log.read_text(errors="replace")[-size:]
+
+
 async def _wait_for(log: Path, marker: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    while marker not in log.read_text(errors="replace"):
+    while marker not in _tail(log, 1_000_000):
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{log.name} did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(f"{log.name} did not start:\n{_tail(log)}")
         await asyncio.sleep(0.05)
 
 
@@ -167,35 +187,13 @@ async def _drive(base_url: str, connections: int, seconds: float, max_requests: 
 async def _check(engine: AsyncEngine, accepted: set[str], report: SoakReport) -> None:
     """Every invariant, from the database; violations are appended to the report."""
     async with engine.connect() as conn:
-        over = (
-            await conn.execute(
-                text(
-                    "SELECT b.reference FROM batches b LEFT JOIN allocations a ON a.batch_id = b.id "
-                    "LEFT JOIN order_lines l ON l.id = a.orderline_id "
-                    "GROUP BY b.reference, b.purchased_quantity HAVING b.purchased_quantity - coalesce(sum(l.qty), 0) < 0"
-                )
-            )
-        ).scalars().all()
-        allocated = dict(
-            (
-                await conn.execute(
-                    text("SELECT l.orderid, count(*) FROM order_lines l JOIN allocations a ON a.orderline_id = l.id GROUP BY l.orderid")
-                )
-            ).all()
+        over = (await conn.execute(text(OVERSOLD))).scalars().all()
+        allocated: dict[str, int] = dict((await conn.execute(text(ALLOCATIONS_PER_ORDER))).all())
+        viewed: dict[str, int] = dict(
+            (await conn.execute(text("SELECT orderid, count(*) FROM allocations_view GROUP BY orderid"))).all()
         )
-        viewed = dict((await conn.execute(text("SELECT orderid, count(*) FROM allocations_view GROUP BY orderid"))).all())
         lines = (await conn.execute(text("SELECT orderid, sku, qty FROM order_lines"))).all()
-        left = dict(
-            (
-                await conn.execute(
-                    text(
-                        "SELECT b.sku, max(b.purchased_quantity - coalesce(u.used, 0)) FROM batches b LEFT JOIN "
-                        "(SELECT a.batch_id, sum(l.qty) AS used FROM allocations a JOIN order_lines l "
-                        "ON l.id = a.orderline_id GROUP BY a.batch_id) u ON u.batch_id = b.id GROUP BY b.sku"
-                    )
-                )
-            ).all()
-        )
+        left: dict[str, int] = dict((await conn.execute(text(MOST_LEFT_PER_SKU))).all())
     if over:
         report.violations.append(f"batches allocated past their size: {sorted(over)}")
     doubled = sorted(o for o, n in allocated.items() if n != 1)
@@ -203,7 +201,7 @@ async def _check(engine: AsyncEngine, accepted: set[str], report: SoakReport) ->
         report.violations.append(f"orders allocated more than once: {doubled[:10]}")
     if set(allocated) - accepted:
         report.violations.append(f"allocations of orders never answered 202: {sorted(set(allocated) - accepted)[:10]}")
-    if {o: 1 for o in allocated} != viewed:
+    if dict.fromkeys(allocated, 1) != viewed:
         report.violations.append("the read model differs from the allocations (missing or doubled rows)")
     orders = {orderid: (sku, qty) for orderid, sku, qty in lines}
     unallocated = accepted - set(allocated)
@@ -222,7 +220,9 @@ async def _drained(engine: AsyncEngine, report: SoakReport) -> None:
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while True:
         async with engine.connect() as conn:
-            counts = dict((await conn.execute(text("SELECT status, count(*) FROM keel_outbox GROUP BY status"))).all())
+            counts: dict[str, int] = dict(
+                (await conn.execute(text("SELECT status, count(*) FROM keel_outbox GROUP BY status"))).all()
+            )
         pending = sum(n for status, n in counts.items() if status != "published")
         if not pending or time.monotonic() > deadline:
             break
@@ -237,7 +237,10 @@ async def _drained(engine: AsyncEngine, report: SoakReport) -> None:
 
 
 async def soak(url: str, *, connections: int, seconds: float, max_requests: int, logs: Path) -> SoakReport:
-    """Run the API and the relay against ``url`` (tables already created), drive load, check every invariant."""
+    """Run the API and the relay against ``url`` (tables already created), drive load, check every invariant.
+
+    ``logs`` (an existing directory) receives the API's and the relay's output.
+    """
     env = {
         **os.environ,
         "KEEL_DATABASE__URL": url,
@@ -252,10 +255,9 @@ async def soak(url: str, *, connections: int, seconds: float, max_requests: int,
         "KEEL_BUS__BACKOFF_MAX": "0.05",
     }
     port = free_port()
-    logs.mkdir(parents=True, exist_ok=True)
     api_log, relay_log = logs / "uvicorn.log", logs / "relay.log"
     command = [sys.executable, "-m", "uvicorn", "examples.allocation.api:create_app", "--factory"]
-    api = _start(command + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"], env, api_log)
+    api = _start([*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"], env, api_log)
     relay = _start([sys.executable, "-m", "keel", "outbox", "relay"], env, relay_log)
     report = SoakReport()
     engine = create_async_engine(url)
@@ -265,7 +267,7 @@ async def soak(url: str, *, connections: int, seconds: float, max_requests: int,
         await _check(engine, accepted, report)
         await _drained(engine, report)
         if relay.poll() is not None:
-            report.violations.append(f"the relay exited early:\n{relay_log.read_text(errors='replace')[-2000:]}")
+            report.violations.append(f"the relay exited early:\n{_tail(relay_log)}")
     finally:
         _stop(api)
         _stop(relay)
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (10.0 if args.quick else 60.0)
     url = os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_URL)
     asyncio.run(prepare(url))
-    logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"keel-soak-{os.getpid()}"
+    logs = Path(tempfile.mkdtemp(prefix="keel-soak-"))
     report = asyncio.run(soak(url, connections=connections, seconds=seconds, max_requests=args.requests, logs=logs))
     print(f"soak: {connections} connections for up to {seconds:g} s against the allocation API (uvicorn + relay)")
     for line in report.lines():

@@ -28,7 +28,9 @@ async def test_concurrent_clients_lose_double_and_oversell_nothing(
     database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     """Stock never negative, each 202'd order allocated at most once and viewed iff allocated, outbox drained."""
-    report = await soak(database_url, connections=CONNECTIONS, seconds=SECONDS, max_requests=MAX_REQUESTS, logs=tmp_path)
+    report = await soak(
+        database_url, connections=CONNECTIONS, seconds=SECONDS, max_requests=MAX_REQUESTS, logs=tmp_path
+    )
     print("\n".join(["soak:", *report.lines()]))
     assert report.violations == []
     assert report.requests > 0
