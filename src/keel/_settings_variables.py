@@ -47,6 +47,7 @@ TOOLING_VARIABLES = frozenset(
         "KEEL_BENCH_PRIMARY_URL",  # benchmarks/replicas.py: an existing primary (with KEEL_BENCH_REPLICA_URL)
         "KEEL_BENCH_REPLICA_URL",  # benchmarks/replicas.py: a streaming replica of KEEL_BENCH_PRIMARY_URL
         "KEEL_BENCH_BATCH",  # benchmarks: rows per load of bulk_insert's instruction count
+        "KEEL_SOAK",  # tests/soak: 1 runs the long form of the load soak
         "KEEL_VENV",  # scripts/: the virtual environment to use
     }
 )
