@@ -21,7 +21,9 @@ from tests.contract.projection_models import LedgerProjection, rows_of
 from tests.support.polling import eventually
 
 Factory = async_sessionmaker[AsyncSession]
-pytestmark = [pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)]
+pytestmark = [
+    pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+]
 
 
 async def _append(session_factory: Factory, first: int, streams: int, per_stream: int = 10) -> None:
