@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, TypeVar
 
@@ -79,7 +79,6 @@ def run() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay(name: str, quiet: bool) -> None:
     """Rebuild projection NAME from position 0; interrupted, rerun it to resume from its checkpoint."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     async def work() -> int | None:
         task = asyncio.current_task()
@@ -87,17 +86,11 @@ def replay(name: str, quiet: bool) -> None:
         loop = asyncio.get_running_loop()
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, task.cancel)
-        progress = Progress(
-            TextColumn(f"replaying {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=quiet
-        )
-        bar = progress.add_task("replay", total=None)
         try:
             async with _runner() as runner:
                 runner.projection(name)
-                with progress:
-                    return await runner.replay(
-                        name, lambda position, head: progress.update(bar, completed=position, total=head)
-                    )
+                with _progress_bar(name, quiet) as progress:
+                    return await runner.replay(name, progress)
         except asyncio.CancelledError:
             return None
 
@@ -106,6 +99,24 @@ def replay(name: str, quiet: bool) -> None:
         click.echo(f"replay of {name} interrupted: run `keel events replay {name}` again to resume", err=True)
         raise SystemExit(INTERRUPTED)
     click.echo(f"{name} replayed up to position {position}")
+
+
+@contextmanager
+def _progress_bar(name: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar fed (position, head); none with ``--quiet`` or without the ``cli`` extra."""
+    if quiet:
+        yield None
+        return
+    try:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    except ImportError:  # the optional `cli` extra
+        click.echo("(pip install 'keel-framework[cli]' for a progress bar)", err=True)
+        yield None
+        return
+    bar = Progress(TextColumn(f"replaying {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    task = bar.add_task("replay", total=None)
+    with bar:
+        yield lambda position, head: bar.update(task, completed=position, total=head)
 
 
 @events.command()
