@@ -154,3 +154,33 @@ async def test_unknown_or_unnamed_projections_are_configuration_errors(session_f
         ProjectionRunner(session_factory, [LedgerProjection(), LedgerProjection()])
     with pytest.raises(ConfigurationError, match="no projection named 'nope'"):
         await ProjectionRunner(session_factory, [LedgerProjection()]).step("nope")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_one_worker_owns_a_projection_and_another_takes_over_when_it_stops(session_factory: Factory) -> None:
+    """Two workers: one owns the projection, the other idles; stopped, the owner hands it over within a second."""
+    await _seed(session_factory)
+    first, second = (
+        ProjectionRunner(session_factory, [LedgerProjection()], poll_interval=0.2, claim_interval=0.1) for _ in range(2)
+    )
+    first_task = asyncio.create_task(first.run())
+    await eventually(lambda: first.owned == {"ledger"}, timeout=10)
+    second_task = asyncio.create_task(second.run())
+    await SqlAlchemyEventStore(session_factory).append("early", [Opened(owner="e")], expected_version=NO_STREAM)
+    await eventually(lambda: _count(session_factory, 56), timeout=10)
+    assert first.owned == {"ledger"}
+    assert second.owned == frozenset()
+    first.request_stop()
+    await asyncio.wait_for(first_task, 10)
+    await eventually(lambda: second.owned == {"ledger"}, timeout=5)
+    await SqlAlchemyEventStore(session_factory).append("late", [Opened(owner="late")], expected_version=NO_STREAM)
+    recorded = await SqlAlchemyEventStore(session_factory).read_all()
+
+    async def caught_up() -> bool:
+        return [r[0] for r in await _rows(session_factory, "ledger")] == [r.position for r in recorded]
+
+    await eventually(caught_up, timeout=10)
+    second.request_stop()
+    await asyncio.wait_for(second_task, 10)
+    assert first.owned == second.owned == frozenset()

@@ -69,6 +69,12 @@ class ProjectionRunner:
         self.database = database
         self._wake = asyncio.Event()
         self._stopping = False
+        self._owned: frozenset[str] = frozenset()
+
+    @property
+    def owned(self) -> frozenset[str]:
+        """The projections this worker ran on its last round (empty when it is not running)."""
+        return self._owned
 
     def projection(self, name: str) -> Projection:
         """The projection called ``name``; an unknown name is a ConfigurationError listing the known ones."""
@@ -145,6 +151,7 @@ class ProjectionRunner:
             while not self._stopping:
                 self._wake.clear()
                 owned = await ownership.refresh()
+                self._owned = frozenset(owned)
                 busy = False
                 for name in sorted(owned):
                     if self._stopping or not ownership.holds(name):
@@ -160,6 +167,7 @@ class ProjectionRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(wait, self.poll_interval))
         finally:
+            self._owned = frozenset()
             await ownership.close()
 
     async def run_until_signalled(self) -> None:
