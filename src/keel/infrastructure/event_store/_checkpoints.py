@@ -1,8 +1,8 @@
 """The projection checkpoints' statements, run on a synchronous ``Connection`` in the projection's transaction.
 
-A projection's batch locks its checkpoint row first (``FOR UPDATE`` on
-PostgreSQL; on SQLite the first write takes the database's single write
-lock), so two workers that both believe they own a projection run its
+A projection's batch locks its checkpoint row first (an upsert returning it:
+a row lock on PostgreSQL; on SQLite the write takes the database's single
+write lock), so two workers that both believe they own a projection run its
 batches one after the other, the second starting from where the first
 committed. The final compare-and-set is the last guard: a checkpoint that
 moved since it was read rolls the whole batch back.
@@ -40,17 +40,20 @@ def _insert(conn: Connection) -> object:
 
 
 def lock(conn: Connection, name: str) -> int:
-    """Create ``name``'s checkpoint at 0 if missing, lock it until the transaction ends, and return it."""
+    """Create ``name``'s checkpoint at 0 if missing, lock it until the transaction ends, and return it.
+
+    One statement: the upsert's UPDATE branch takes the row lock on PostgreSQL
+    (waiting for a concurrent batch, then returning what it committed) and the
+    write lock on SQLite, before any event is read.
+    """
     now = utcnow()
-    insert = _insert(conn).values(name=name, position=0, updated_at=now)  # type: ignore[attr-defined]
-    conn.execute(insert.on_conflict_do_nothing(index_elements=[projection_checkpoints.c.name]))
-    query = select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    else:
-        # SQLite: a write takes the single write lock now, before the events are read.
-        conn.execute(update(projection_checkpoints).where(projection_checkpoints.c.name == name).values(updated_at=now))
-    return int(conn.execute(query).scalar_one())
+    upsert = (
+        _insert(conn)  # type: ignore[attr-defined]
+        .values(name=name, position=0, updated_at=now)
+        .on_conflict_do_update(index_elements=[projection_checkpoints.c.name], set_={"updated_at": now})
+        .returning(projection_checkpoints.c.position)
+    )
+    return int(conn.execute(upsert).scalar_one())
 
 
 def advance(conn: Connection, name: str, read_at: int, position: int) -> None:
