@@ -405,6 +405,28 @@ class EventStoreSettings(BaseModel):
     max_event_bytes: int = Field(
         1024 * 1024, ge=1, description="Largest serialised event (its JSON) an append accepts, in bytes."
     )
+    projections: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Where `keel events` finds the application's projections: `module:attribute` entries "
+        "(a `Projection`, a subclass, or a list of them), comma-separated or a JSON list.",
+    )
+    projection_batch_size: int = Field(100, ge=1, description="Events a projection applies per transaction.")
+    projection_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between a projection worker's polls (PostgreSQL also wakes it by NOTIFY)."
+    )
+    projection_claim_interval: float = Field(
+        1.0, gt=0, description="Seconds between a worker's tries to take over projections another worker owns."
+    )
+
+    @pydantic.field_validator("projections", mode="before")
+    @classmethod
+    def _split_projections(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
 
 class KeelSettings(BaseSettings):

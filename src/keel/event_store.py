@@ -17,7 +17,9 @@ from __future__ import annotations
 from keel.domain.ports import EventStore
 from keel.domain.streams import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, RecordedEvent, Snapshot, StreamState
 from keel.infrastructure.event_store._aggregate import EventSourcedAggregate
+from keel.infrastructure.event_store._projection import Projection
 from keel.infrastructure.event_store._repository import EventSourcedRepository
+from keel.infrastructure.event_store._runner import ProjectionRunner, ProjectionStatus
 from keel.infrastructure.event_store._store import SqlAlchemyEventStore
 from keel.infrastructure.event_store._types import EventTypes, UnknownEventTypeError, Upcaster, default_event_types
 
@@ -30,6 +32,9 @@ __all__ = [
     "EventStore",
     "EventTypes",
     "ExpectedVersion",
+    "Projection",
+    "ProjectionRunner",
+    "ProjectionStatus",
     "RecordedEvent",
     "Snapshot",
     "SqlAlchemyEventStore",

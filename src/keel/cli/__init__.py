@@ -20,6 +20,7 @@ import click
 
 from keel import __version__
 from keel.cli._db import db
+from keel.cli._events import events
 from keel.cli._health import health
 from keel.cli._outbox import outbox
 
@@ -54,3 +55,4 @@ __all__ = ["cli", "main"]
 cli.add_command(db)
 cli.add_command(health)
 cli.add_command(outbox)
+cli.add_command(events)
