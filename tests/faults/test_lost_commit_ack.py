@@ -23,12 +23,7 @@ from tests.integration.test_exactly_once import RETRY_UNAVAILABLE, Bump, bump, c
 from tests.models import AppUnitOfWork
 from tests.support.pg_proxy import LosingProxy
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def backend() -> str:
-    return "postgresql"
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
