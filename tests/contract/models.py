@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel import AggregateRoot, DomainEvent, SqlAlchemyRepository, SqlAlchemyUnitOfWork
@@ -35,6 +35,16 @@ class Item(Base, AggregateRoot, VersionMixin, TimestampMixin, SoftDeleteMixin):
     def rename(self, name: str) -> None:
         self.name = name
         self.record(Renamed(id=self.id, name=name))
+
+
+class Slot(Base, AggregateRoot, VersionMixin, TimestampMixin, SoftDeleteMixin):
+    """A unique code under a full (not partial) unique constraint: get_or_create and upsert key on it."""
+
+    __tablename__ = "repo_slots"
+    __table_args__ = (UniqueConstraint("code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20))
+    qty: Mapped[int] = mapped_column(default=0)
 
 
 class Plain(Base):
@@ -115,6 +125,7 @@ class ItemRepository(SqlAlchemyRepository[Item]):
 class ContractUnitOfWork(SqlAlchemyUnitOfWork):
     items: ItemRepository
     plain: SqlAlchemyRepository[Plain]
+    slots: SqlAlchemyRepository[Slot]
     owners: SqlAlchemyRepository[Owner]
     documents: SqlAlchemyRepository[Document]
     notes: SqlAlchemyRepository[Note]

@@ -90,7 +90,29 @@ async def keyset_page(
     return result
 
 
-async def load_many(repo: SqlAlchemyRepository[Any], ids: Iterable[Any], *, include_deleted: bool) -> list[Any]:
+async def windowed_list(
+    repo: SqlAlchemyRepository[Any], stmt: Select[Any], limit: int | None, offset: int | None
+) -> tuple[list[Any], int]:
+    """``list_and_count`` in one query: each row carries ``count(*) OVER ()``, the total before LIMIT."""
+    windowed = stmt.add_columns(func.count().over().label("keel_total"))
+    if limit is not None:
+        windowed = windowed.limit(limit)
+    if offset:
+        windowed = windowed.offset(offset)
+    with translating(entity=repo.traits.entity):
+        rows = (await repo.session.execute(windowed)).unique().all()
+    if not rows and offset:
+        # Past the end no row carries the total: count it.
+        return [], await count_rows(repo.session, repo.traits.entity, stmt)
+    entities = [row[0] for row in rows]
+    for entity in entities:
+        repo.mark_seen(entity)
+    return entities, int(rows[0][1]) if rows else 0
+
+
+async def load_many(
+    repo: SqlAlchemyRepository[Any], ids: Iterable[Any], *, include_deleted: bool, load: Sequence[Any] = ()
+) -> list[Any]:
     """The body of :meth:`SqlAlchemyRepository.get_many` (documented there)."""
     model = repo.model
     keys = list(dict.fromkeys(coerce_identity(model, i) for i in identity_list(ids)))
@@ -101,7 +123,7 @@ async def load_many(repo: SqlAlchemyRepository[Any], ids: Iterable[Any], *, incl
     primary_key = repo.traits.primary_key
     for condition in key_conditions(model, primary_key, keys, dialect):
         for entity in await fetch(
-            repo.session, repo.traits.entity, repo.select(condition, include_deleted=include_deleted)
+            repo.session, repo.traits.entity, repo.select(condition, include_deleted=include_deleted).options(*load)
         ):
             by_key[tuple(getattr(entity, name) for name in primary_key)] = entity
     found = [by_key[k] for k in keys if k in by_key]
