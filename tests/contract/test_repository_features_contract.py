@@ -19,16 +19,20 @@ async def test_get_or_create_creates_once_then_gets(new_uow: NewUow) -> None:
     """The first call inserts (created True) with keel's columns; the next returns that row (created False)."""
     async with new_uow() as uow:
         slot, created = await uow.slots.get_or_create(defaults={"qty": 3}, code="A")
-        assert created and slot in uow.seen
+        assert created
+        assert slot in uow.seen
         assert (slot.code, slot.qty, slot.version) == ("A", 3, 1)
-        assert slot.created_at is not None and slot.updated_at is not None
+        assert slot.created_at is not None
+        assert slot.updated_at is not None
         again, created_again = await uow.slots.get_or_create(defaults={"qty": 9}, code="A")
-        assert again is slot and not created_again
+        assert again is slot
+        assert not created_again
         slot.qty = 4
         await uow.commit()
     async with new_uow() as uow:
         stored, created = await uow.slots.get_or_create(code="A")
-    assert not created and (stored.qty, stored.version) == (4, 2)
+    assert not created
+    assert (stored.qty, stored.version) == (4, 2)
 
 
 async def test_get_or_create_rolls_back_with_the_unit_of_work(new_uow: NewUow) -> None:
@@ -63,18 +67,21 @@ async def test_upsert_inserts_then_updates_bumping_the_version(new_uow: NewUow) 
     """upsert inserts a missing row, then updates it on the conflict column: version + 1, created_at kept."""
     async with new_uow() as uow:
         first = await uow.slots.upsert(Slot(code="U", qty=1), conflict=["code"])
-        assert (first.qty, first.version) == (1, 1) and first in uow.seen
+        assert (first.qty, first.version) == (1, 1)
+        assert first in uow.seen
         await uow.commit()
     async with new_uow() as uow:
         second = await uow.slots.upsert(Slot(code="U", qty=7), conflict=["code"])
         assert (second.id, second.qty, second.version) == (first.id, 7, 2)
-        assert second.created_at == first.created_at and second.updated_at >= first.updated_at
+        assert second.created_at == first.created_at
+        assert second.updated_at >= first.updated_at
         await uow.commit()
     async with new_uow() as uow:
         assert (await uow.slots.get(first.id)).qty == 7
         plain = await uow.plain.upsert(Plain(code="K", qty=2))  # conflict defaults to the primary key
         plain_again = await uow.plain.upsert(Plain(code="K", qty=5))
-        assert plain_again.qty == 5 and plain is plain_again
+        assert plain_again.qty == 5
+        assert plain is plain_again
 
 
 async def test_upsert_restores_a_soft_deleted_row(new_uow: NewUow) -> None:

@@ -130,3 +130,22 @@ async def load_many(
     for entity in found:
         repo.mark_seen(entity)
     return found
+
+
+async def lock_database_for_update(session: AsyncSession, model: type[Any]) -> None:
+    """On SQLite, take the database's write lock now (``BEGIN IMMEDIATE``): its stand-in for a row lock.
+
+    SQLite has no row locks and the driver opens a transaction only at the
+    first write, so a read-modify-write of a row without a version column
+    would lose concurrent updates. Taking the write lock before the read
+    makes such units of work take turns (waiting up to the busy timeout), as
+    ``FOR UPDATE`` makes them on PostgreSQL. Elsewhere: nothing to do.
+    """
+    mapper = inspect(model)
+    if session.get_bind(mapper=mapper).dialect.name != "sqlite":
+        return
+    with translating(entity=mapper.class_.__name__):
+        conn = await session.connection(bind_arguments={"mapper": mapper})
+        raw = await conn.get_raw_connection()
+        if not getattr(raw.driver_connection, "in_transaction", True):
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")

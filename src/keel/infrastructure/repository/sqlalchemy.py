@@ -50,6 +50,7 @@ from keel.infrastructure.repository._sql_reads import (
     fetch_one_or_none,
     keyset_page,
     load_many,
+    lock_database_for_update,
     windowed_list,
 )
 from keel.infrastructure.repository._statements import check_statement
@@ -217,9 +218,10 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         ``load`` takes loader options (``selectinload(Model.children)``) for
         this call. ``for_update=True`` reads with ``SELECT ... FOR UPDATE``
         (``nowait``/``skip_locked`` as in SQL) on PostgreSQL, holding the row
-        until the unit of work ends; on SQLite, which locks the whole
-        database on write, it is a no-op. A row locked elsewhere under
-        ``nowait`` is a :class:`ConcurrencyError`; under ``skip_locked`` a miss.
+        until the unit of work ends; SQLite has no row locks, so there it
+        takes the database's write lock (``BEGIN IMMEDIATE``) before reading,
+        and ``nowait``/``skip_locked`` change nothing. A row locked elsewhere
+        under ``nowait`` is a :class:`ConcurrencyError`; under ``skip_locked`` a miss.
         """
         entity = await self.get_or_none(
             id,
@@ -255,6 +257,8 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             options=builtins.list(load) or None,
             with_for_update=lock,
         )
+        if lock is not None:
+            await lock_database_for_update(self.session, self.model)
         with translating(entity=self.traits.entity):
             if self.cache_ttl is None or include_deleted or lock is not None or load:
                 entity: T | None = await fetch_one()

@@ -1,0 +1,69 @@
+"""SELECT ... FOR UPDATE through ``get(for_update=True)``, and loader options keeping soft-deleted children hidden."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from keel import ConcurrencyError
+from keel.domain.messages import utcnow
+from tests.contract.models import ContractUnitOfWork, Owner, Plain, Tag
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+async def seed(session_factory: Factory) -> None:
+    async with ContractUnitOfWork(session_factory) as uow:
+        uow.plain.add(Plain(code="hot", qty=0))
+        await uow.commit()
+
+
+async def test_concurrent_increments_under_for_update_all_land_without_conflicts(session_factory: Factory) -> None:
+    """Ten units of work incrementing one row with for_update=True: each waits its turn, none conflicts."""
+    await seed(session_factory)
+
+    async def increment() -> None:
+        async with ContractUnitOfWork(session_factory) as uow:
+            row = await uow.plain.get("hot", for_update=True)
+            row.qty += 1
+            await uow.commit()
+
+    await asyncio.gather(*(increment() for _ in range(10)))
+    async with ContractUnitOfWork(session_factory) as uow:
+        assert (await uow.plain.get("hot")).qty == 10
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+async def test_nowait_on_a_locked_row_is_a_concurrency_error_and_skip_locked_a_miss(session_factory: Factory) -> None:
+    """While one unit of work holds the row, nowait raises ConcurrencyError and skip_locked returns None."""
+    await seed(session_factory)
+    async with ContractUnitOfWork(session_factory) as holder:
+        await holder.plain.get("hot", for_update=True)
+        async with ContractUnitOfWork(session_factory) as other:
+            assert await other.plain.get_or_none("hot", for_update=True, skip_locked=True) is None
+        async with ContractUnitOfWork(session_factory) as other:
+            with pytest.raises(ConcurrencyError):
+                await other.plain.get("hot", for_update=True, nowait=True)
+
+
+async def test_loader_options_keep_soft_deleted_children_hidden(session_factory: Factory) -> None:
+    """load=[selectinload(Owner.tags)] loads the live tags only: the soft-delete criteria reach the load."""
+    async with ContractUnitOfWork(session_factory) as uow:
+        owner = uow.owners.add(Owner(id=1, name="o"))
+        owner.tags.extend([Tag(id=1, label="live"), Tag(id=2, label="gone")])
+        await uow.commit()
+    async with ContractUnitOfWork(session_factory) as uow:
+        gone = await uow.session.get(Tag, 2)
+        assert gone is not None
+        gone.deleted_at = utcnow()
+        await uow.commit()
+    async with ContractUnitOfWork(session_factory) as uow:
+        loaded = await uow.owners.get(1, load=[selectinload(Owner.tags)])
+        assert "tags" in inspect(loaded).dict
+        assert [t.label for t in loaded.tags] == ["live"]
+        listed = await uow.owners.list(load=[selectinload(Owner.tags)])
+        assert [t.label for t in listed[0].tags] == ["live"]
