@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel import AggregateRoot, DomainEvent, SqlAlchemyRepository, SqlAlchemyUnitOfWork
@@ -45,6 +45,24 @@ class Slot(Base, AggregateRoot, VersionMixin, TimestampMixin, SoftDeleteMixin):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(20))
     qty: Mapped[int] = mapped_column(default=0)
+
+
+class Handle(Base, VersionMixin, TimestampMixin, SoftDeleteMixin):
+    """Unique among live rows only (a partial unique index): a deleted handle frees its name."""
+
+    __tablename__ = "repo_handles"
+    __table_args__ = (
+        Index(
+            "uq_repo_handles_name_live",
+            "name",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    owner: Mapped[str] = mapped_column(String(20), default="")
 
 
 class Plain(Base):
@@ -126,6 +144,7 @@ class ContractUnitOfWork(SqlAlchemyUnitOfWork):
     items: ItemRepository
     plain: SqlAlchemyRepository[Plain]
     slots: SqlAlchemyRepository[Slot]
+    handles: SqlAlchemyRepository[Handle]
     owners: SqlAlchemyRepository[Owner]
     documents: SqlAlchemyRepository[Document]
     notes: SqlAlchemyRepository[Note]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import selectinload
 
 from keel import ConfigurationError, ConflictError, ValidationError
-from tests.contract.models import Item, Owner, Plain, Slot
+from tests.contract.models import Handle, Item, Owner, Plain, Slot
 
 NewUow = Callable[[], Any]
 
@@ -61,6 +61,42 @@ async def test_get_or_create_refuses_a_key_nothing_makes_unique(new_uow: NewUow)
             await uow.items.get_or_create(name="lamp")
         with pytest.raises(ValidationError):
             await uow.slots.get_or_create(defaults={"version": 5}, code="v")
+        with pytest.raises(ValidationError):
+            await uow.slots.get_or_create(no_such_column="v")
+        with pytest.raises(ValidationError):
+            await uow.slots.upsert(Slot(code="x"), conflict=["no_such_column"])
+        with pytest.raises(ValidationError):
+            await uow.slots.upsert(Slot(qty=1), conflict=["code"])  # the conflict column is not set
+        with pytest.raises(ConfigurationError):
+            await uow.items.upsert(Item(name="lamp"), conflict=["name"])
+
+
+async def test_upsert_takes_a_new_entity_only(new_uow: NewUow) -> None:
+    """An entity already in the unit of work is changed directly, not upserted: ValidationError."""
+    async with new_uow() as uow:
+        added = uow.slots.add(Slot(code="in", qty=1))
+        with pytest.raises(ValidationError):
+            await uow.slots.upsert(added, conflict=["code"])
+
+
+async def test_a_partial_unique_index_over_live_rows_frees_a_deleted_key(new_uow: NewUow) -> None:
+    """With a unique index over live rows, get_or_create and upsert make a new row beside a soft-deleted one."""
+    async with new_uow() as uow:
+        old, _ = await uow.handles.get_or_create(defaults={"owner": "ann"}, name="h")
+        await uow.handles.delete(old)
+        await uow.commit()
+    async with new_uow() as uow:
+        new, created = await uow.handles.get_or_create(defaults={"owner": "bob"}, name="h")
+        assert created
+        assert new.id != old.id
+        same = await uow.handles.upsert(Handle(name="h", owner="cy"), conflict=["name"])
+        assert same is new
+        assert (same.owner, same.version) == ("cy", 2)
+        other = await uow.handles.upsert(Handle(name="k", owner="dee"), conflict=["name"])
+        assert other.version == 1
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.handles.count(name="h", include_deleted=True) == 2
 
 
 async def test_upsert_inserts_then_updates_bumping_the_version(new_uow: NewUow) -> None:

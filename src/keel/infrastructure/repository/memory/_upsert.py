@@ -20,7 +20,7 @@ from keel.infrastructure.repository._checks import error
 from keel.infrastructure.repository._insert_many import new_from_mapping
 from keel.infrastructure.repository._unique import hidden_conflict, unique_key
 from keel.infrastructure.repository._upsert import refuse_keel_columns
-from keel.infrastructure.repository.memory._rows import identity_of
+from keel.infrastructure.repository.memory._rows import READ_AT, identity_of
 
 if TYPE_CHECKING:
     from keel.infrastructure.repository.memory.repository import InMemoryRepository
@@ -49,6 +49,11 @@ async def get_or_create(
 async def upsert(repo: InMemoryRepository[Any], entity: Any, conflict: Sequence[str] | None) -> Any:
     """The twin of :meth:`SqlAlchemyRepository.upsert`."""
     repo._check_type(entity)
+    if READ_AT in entity.__dict__ or any(held is entity for held in repo.workspace.identity.values()):
+        raise ValidationError(
+            "upsert takes a new entity (not one loaded or added already)",
+            errors=[error("entity", "expected a new, unsaved entity")],
+        )
     traits = repo.traits
     unique = unique_key(repo.model, conflict or traits.primary_key, loc="conflict")
     keel = {traits.version, traits.created_at, traits.updated_at}
