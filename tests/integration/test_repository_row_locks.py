@@ -67,3 +67,16 @@ async def test_loader_options_keep_soft_deleted_children_hidden(session_factory:
         assert [t.label for t in loaded.tags] == ["live"]
         listed = await uow.owners.list(load=[selectinload(Owner.tags)])
         assert [t.label for t in listed[0].tags] == ["live"]
+
+
+async def test_a_locked_read_refreshes_the_copy_already_held(session_factory: Factory) -> None:
+    """An entity loaded before someone else changed it shows the locked row's values after get(for_update=True)."""
+    await seed(session_factory)
+    async with ContractUnitOfWork(session_factory) as uow:
+        held = await uow.plain.get("hot")
+        async with ContractUnitOfWork(session_factory) as other:
+            (await other.plain.get("hot")).qty = 5
+            await other.commit()
+        assert held.qty == 0
+        assert await uow.plain.get("hot", for_update=True) is held
+        assert held.qty == 5

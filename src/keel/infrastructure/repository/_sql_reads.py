@@ -6,6 +6,7 @@ surface; these take the repository (or its session) and do the work.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +15,14 @@ from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConflictError
+from keel.infrastructure.cache import read_through
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.repository._checks import coerce_identity, identity_list
 from keel.infrastructure.repository._identity import key_conditions
 from keel.infrastructure.repository._keyset import keyset_condition, plan_cursor_page
 from keel.infrastructure.repository._sorting import OrderByArg, sort_keys
 from keel.infrastructure.repository.pages import CursorPage
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 
 if TYPE_CHECKING:
     from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
@@ -88,6 +91,58 @@ async def keyset_page(
     for entity in result.items:
         repo.mark_seen(entity)
     return result
+
+
+async def load_one(
+    repo: SqlAlchemyRepository[Any],
+    id: Any,
+    *,
+    include_deleted: bool,
+    load: Sequence[Any],
+    lock: dict[str, bool] | None,
+) -> Any:
+    """The body of :meth:`SqlAlchemyRepository.get_or_none` (documented at ``get``)."""
+    key = coerce_identity(repo.model, id)
+    options = {INCLUDE_DELETED: True} if include_deleted else {}
+    fetch_one = functools.partial(
+        repo.session.get,
+        repo.model,
+        key,
+        execution_options=options,
+        options=list(load) or None,
+        with_for_update=lock,
+        # A locked read refreshes the copy already held: its values must be the locked row's.
+        populate_existing=lock is not None,
+    )
+    if lock is not None:
+        await lock_database_for_update(repo.session, repo.model)
+    with translating(entity=repo.traits.entity):
+        if repo.cache_ttl is None or include_deleted or lock is not None or load:
+            entity = await fetch_one()
+        else:
+            entity = await read_through(repo, key, fetch_one)
+    # session.get answers from the identity map without a flush, so a row
+    # deleted in this unit of work but not flushed yet is still there.
+    if entity is None or entity in repo.session.deleted or (not include_deleted and repo._is_deleted(entity)):
+        return None
+    repo.mark_seen(entity)
+    return entity
+
+
+async def list_with_total(
+    repo: SqlAlchemyRepository[Any], stmt: Select[Any], limit: int | None, offset: int | None
+) -> tuple[list[Any], int]:
+    """The body of :meth:`SqlAlchemyRepository.list_and_count`: ``stmt`` is ordered, not yet limited."""
+    if repo.count_with_window:
+        return await windowed_list(repo, stmt, limit, offset)
+    total = await count_rows(repo.session, repo.traits.entity, stmt)
+    if (offset or 0) >= total or limit == 0:
+        return [], total
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return await repo.scalars(stmt), total
 
 
 async def windowed_list(

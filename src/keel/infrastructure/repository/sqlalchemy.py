@@ -22,7 +22,6 @@ from factories built by hand.
 from __future__ import annotations
 
 import builtins
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -32,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.interfaces import ORMOption
 
 from keel.cross_cutting.error import ConflictError, NotFoundError
-from keel.infrastructure.cache import read_through
 from keel.infrastructure.database._translate import require_attachable, translating
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, deleted_mode
 from keel.infrastructure.repository._checks import (
@@ -49,16 +47,16 @@ from keel.infrastructure.repository._sql_reads import (
     fetch,
     fetch_one_or_none,
     keyset_page,
+    list_with_total,
     load_many,
-    lock_database_for_update,
-    windowed_list,
+    load_one,
 )
 from keel.infrastructure.repository._statements import check_statement
 from keel.infrastructure.repository._upsert import get_or_create, upsert
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.pages import CursorPage, Page
 from keel.infrastructure.repository.settings import SecretLike, resolve_cursor_secret, resolve_setting
-from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED, hide_soft_deleted, load_hidden_dependents
+from keel.infrastructure.repository.soft_delete import hide_soft_deleted, load_hidden_dependents
 
 T = TypeVar("T")
 
@@ -246,29 +244,8 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         skip_locked: bool = False,
     ) -> T | None:
         """The entity with primary key ``id``, or None (arguments as for :meth:`get`)."""
-        key = coerce_identity(self.model, id)
-        options = {INCLUDE_DELETED: True} if include_deleted else None
         lock = {"nowait": nowait, "skip_locked": skip_locked} if for_update or nowait or skip_locked else None
-        fetch_one = functools.partial(
-            self.session.get,
-            self.model,
-            key,
-            execution_options=options or {},
-            options=builtins.list(load) or None,
-            with_for_update=lock,
-        )
-        if lock is not None:
-            await lock_database_for_update(self.session, self.model)
-        with translating(entity=self.traits.entity):
-            if self.cache_ttl is None or include_deleted or lock is not None or load:
-                entity: T | None = await fetch_one()
-            else:
-                entity = await read_through(self, key, fetch_one)
-        # session.get answers from the identity map without a flush, so a row
-        # deleted in this unit of work but not flushed yet is still there.
-        if entity is None or entity in self.session.deleted or (not include_deleted and self._is_deleted(entity)):
-            return None
-        self.mark_seen(entity)
+        entity: T | None = await load_one(self, id, include_deleted=include_deleted, load=load, lock=lock)
         return entity
 
     async def get_many(
@@ -331,17 +308,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         validate_limit(limit, offset)
         stmt = self._query(where, equals, statement, include_deleted, only_deleted)
         order = resolve_order_by(self.model, order_by)
-        if self.count_with_window:
-            return await windowed_list(self, stmt.order_by(*order).options(*load), limit, offset)
-        total = await count_rows(self.session, self.traits.entity, stmt)
-        if (offset or 0) >= total or limit == 0:
-            return [], total
-        stmt = stmt.order_by(*order).options(*load)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        if offset:
-            stmt = stmt.offset(offset)
-        return await self.scalars(stmt), total
+        return await list_with_total(self, stmt.order_by(*order).options(*load), limit, offset)
 
     async def get_or_create(self, defaults: Mapping[str, Any] | None = None, **keys: Any) -> tuple[T, bool]:
         """The live entity matching ``keys``, else a new one from ``keys`` and ``defaults``; and whether it was created.
