@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from keel.cross_cutting.error import ConfigurationError, ConflictError, ValidationError
 from keel.domain.messages import utcnow
+from keel.infrastructure.cache._entities import entity_guard, model_name
+from keel.infrastructure.cache._tracking import changes_of
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.repository._checks import error
 from keel.infrastructure.repository._sorting import column_attribute
@@ -143,6 +145,10 @@ async def upsert(repo: SqlAlchemyRepository[Any], entity: Any, conflict: Sequenc
     )
     with translating(entity=traits.entity):
         key = tuple((await repo.session.execute(stmt)).one())
+    written = changes_of(repo.session)
+    if written is not None:
+        # An INSERT counts as new rows only; this one may have updated a row a cache holds.
+        written.entities.add(entity_guard(model_name(mapper), key))
     stored = await repo.one_or_none(
         repo.select(
             *(c == v for c, v in zip(pk, key, strict=True)), include_deleted=traits.deleted_at is not None
