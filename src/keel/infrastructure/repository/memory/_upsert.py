@@ -3,8 +3,9 @@
 The same key checks (a unique rule must cover the key), the same keel
 columns, the same answer for a soft-deleted row. What the twin cannot show is
 the blocking: two open in-memory units of work creating one key do not wait
-for each other as SQL transactions do, so the second one's commit is a
-:class:`ConflictError` (a taken primary key) instead of a quiet read.
+for each other as SQL transactions do: on a primary key the second one's
+commit is a :class:`ConflictError` instead of a quiet read, and on another
+unique key (which the twin does not check) both rows are kept.
 """
 
 from __future__ import annotations
