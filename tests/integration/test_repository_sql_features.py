@@ -1,4 +1,4 @@
-"""SELECT ... FOR UPDATE through ``get(for_update=True)``, and loader options keeping soft-deleted children hidden."""
+"""SQL-only repository features: row locks, loader options over soft delete, the windowed list_and_count."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from keel import ConcurrencyError
+from keel import ConcurrencyError, SqlAlchemyRepository
 from keel.domain.messages import utcnow
-from tests.contract.models import ContractUnitOfWork, Owner, Plain, Tag
+from tests.contract.models import ContractUnitOfWork, Item, Owner, Plain, Tag
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -80,3 +80,21 @@ async def test_a_locked_read_refreshes_the_copy_already_held(session_factory: Fa
         assert held.qty == 0
         assert await uow.plain.get("hot", for_update=True) is held
         assert held.qty == 5
+
+
+class WindowedItems(SqlAlchemyRepository[Item]):
+    count_with_window = True
+
+
+async def test_list_and_count_with_a_window_count_agrees_with_two_queries(session_factory: Factory) -> None:
+    """count_with_window=True gives the same rows and total in one query; past the end it still counts."""
+    async with ContractUnitOfWork(session_factory) as uow:
+        uow.items.add_many(Item(name=f"i{n:02}", rank=n) for n in range(12))
+        await uow.commit()
+    async with session_factory() as session:
+        windowed = WindowedItems(session)
+        two = SqlAlchemyRepository(session, model=Item)
+        for kwargs in ({"limit": 3, "offset": 2}, {"offset": 50}, {"rank": 99}, {}):
+            rows, total = await windowed.list_and_count(order_by="rank", **kwargs)
+            expected_rows, expected_total = await two.list_and_count(order_by="rank", **kwargs)
+            assert ([i.id for i in rows], total) == ([i.id for i in expected_rows], expected_total)
