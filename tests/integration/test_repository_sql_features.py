@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
@@ -94,7 +95,8 @@ async def test_list_and_count_with_a_window_count_agrees_with_two_queries(sessio
     async with session_factory() as session:
         windowed = WindowedItems(session)
         two = SqlAlchemyRepository(session, model=Item)
-        for kwargs in ({"limit": 3, "offset": 2}, {"offset": 50}, {"rank": 99}, {}):
+        cases: list[dict[str, Any]] = [{"limit": 3, "offset": 2}, {"offset": 50}, {"rank": 99}, {}]
+        for kwargs in cases:
             rows, total = await windowed.list_and_count(order_by="rank", **kwargs)
             expected_rows, expected_total = await two.list_and_count(order_by="rank", **kwargs)
             assert ([i.id for i in rows], total) == ([i.id for i in expected_rows], expected_total)
