@@ -9,7 +9,7 @@ others wait for the row instead of failing. Reports wall time, attempts and
 conflicts, median of ROUNDS rounds.
 
     python -m benchmarks.hot_row            # PostgreSQL, database keel_test on 127.0.0.1
-    python -m benchmarks.hot_row --quick    # fewer rounds
+    python -m benchmarks.hot_row --quick    # fewer rounds, 5 and 10 tasks
 
 ``KEEL_BENCH_DATABASE_URL`` points it elsewhere; the database is created if absent.
 """
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     args = parser.parse_args(argv)
     url = os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_URL)
-    rounds = 3 if args.quick else 7
-    results = asyncio.run(run(url, [10, 50], rounds))
+    rounds = 2 if args.quick else 7
+    sizes = [5, 10] if args.quick else [10, 50]
+    results = asyncio.run(run(url, sizes, rounds))
     print(
         f"hot_row: one counter, N concurrent increments, median of {rounds} rounds, "
         f"{make_url(url).render_as_string(hide_password=True)}"
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'N':>4}  {'variant':<20}{'wall ms':>10}{'attempts':>10}")
     for tasks, name, wall, attempts in results:
         print(f"{tasks:>4}  {name:<20}{wall:>10.1f}{attempts:>10.0f}")
+    for optimistic, locked in zip(results[::2], results[1::2], strict=True):
+        print(f"N={optimistic[0]}: for_update takes {locked[2] / optimistic[2]:.2f}x the optimistic wall time")
     return 0
 
 
