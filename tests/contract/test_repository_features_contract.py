@@ -54,6 +54,16 @@ async def test_get_or_create_does_not_resurrect_a_soft_deleted_row(new_uow: NewU
             await uow.slots.get_or_create(code="gone")
 
 
+async def test_get_or_create_that_collides_on_another_unique_key_is_a_conflict(new_uow: NewUow) -> None:
+    """A new row whose primary key (given in defaults) is taken conflicts: ConflictError, nothing written."""
+    async with new_uow() as uow:
+        taken, _ = await uow.slots.get_or_create(code="first")
+        await uow.commit()
+    async with new_uow() as uow:
+        with pytest.raises(ConflictError):
+            await uow.slots.get_or_create(defaults={"id": taken.id}, code="second")
+
+
 async def test_get_or_create_refuses_a_key_nothing_makes_unique(new_uow: NewUow) -> None:
     """Without a unique rule on the key, racing creators would both insert: ConfigurationError up front."""
     async with new_uow() as uow:

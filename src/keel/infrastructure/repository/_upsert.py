@@ -90,7 +90,13 @@ async def get_or_create(
         created = result.rowcount == 1
     entity = await repo.one_or_none(repo.select(**keys))
     if entity is None:
-        raise hidden_conflict(repo.traits.entity, unique)
+        if repo.traits.deleted_at is not None and await repo.exists(include_deleted=True, **keys):
+            raise hidden_conflict(repo.traits.entity, unique)
+        # The INSERT hit another unique rule (a key given in defaults, say), not the one on keys.
+        raise ConflictError(
+            f"the new {repo.traits.entity} conflicts with an existing row on another unique key",
+            entity=repo.traits.entity,
+        )
     return entity, created
 
 
