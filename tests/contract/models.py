@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel import AggregateRoot, DomainEvent, SqlAlchemyRepository, SqlAlchemyUnitOfWork
@@ -35,6 +35,34 @@ class Item(Base, AggregateRoot, VersionMixin, TimestampMixin, SoftDeleteMixin):
     def rename(self, name: str) -> None:
         self.name = name
         self.record(Renamed(id=self.id, name=name))
+
+
+class Slot(Base, AggregateRoot, VersionMixin, TimestampMixin, SoftDeleteMixin):
+    """A unique code under a full (not partial) unique constraint: get_or_create and upsert key on it."""
+
+    __tablename__ = "repo_slots"
+    __table_args__ = (UniqueConstraint("code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20))
+    qty: Mapped[int] = mapped_column(default=0)
+
+
+class Handle(Base, VersionMixin, TimestampMixin, SoftDeleteMixin):
+    """Unique among live rows only (a partial unique index): a deleted handle frees its name."""
+
+    __tablename__ = "repo_handles"
+    __table_args__ = (
+        Index(
+            "uq_repo_handles_name_live",
+            "name",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    owner: Mapped[str] = mapped_column(String(20), default="")
 
 
 class Plain(Base):
@@ -115,6 +143,8 @@ class ItemRepository(SqlAlchemyRepository[Item]):
 class ContractUnitOfWork(SqlAlchemyUnitOfWork):
     items: ItemRepository
     plain: SqlAlchemyRepository[Plain]
+    slots: SqlAlchemyRepository[Slot]
+    handles: SqlAlchemyRepository[Handle]
     owners: SqlAlchemyRepository[Owner]
     documents: SqlAlchemyRepository[Document]
     notes: SqlAlchemyRepository[Note]

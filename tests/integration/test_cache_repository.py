@@ -235,3 +235,13 @@ async def test_an_unusable_cached_value_is_a_miss(new_uow: Any, cache: Cache) ->
     entry = await cache.lookup(key, guards)
     await cache.fill(key, {"t": None, "c": {"no_such_column": 1}}, entry, guards)
     assert await read(new_uow, "LAMP") == (5, 1)
+
+
+async def test_an_upsert_that_updates_a_cached_row_invalidates_it(new_uow: Any) -> None:
+    """upsert's ON CONFLICT DO UPDATE changes a row the cache holds: the next get reads the new values."""
+    await add(new_uow, Gadget(sku="LAMP", stock=5))
+    assert await read(new_uow, "LAMP") == (5, 1)  # now cached
+    async with new_uow() as uow:
+        await uow.gadgets.upsert(Gadget(sku="LAMP", stock=9))
+        await uow.commit()
+    assert await read(new_uow, "LAMP") == (9, 2)

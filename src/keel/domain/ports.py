@@ -47,16 +47,52 @@ class Repository(Protocol[T]):
         """Add many new entities."""
         ...
 
-    async def get(self, id: Any, *, include_deleted: bool = False) -> T:
-        """The entity with this key; ``NotFoundError`` if absent."""
+    async def get(
+        self,
+        id: Any,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[Any] = (),
+        for_update: bool = False,
+        nowait: bool = False,
+        skip_locked: bool = False,
+    ) -> T:
+        """The entity with this key; ``NotFoundError`` if absent.
+
+        ``load``: loader options for this call; ``for_update`` (``nowait``,
+        ``skip_locked``): lock the row until the transaction ends, where the
+        backend has row locks.
+        """
         ...
 
-    async def get_or_none(self, id: Any, *, include_deleted: bool = False) -> T | None:
+    async def get_or_none(
+        self,
+        id: Any,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[Any] = (),
+        for_update: bool = False,
+        nowait: bool = False,
+        skip_locked: bool = False,
+    ) -> T | None:
         """The entity with this key, or None."""
         ...
 
-    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
+    async def get_many(
+        self, ids: Iterable[Any], *, include_deleted: bool = False, load: Sequence[Any] = ()
+    ) -> builtins.list[T]:
         """The entities with these keys, in the order asked; missing ones skipped."""
+        ...
+
+    async def get_or_create(self, defaults: Mapping[str, Any] | None = None, **keys: Any) -> tuple[T, bool]:
+        """The live entity matching ``keys``, else a new one from ``keys`` and ``defaults``; and whether it is new.
+
+        Safe under concurrency: racing callers get one entity and no error.
+        """
+        ...
+
+    async def upsert(self, entity: T, conflict: Sequence[str] | None = None) -> T:
+        """Insert ``entity``'s row, or update the row it conflicts with on ``conflict`` (default: the key)."""
         ...
 
     async def list(
@@ -67,9 +103,24 @@ class Repository(Protocol[T]):
         offset: int | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
+        load: Sequence[Any] = (),
         **equals: Any,
     ) -> builtins.list[T]:
         """Entities matching every condition."""
+        ...
+
+    async def list_and_count(
+        self,
+        *where: Any,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        load: Sequence[Any] = (),
+        **equals: Any,
+    ) -> tuple[builtins.list[T], int]:
+        """The entities of ``list`` and how many match in all (limit and offset aside)."""
         ...
 
     async def count(self, *where: Any, include_deleted: bool = False, only_deleted: bool = False, **equals: Any) -> int:
@@ -90,6 +141,7 @@ class Repository(Protocol[T]):
         order_by: Any = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
+        load: Sequence[Any] = (),
         **equals: Any,
     ) -> Page[T]:
         """One offset page."""

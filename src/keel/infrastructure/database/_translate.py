@@ -37,6 +37,7 @@ from keel.infrastructure.database.stale_errors import StaleRowsError
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57P")  # connection exceptions, operator intervention
 _QUERY_CANCELED = "57014"  # statement_timeout (or pg_cancel_backend)
+_LOCK_NOT_AVAILABLE = "55P03"  # SELECT ... FOR UPDATE NOWAIT on a row locked elsewhere
 _IN_FAILED_TRANSACTION = "25P02"  # a statement after an earlier one failed in this transaction
 #: Why a connection could not be opened, by SQLSTATE class; the driver's own
 #: message is not reused because it quotes user and database names.
@@ -129,6 +130,8 @@ def _dbapi_error(exc: sa_exc.DBAPIError, code: str | None, **context: Any) -> Ke
         return ConcurrencyError("the transaction conflicted with a concurrent one", **context)
     if exc.connection_invalidated or (code is not None and code.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)):
         return DatabaseUnavailableError("the database connection was lost", **context)
+    if code == _LOCK_NOT_AVAILABLE:
+        return ConcurrencyError("the row is locked by a concurrent transaction (NOWAIT)", **context)
     if code == _QUERY_CANCELED:
         return StatementTimeoutError("the statement was cancelled (statement_timeout)", **context)
     if code == _IN_FAILED_TRANSACTION:

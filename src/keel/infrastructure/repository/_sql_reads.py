@@ -6,6 +6,7 @@ surface; these take the repository (or its session) and do the work.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +15,14 @@ from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConflictError
+from keel.infrastructure.cache import read_through
 from keel.infrastructure.database._translate import translating
 from keel.infrastructure.repository._checks import coerce_identity, identity_list
 from keel.infrastructure.repository._identity import key_conditions
 from keel.infrastructure.repository._keyset import keyset_condition, plan_cursor_page
 from keel.infrastructure.repository._sorting import OrderByArg, sort_keys
 from keel.infrastructure.repository.pages import CursorPage
+from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED
 
 if TYPE_CHECKING:
     from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
@@ -90,7 +93,81 @@ async def keyset_page(
     return result
 
 
-async def load_many(repo: SqlAlchemyRepository[Any], ids: Iterable[Any], *, include_deleted: bool) -> list[Any]:
+async def load_one(
+    repo: SqlAlchemyRepository[Any],
+    id: Any,
+    *,
+    include_deleted: bool,
+    load: Sequence[Any],
+    lock: dict[str, bool] | None,
+) -> Any:
+    """The body of :meth:`SqlAlchemyRepository.get_or_none` (documented at ``get``)."""
+    key = coerce_identity(repo.model, id)
+    options = {INCLUDE_DELETED: True} if include_deleted else {}
+    fetch_one = functools.partial(
+        repo.session.get,
+        repo.model,
+        key,
+        execution_options=options,
+        options=list(load) or None,
+        with_for_update=lock,
+        # A locked read refreshes the copy already held: its values must be the locked row's.
+        populate_existing=lock is not None,
+    )
+    if lock is not None:
+        await lock_database_for_update(repo.session, repo.model)
+    with translating(entity=repo.traits.entity):
+        if repo.cache_ttl is None or include_deleted or lock is not None or load:
+            entity = await fetch_one()
+        else:
+            entity = await read_through(repo, key, fetch_one)
+    # session.get answers from the identity map without a flush, so a row
+    # deleted in this unit of work but not flushed yet is still there.
+    if entity is None or entity in repo.session.deleted or (not include_deleted and repo._is_deleted(entity)):
+        return None
+    repo.mark_seen(entity)
+    return entity
+
+
+async def list_with_total(
+    repo: SqlAlchemyRepository[Any], stmt: Select[Any], limit: int | None, offset: int | None
+) -> tuple[list[Any], int]:
+    """The body of :meth:`SqlAlchemyRepository.list_and_count`: ``stmt`` is ordered, not yet limited."""
+    if repo.count_with_window:
+        return await windowed_list(repo, stmt, limit, offset)
+    total = await count_rows(repo.session, repo.traits.entity, stmt)
+    if (offset or 0) >= total or limit == 0:
+        return [], total
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return await repo.scalars(stmt), total
+
+
+async def windowed_list(
+    repo: SqlAlchemyRepository[Any], stmt: Select[Any], limit: int | None, offset: int | None
+) -> tuple[list[Any], int]:
+    """``list_and_count`` in one query: each row carries ``count(*) OVER ()``, the total before LIMIT."""
+    windowed = stmt.add_columns(func.count().over().label("keel_total"))
+    if limit is not None:
+        windowed = windowed.limit(limit)
+    if offset:
+        windowed = windowed.offset(offset)
+    with translating(entity=repo.traits.entity):
+        rows = (await repo.session.execute(windowed)).unique().all()
+    if not rows and offset:
+        # Past the end no row carries the total: count it.
+        return [], await count_rows(repo.session, repo.traits.entity, stmt)
+    entities = [row[0] for row in rows]
+    for entity in entities:
+        repo.mark_seen(entity)
+    return entities, int(rows[0][1]) if rows else 0
+
+
+async def load_many(
+    repo: SqlAlchemyRepository[Any], ids: Iterable[Any], *, include_deleted: bool, load: Sequence[Any] = ()
+) -> list[Any]:
     """The body of :meth:`SqlAlchemyRepository.get_many` (documented there)."""
     model = repo.model
     keys = list(dict.fromkeys(coerce_identity(model, i) for i in identity_list(ids)))
@@ -101,10 +178,29 @@ async def load_many(repo: SqlAlchemyRepository[Any], ids: Iterable[Any], *, incl
     primary_key = repo.traits.primary_key
     for condition in key_conditions(model, primary_key, keys, dialect):
         for entity in await fetch(
-            repo.session, repo.traits.entity, repo.select(condition, include_deleted=include_deleted)
+            repo.session, repo.traits.entity, repo.select(condition, include_deleted=include_deleted).options(*load)
         ):
             by_key[tuple(getattr(entity, name) for name in primary_key)] = entity
     found = [by_key[k] for k in keys if k in by_key]
     for entity in found:
         repo.mark_seen(entity)
     return found
+
+
+async def lock_database_for_update(session: AsyncSession, model: type[Any]) -> None:
+    """On SQLite, take the database's write lock now (``BEGIN IMMEDIATE``): its stand-in for a row lock.
+
+    SQLite has no row locks and the driver opens a transaction only at the
+    first write, so a read-modify-write of a row without a version column
+    would lose concurrent updates. Taking the write lock before the read
+    makes such units of work take turns (waiting up to the busy timeout), as
+    ``FOR UPDATE`` makes them on PostgreSQL. Elsewhere: nothing to do.
+    """
+    mapper = inspect(model)
+    if session.get_bind(mapper=mapper).dialect.name != "sqlite":
+        return
+    with translating(entity=mapper.class_.__name__):
+        conn = await session.connection(bind_arguments={"mapper": mapper})
+        raw = await conn.get_raw_connection()
+        if not getattr(raw.driver_connection, "in_transaction", True):
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")

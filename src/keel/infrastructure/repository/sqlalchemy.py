@@ -22,16 +22,15 @@ from factories built by hand.
 from __future__ import annotations
 
 import builtins
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
 from sqlalchemy import Select, exists, inspect, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.interfaces import ORMOption
 
 from keel.cross_cutting.error import ConflictError, NotFoundError
-from keel.infrastructure.cache import read_through
 from keel.infrastructure.database._translate import require_attachable, translating
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, deleted_mode
 from keel.infrastructure.repository._checks import (
@@ -43,12 +42,21 @@ from keel.infrastructure.repository._checks import (
 from keel.infrastructure.repository._insert_many import insert_many
 from keel.infrastructure.repository._set_based import delete_rows, update_rows
 from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by
-from keel.infrastructure.repository._sql_reads import count_rows, fetch, fetch_one_or_none, keyset_page, load_many
+from keel.infrastructure.repository._sql_reads import (
+    count_rows,
+    fetch,
+    fetch_one_or_none,
+    keyset_page,
+    list_with_total,
+    load_many,
+    load_one,
+)
 from keel.infrastructure.repository._statements import check_statement
+from keel.infrastructure.repository._upsert import get_or_create, upsert
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.pages import CursorPage, Page
 from keel.infrastructure.repository.settings import SecretLike, resolve_cursor_secret, resolve_setting
-from keel.infrastructure.repository.soft_delete import INCLUDE_DELETED, hide_soft_deleted, load_hidden_dependents
+from keel.infrastructure.repository.soft_delete import hide_soft_deleted, load_hidden_dependents
 
 T = TypeVar("T")
 
@@ -65,6 +73,8 @@ class SqlAlchemyRepository(RepositoryBase[T]):
     cursor_secret: ClassVar[SecretLike | None] = None
     #: Seconds ``get`` keeps an entity in the unit of work's cache (cache-aside); None: no caching.
     cache_ttl: ClassVar[float | None] = None
+    #: ``list_and_count`` in one query with ``count(*) OVER ()`` instead of two (slower on big tables).
+    count_with_window: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -191,38 +201,63 @@ class SqlAlchemyRepository(RepositoryBase[T]):
 
     # --- reads ---------------------------------------------------------------
 
-    async def get(self, id: Any, *, include_deleted: bool = False) -> T:
-        """The entity with primary key ``id``; :class:`NotFoundError` if absent or soft-deleted."""
-        entity = await self.get_or_none(id, include_deleted=include_deleted)
+    async def get(
+        self,
+        id: Any,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[ORMOption] = (),
+        for_update: bool = False,
+        nowait: bool = False,
+        skip_locked: bool = False,
+    ) -> T:
+        """The entity with primary key ``id``; :class:`NotFoundError` if absent or soft-deleted.
+
+        ``load`` takes loader options (``selectinload(Model.children)``) for
+        this call. ``for_update=True`` reads with ``SELECT ... FOR UPDATE``
+        (``nowait``/``skip_locked`` as in SQL) on PostgreSQL, holding the row
+        until the unit of work ends; SQLite has no row locks, so there it
+        takes the database's write lock (``BEGIN IMMEDIATE``) before reading,
+        and ``nowait``/``skip_locked`` change nothing. A row locked elsewhere
+        under ``nowait`` is a :class:`ConcurrencyError`; under ``skip_locked`` a miss.
+        """
+        entity = await self.get_or_none(
+            id,
+            include_deleted=include_deleted,
+            load=load,
+            for_update=for_update,
+            nowait=nowait,
+            skip_locked=skip_locked,
+        )
         if entity is None:
             raise NotFoundError(entity=self.traits.entity, id=id)
         return entity
 
-    async def get_or_none(self, id: Any, *, include_deleted: bool = False) -> T | None:
-        """The entity with primary key ``id``, or None."""
-        key = coerce_identity(self.model, id)
-        options = {INCLUDE_DELETED: True} if include_deleted else None
-        load = functools.partial(self.session.get, self.model, key, execution_options=options or {})
-        with translating(entity=self.traits.entity):
-            if self.cache_ttl is None or include_deleted:
-                entity: T | None = await load()
-            else:
-                entity = await read_through(self, key, load)
-        # session.get answers from the identity map without a flush, so a row
-        # deleted in this unit of work but not flushed yet is still there.
-        if entity is None or entity in self.session.deleted or (not include_deleted and self._is_deleted(entity)):
-            return None
-        self.mark_seen(entity)
+    async def get_or_none(
+        self,
+        id: Any,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[ORMOption] = (),
+        for_update: bool = False,
+        nowait: bool = False,
+        skip_locked: bool = False,
+    ) -> T | None:
+        """The entity with primary key ``id``, or None (arguments as for :meth:`get`)."""
+        lock = {"nowait": nowait, "skip_locked": skip_locked} if for_update or nowait or skip_locked else None
+        entity: T | None = await load_one(self, id, include_deleted=include_deleted, load=load, lock=lock)
         return entity
 
-    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
+    async def get_many(
+        self, ids: Iterable[Any], *, include_deleted: bool = False, load: Sequence[ORMOption] = ()
+    ) -> builtins.list[T]:
         """The entities with these primary keys, in the order asked; missing ones are skipped.
 
         Any number of ids: on PostgreSQL a one-column key goes out as one
         array parameter (``= ANY($1)``), otherwise the ids are sent in
         chunks that stay below every driver's parameter limit.
         """
-        return await load_many(self, ids, include_deleted=include_deleted)
+        return await load_many(self, ids, include_deleted=include_deleted, load=load)
 
     async def list(
         self,
@@ -233,6 +268,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         offset: int | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
+        load: Sequence[ORMOption] = (),
         **equals: Any,
     ) -> builtins.list[T]:
         """Entities matching every condition (SQLAlchemy expressions, filters, ``field=value``).
@@ -244,12 +280,62 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         """
         validate_limit(limit, offset)
         stmt = self._query(where, equals, statement, include_deleted, only_deleted)
-        stmt = stmt.order_by(*resolve_order_by(self.model, order_by))
+        stmt = stmt.order_by(*resolve_order_by(self.model, order_by)).options(*load)
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
         return await self.scalars(stmt)
+
+    async def list_and_count(
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        order_by: OrderByArg = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        load: Sequence[ORMOption] = (),
+        **equals: Any,
+    ) -> tuple[builtins.list[T], int]:
+        """The entities of :meth:`list` and the :meth:`count` of every match (ignoring limit and offset).
+
+        Two queries (``COUNT`` then the rows) unless :attr:`count_with_window`
+        is set, which sends one (``count(*) OVER ()``); two queries measured
+        faster on a large table (see docs/repositories.md).
+        """
+        validate_limit(limit, offset)
+        stmt = self._query(where, equals, statement, include_deleted, only_deleted)
+        order = resolve_order_by(self.model, order_by)
+        return await list_with_total(self, stmt.order_by(*order).options(*load), limit, offset)
+
+    async def get_or_create(self, defaults: Mapping[str, Any] | None = None, **keys: Any) -> tuple[T, bool]:
+        """The live entity matching ``keys``, else a new one from ``keys`` and ``defaults``; and whether it was created.
+
+        Safe under concurrency: ``INSERT ... ON CONFLICT DO NOTHING`` then a
+        read, so racing callers get one row, and none an error. ``keys``
+        must be covered by the primary key, a unique constraint or a unique
+        index (else :class:`ConfigurationError`). The new row is written at
+        once (``version`` 1, timestamps set) and the entity is in this unit
+        of work, seen. A soft-deleted row holding the key is not brought
+        back: with a unique index over live rows a new row is made, with a
+        full unique key it is a :class:`ConflictError`.
+        """
+        return await get_or_create(self, defaults, keys)
+
+    async def upsert(self, entity: T, conflict: Sequence[str] | None = None) -> T:
+        """Insert ``entity``'s row, or update the row it conflicts with on ``conflict`` (default: the key).
+
+        One ``INSERT ... ON CONFLICT DO UPDATE``: every column the new
+        ``entity`` sets is written; on update ``version`` rises by one,
+        ``updated_at`` moves, ``created_at`` stays, and a soft-deleted row is
+        restored. Returns the stored entity (loaded in this unit of work,
+        seen); ``entity`` itself stays unsaved. No version check: the last
+        writer wins, as with :meth:`update_many`.
+        """
+        stored: T = await upsert(self, entity, conflict)
+        return stored
 
     async def count(
         self,
@@ -287,6 +373,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         order_by: OrderByArg = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
+        load: Sequence[ORMOption] = (),
         **equals: Any,
     ) -> Page[T]:
         """One offset page: ``LIMIT``/``OFFSET`` plus one ``COUNT`` for the total.
@@ -303,7 +390,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         offset = (page - 1) * size
         items: builtins.list[T] = []
         if offset < total:
-            items = await self.scalars(stmt.order_by(*order).offset(offset).limit(size))
+            items = await self.scalars(stmt.order_by(*order).offset(offset).limit(size).options(*load))
         return Page(items, total, page, size)
 
     async def paginate_by_cursor(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import Select
@@ -40,6 +40,7 @@ from keel.infrastructure.repository._insert_many import (
 )
 from keel.infrastructure.repository._sorting import OrderByArg
 from keel.infrastructure.repository.filters import Condition, build_conditions
+from keel.infrastructure.repository.memory import _upsert
 from keel.infrastructure.repository.memory._evaluate import compile_where, matches, statement_where
 from keel.infrastructure.repository.memory._paging import cursor_page, offset_page, sort_rows
 from keel.infrastructure.repository.memory._rows import READ_AT, apply_insert_defaults, identity_of, mapper_of
@@ -165,15 +166,38 @@ class InMemoryRepository(RepositoryBase[T]):
 
     # --- reads ---------------------------------------------------------------
 
-    async def get(self, id: Any, *, include_deleted: bool = False) -> T:
-        """The entity with primary key ``id``; :class:`NotFoundError` if absent."""
+    async def get(
+        self,
+        id: Any,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[Any] = (),
+        for_update: bool = False,
+        nowait: bool = False,
+        skip_locked: bool = False,
+    ) -> T:
+        """The entity with primary key ``id``; :class:`NotFoundError` if absent.
+
+        ``load`` (loader options) and the row locks (``for_update``,
+        ``nowait``, ``skip_locked``) are accepted and ignored: the twin holds
+        whole objects, and its units of work take no locks.
+        """
         entity = await self.get_or_none(id, include_deleted=include_deleted)
         if entity is None:
             raise NotFoundError(entity=self.traits.entity, id=id)
         return entity
 
-    async def get_or_none(self, id: Any, *, include_deleted: bool = False) -> T | None:
-        """The entity with primary key ``id``, or None."""
+    async def get_or_none(
+        self,
+        id: Any,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[Any] = (),
+        for_update: bool = False,
+        nowait: bool = False,
+        skip_locked: bool = False,
+    ) -> T | None:
+        """The entity with primary key ``id``, or None (``load`` and the locks are ignored, as for :meth:`get`)."""
         key = coerce_identity(self.model, id)
         if (self.model, key) not in self.workspace.identity:
             self.workspace.flush()  # session.get flushes when it has to query
@@ -183,7 +207,9 @@ class InMemoryRepository(RepositoryBase[T]):
         self.mark_seen(entity)
         return entity
 
-    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> builtins.list[T]:
+    async def get_many(
+        self, ids: Iterable[Any], *, include_deleted: bool = False, load: Sequence[Any] = ()
+    ) -> builtins.list[T]:
         """The entities with these primary keys, in the order asked; missing ones are skipped."""
         found = []
         keys = dict.fromkeys(coerce_identity(self.model, i) for i in identity_list(ids))
@@ -205,6 +231,7 @@ class InMemoryRepository(RepositoryBase[T]):
         offset: int | None = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
+        load: Sequence[Any] = (),
         **equals: Any,
     ) -> builtins.list[T]:
         """Entities matching every condition (SQLAlchemy expressions, filters, ``field=value``)."""
@@ -214,6 +241,36 @@ class InMemoryRepository(RepositoryBase[T]):
         start = offset or 0
         rows = rows[start:] if limit is None else rows[start : start + limit]
         return self._hand_out(rows)
+
+    async def list_and_count(
+        self,
+        *where: Condition,
+        statement: Select[Any] | None = None,
+        order_by: OrderByArg = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include_deleted: bool = False,
+        only_deleted: bool = False,
+        load: Sequence[Any] = (),
+        **equals: Any,
+    ) -> tuple[builtins.list[T], int]:
+        """The entities of :meth:`list` and how many match in all."""
+        validate_limit(limit, offset)
+        rows = self._matching(where, equals, statement, include_deleted=include_deleted, only_deleted=only_deleted)
+        total = len(rows)
+        rows = sort_rows(self.model, rows, order_by, tie_breaker=False)
+        start = offset or 0
+        rows = rows[start:] if limit is None else rows[start : start + limit]
+        return self._hand_out(rows), total
+
+    async def get_or_create(self, defaults: Mapping[str, Any] | None = None, **keys: Any) -> tuple[T, bool]:
+        """The live entity matching ``keys``, else a new one; see :meth:`keel.SqlAlchemyRepository.get_or_create`."""
+        return await _upsert.get_or_create(self, defaults, keys)
+
+    async def upsert(self, entity: T, conflict: Sequence[str] | None = None) -> T:
+        """Insert or update on ``conflict``; see :meth:`keel.SqlAlchemyRepository.upsert`."""
+        result: T = await _upsert.upsert(self, entity, conflict)
+        return result
 
     async def count(
         self,
@@ -248,6 +305,7 @@ class InMemoryRepository(RepositoryBase[T]):
         order_by: OrderByArg = None,
         include_deleted: bool = False,
         only_deleted: bool = False,
+        load: Sequence[Any] = (),
         **equals: Any,
     ) -> Page[T]:
         """One offset page, the primary key breaking ties."""
