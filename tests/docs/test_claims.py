@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from keel import ConfigurationError
 from keel.config import settings_reference
 from keel.container import KeelContainer
@@ -25,14 +23,15 @@ def builds(provider_name: str) -> bool:
     return True
 
 
-def test_no_page_promises_an_in_memory_bus_the_container_does_not_build() -> None:
-    """ "In-memory bus" is a claim about the container's event bus, which is a placeholder today."""
-    if builds("event_bus"):
-        pytest.skip("the container builds an event bus now")
+def test_the_in_memory_bus_the_pages_promise_is_what_the_container_builds_by_default() -> None:
+    """Pages speak of an in-memory bus: the container's default event bus is InMemoryEventBus."""
+    from keel.event_bus import InMemoryEventBus
+
     claims = [
         page.name for page in PAGES if re.search(r"in-memory (event )?bus", page.read_text(encoding="utf-8"), re.I)
     ]
-    assert claims == []
+    assert claims
+    assert isinstance(KeelContainer().event_bus(), InMemoryEventBus)
 
 
 def test_every_backend_variable_named_is_a_setting_or_a_placeholders_error() -> None:
