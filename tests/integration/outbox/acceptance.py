@@ -7,9 +7,13 @@ default (CI), 10,000 under ``KEEL_SOAK=1`` (the issue's figure).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +26,8 @@ from keel.domain.ports import IncomingMessage
 from keel.outbox import IdempotentConsumer
 from tests.integration.outbox.conftest import allocate, seed
 from tests.models import AppUnitOfWork
+from tests.support.postgres_cluster import free_port
+from tests.support.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[3]
 TOPIC = "allocations"
@@ -37,9 +43,12 @@ def event_count() -> int:
     return 10_000 if os.environ.get("KEEL_SOAK") == "1" else 2_000
 
 
-async def commit_concurrently(uow_factory: Callable[[], AppUnitOfWork], events: int) -> None:
-    """``events`` Allocated events from commands of ten, one writer per sku, the skus' writers concurrent."""
-    skus = [f"SKU{n}" for n in range(SKUS)]
+async def commit_concurrently(uow_factory: Callable[[], AppUnitOfWork], events: int, run: str = "") -> None:
+    """``events`` Allocated events from commands of ten, one writer per sku, the skus' writers concurrent.
+
+    Each ``run`` name seeds products of its own.
+    """
+    skus = [f"SKU{run}{n}" for n in range(SKUS)]
     await seed(uow_factory, *skus)
     commands = events // EVENTS_PER_COMMAND
     assert commands * EVENTS_PER_COMMAND == events, "a multiple of 200 events"
@@ -114,3 +123,64 @@ class CountingConsumer:
     async def __call__(self, message: IncomingMessage) -> None:
         self.deliveries[message.attributes["event_id"]] += 1
         await self.inbox(message)
+
+
+def emulator_launcher() -> str:
+    """The Pub/Sub emulator's launcher from the Debian package (skip, or fail in CI, without it)."""
+    try:
+        listing = subprocess.run(
+            ["dpkg", "-L", "google-cloud-cli-pubsub-emulator"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        listing = ""
+    found = [line for line in listing.splitlines() if line.endswith("/bin/cloud-pubsub-emulator")]
+    if not found:
+        unavailable("the Pub/Sub emulator", "google-cloud-cli-pubsub-emulator is not installed")
+    return found[0]
+
+
+class PrivateEmulator:
+    """An emulator of the test's own on a free port, which the test may freeze (never the shared one)."""
+
+    def __init__(self, log: Path) -> None:
+        port = free_port()
+        self.host = f"127.0.0.1:{port}"
+        with log.open("wb") as out:
+            # A session of its own: the launcher runs java as a child, and the signals go to both.
+            self.process = subprocess.Popen(
+                [emulator_launcher(), "--host=127.0.0.1", f"--port={port}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.log = log
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.host}/", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    async def started(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            assert self.process.poll() is None, f"the emulator exited:\n{self.log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"the emulator did not answer:\n{self.log.read_text()[-3000:]}"
+            await asyncio.sleep(0.2)
+
+    def freeze(self) -> None:
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGCONT)
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
