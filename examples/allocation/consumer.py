@@ -15,7 +15,10 @@ key: the command's work commits together with that key in its own unit of
 work, so a message redelivered after the work committed (the consumer died
 before acknowledging it, or before its inbox row committed) is refused by
 the bus and acknowledged, never applied twice; the inbox row makes a
-duplicate delivered at the same time wait for the first, then skip.
+duplicate delivered at the same time wait for the first, then skip. The
+inbox row's transaction stays open while the command's commits, so the
+consumer needs a database with row locks: PostgreSQL (SQLite has one writer
+at a time, and the consumer refuses it).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from collections.abc import Callable
 from examples.allocation.container import AllocationContainer
 from examples.allocation.messages import CHANGE_BATCH_QUANTITY, change_batch_quantity_command
 from examples.allocation.unit_of_work import AllocationUnitOfWork
-from keel import CommandAlreadyHandledError, MessageBus
+from keel import CommandAlreadyHandledError, ConfigurationError, MessageBus
+from keel.config import KeelSettings
 from keel.container import running
 from keel.domain.ports import IncomingMessage
 from keel.outbox import IdempotentConsumer, message_key
@@ -55,11 +59,24 @@ def change_batch_quantity_consumer(
     return IdempotentConsumer(CONSUMER, handle, uow_factory)
 
 
+def messages_in_hand(settings: KeelSettings) -> int:
+    """How many messages to handle at once: each holds two connections (its inbox row's and its command's)."""
+    return max(1, min(settings.event_bus.flow_control_max_messages, settings.database.max_connections // 2))
+
+
 async def consume(container: AllocationContainer, stop: asyncio.Event) -> None:
     """Consume until ``stop`` is set, then drain what is in hand."""
     async with running(container):
+        if container.engine().dialect.name == "sqlite":
+            raise ConfigurationError(
+                "the change_batch_quantity consumer needs PostgreSQL (KEEL_DATABASE__URL): on SQLite its inbox "
+                "row would hold the only write lock while its command waits for it",
+                variables=["KEEL_DATABASE__URL"],
+            )
         consumer = change_batch_quantity_consumer(container.bus(), container.unit_of_work)
-        subscription = await container.event_bus().subscribe(CHANGE_BATCH_QUANTITY, CONSUMER, consumer)
+        subscription = await container.event_bus().subscribe(
+            CHANGE_BATCH_QUANTITY, CONSUMER, consumer, flow_control_max_messages=messages_in_hand(container.settings())
+        )
         _logger.info("consuming %r as subscription %r", CHANGE_BATCH_QUANTITY, CONSUMER)
         try:
             await stop.wait()
