@@ -18,28 +18,25 @@ before ``handle`` returns. Commands fail loudly; event handlers fail alone.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-from tenacity import RetryCallState
+from typing import Any
 
 from keel.domain.messages import Command, DomainEvent, Message
+from keel.service_layer._handler_runs import HandlerRuns
 from keel.service_layer.commands import (
     CommandAlreadyHandledError,
-    current_command,
     new_context,
     reset_current,
     set_current,
 )
 from keel.service_layer.errors import BusConfigurationError
 from keel.service_layer.injection import RESERVED, Handler, PreparedHandler, prepare
-from keel.service_layer.middleware import CallNext, HandlerCall, Middleware
+from keel.service_layer.middleware import Middleware
 from keel.service_layer.registry import CommandSpec, HandlerRegistry, command_types
-from keel.service_layer.retry import RetryPolicy, describe_retry
+from keel.service_layer.retry import RetryPolicy
 from keel.service_layer.unit_of_work import AbstractUnitOfWork
 
 logger = logging.getLogger("keel.messagebus")
@@ -75,7 +72,7 @@ class BusStats:
         return data
 
 
-class MessageBus:
+class MessageBus(HandlerRuns):
     """Dispatches commands and events to handlers, injecting their parameters by name.
 
     Everything that can be checked is checked here, when the bus is built: a
@@ -236,7 +233,7 @@ class MessageBus:
                 return handler
         return None
 
-    # --- events ----------------------------------------------------------------
+    # --- events (one handler runs in HandlerRuns) ------------------------------
 
     async def _drain(self, queue: deque[DomainEvent]) -> None:
         if not queue:
@@ -275,165 +272,6 @@ class MessageBus:
                 found.extend(self._events.get(klass, ()))
             route = self._event_routes[event_type] = tuple(found)
         return route
-
-    # --- running one handler -----------------------------------------------------
-
-    def _dispatch(
-        self,
-        handler: PreparedHandler,
-        message: Message,
-        queue: deque[DomainEvent],
-        policy: RetryPolicy,
-        kind: Literal["command", "event"],
-    ) -> Awaitable[Any]:
-        if not self._middleware:  # the common case: one test, no extra coroutine
-            return self._run(handler, message, queue, policy, kind)
-        call = HandlerCall(message, handler.name, kind, handler.handler, self)
-
-        def innermost() -> Awaitable[Any]:
-            return self._run(handler, message, queue, policy, kind)
-
-        chain: CallNext = innermost
-        for layer in reversed(self._middleware):
-            chain = _bind(layer, call, chain)
-        return chain()
-
-    async def _run(
-        self,
-        handler: PreparedHandler,
-        message: Message,
-        queue: deque[DomainEvent],
-        policy: RetryPolicy,
-        kind: Literal["command", "event"],
-    ) -> Any:
-        if policy.max_attempts == 1:
-            return await self._call(handler, message, queue)
-        # The first attempt runs before tenacity's controller is built: most
-        # messages succeed at once, and building it costs more than the bus's
-        # other bookkeeping. A failure it would retry is replayed as the
-        # controller's first attempt, so waits, logs and attempt numbers are
-        # tenacity's own.
-        first_failure: Exception | None = None
-        committed_error: Exception | None = None
-        try:
-            return await self._call(handler, message, queue, policy)
-        except _AttemptCommitted as stop:
-            committed_error = stop.error
-        except Exception as exc:
-            if not policy.retries(exc):
-                raise
-            first_failure = exc
-        if committed_error is not None:
-            # Outside the except block: the error keeps its own context.
-            raise self._not_retried(handler, message, committed_error)
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc, wait = describe_retry(state)
-            if kind == "command":
-                self.stats.command_retries += 1
-            else:
-                self.stats.event_handler_retries += 1
-            logger.warning(
-                "%s %s failed (%s); retrying in %.3fs (attempt %d of %d)",
-                handler.name,
-                message.message_type,
-                exc,
-                wait,
-                state.attempt_number + 1,
-                policy.max_attempts,
-                extra={
-                    "keel_handler": handler.name,
-                    "keel_message": message.message_type,
-                    "keel_attempt": state.attempt_number + 1,
-                },
-            )
-
-        try:
-            async for attempt in policy.retrying(before_sleep):
-                with attempt:
-                    if first_failure is not None:
-                        failure, first_failure = first_failure, None
-                        raise failure
-                    return await self._call(handler, message, queue, policy)
-        except _AttemptCommitted as stop:
-            committed_error = stop.error
-        if committed_error is None:  # pragma: no cover
-            raise AssertionError("unreachable: tenacity re-raises the last error")
-        raise self._not_retried(handler, message, committed_error)
-
-    def _not_retried(self, handler: PreparedHandler, message: Message, error: Exception) -> Exception:
-        """Log, and return for raising, the error of an attempt whose unit of work committed."""
-        # Running the handler again would repeat the work it committed (and its events).
-        logger.warning(
-            "%s %s failed (%s) after its unit of work committed; not retried",
-            handler.name,
-            message.message_type,
-            error,
-            extra={"keel_handler": handler.name, "keel_message": message.message_type},
-        )
-        return error
-
-    async def _call(
-        self,
-        handler: PreparedHandler,
-        message: Message,
-        queue: deque[DomainEvent],
-        policy: RetryPolicy | None = None,
-    ) -> Any:
-        """Run ``handler`` once; its committed events join ``queue``.
-
-        Under a retry ``policy``, an error it would retry that comes after the
-        unit of work committed is wrapped in :class:`_AttemptCommitted`, which
-        no policy retries.
-        """
-        kwargs: dict[str, Any] = {}
-        uow: AbstractUnitOfWork | None = None
-        if handler.wants_uow:
-            uow = kwargs["uow"] = self._uow_factory()
-        if handler.wants_bus:
-            kwargs["bus"] = self
-        try:
-            result = handler.call(message, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception as exc:
-            if policy is not None and policy.retries(exc) and _committed(uow):
-                raise _AttemptCommitted(exc) from None
-            raise
-        else:
-            return result
-        finally:
-            # Only committed work has events to collect, so this is right
-            # even when the handler failed after an earlier commit.
-            if uow is not None:
-                queue.extend(uow.collect_new_events())
-
-
-class _AttemptCommitted(BaseException):
-    """Carries a handler's error out of the retry loop: its unit of work had committed.
-
-    A ``BaseException``, so that no policy's ``retry_on`` matches it; it never
-    leaves :meth:`MessageBus._run`.
-    """
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-def _bind(layer: Middleware, call: HandlerCall, call_next: CallNext) -> CallNext:
-    def run() -> Awaitable[Any]:
-        return layer(call, call_next)
-
-    return run
-
-
-def _committed(uow: AbstractUnitOfWork | None) -> bool:
-    """Whether this attempt's work committed: its injected unit of work, or any that recorded the command."""
-    if uow is not None and uow.committed:
-        return True
-    context = current_command()
-    return context is not None and context.recorded
 
 
 def _name(message_type: type[Any]) -> str:

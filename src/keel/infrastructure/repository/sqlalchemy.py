@@ -32,15 +32,13 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from keel.cross_cutting.error import ConflictError, NotFoundError
 from keel.infrastructure.database._translate import require_attachable, translating
-from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, deleted_mode
+from keel.infrastructure.repository._base import SeenCallback, deleted_mode
 from keel.infrastructure.repository._checks import (
     check_page,
     check_size,
     coerce_identity,
     validate_limit,
 )
-from keel.infrastructure.repository._insert_many import insert_many
-from keel.infrastructure.repository._set_based import delete_rows, update_rows
 from keel.infrastructure.repository._sorting import OrderByArg, resolve_order_by
 from keel.infrastructure.repository._sql_reads import (
     count_rows,
@@ -51,17 +49,17 @@ from keel.infrastructure.repository._sql_reads import (
     load_many,
     load_one,
 )
+from keel.infrastructure.repository._sql_writes import SqlWrites
 from keel.infrastructure.repository._statements import check_statement
-from keel.infrastructure.repository._upsert import get_or_create, upsert
 from keel.infrastructure.repository.filters import Condition, build_conditions
 from keel.infrastructure.repository.pages import CursorPage, Page
 from keel.infrastructure.repository.settings import SecretLike, resolve_cursor_secret, resolve_setting
-from keel.infrastructure.repository.soft_delete import hide_soft_deleted, load_hidden_dependents
+from keel.infrastructure.repository.soft_delete import hide_soft_deleted
 
 T = TypeVar("T")
 
 
-class SqlAlchemyRepository(RepositoryBase[T]):
+class SqlAlchemyRepository(SqlWrites[T]):
     """Generic repository over one mapped class ``T``, bound to one session."""
 
     #: Largest page ``paginate``/``paginate_by_cursor`` serve; larger sizes are refused.
@@ -95,7 +93,7 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         """This repository on ``uow``'s session, reporting what it hands out to ``uow`` as seen."""
         return cls(uow.session, mark_seen=uow.mark_seen, model=model)
 
-    # --- writes --------------------------------------------------------------
+    # --- writes (the set-based ones are in SqlWrites) ------------------------
 
     def add(self, entity: T) -> T:
         """Add a new entity to the session (inserted on flush/commit)."""
@@ -123,33 +121,6 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             self.mark_seen(entity)
         return added
 
-    async def insert_many(self, items: Iterable[T] | Iterable[Mapping[str, Any]]) -> int:
-        """Write many new rows now, set-based; returns how many.
-
-        For bulk loads: one INSERT in insertmanyvalues batches, keel's columns
-        and Python-side defaults filled in (on the entities too), generated
-        keys read back. The entities are *not* kept in the session (later
-        changes to them are not saved); aggregates among them are still seen.
-        ``items`` may be mappings of attribute values instead. Models or
-        entities the set-based path cannot serve fall back to
-        :meth:`add_many` plus a flush (see docs/repositories.md).
-        """
-        return await insert_many(self, items)
-
-    async def hard_delete(self, entity: T) -> None:
-        """Delete the row for good (version-checked when the model has a version).
-
-        Relationships the delete cascades through (or unlinks) are reloaded
-        with their soft-deleted rows first, so those are deleted or unlinked
-        too instead of being left behind pointing at a missing row.
-        """
-        self._check_type(entity)
-        require_attachable(self.session, entity, self.traits.entity)
-        self.mark_seen(entity)
-        with translating(entity=self.traits.entity):
-            await load_hidden_dependents(self.session, entity)
-            await self.session.delete(entity)
-
     def _attach(self, entity: T) -> None:
         # A detached instance keeps the version it was loaded at: added back,
         # its UPDATE is checked against it (the same as a re-added copy).
@@ -167,37 +138,6 @@ class SqlAlchemyRepository(RepositoryBase[T]):
             )
         with translating(entity=self.traits.entity):
             self.session.add(entity)
-
-    async def update_many(
-        self,
-        *where: Condition,
-        values: Mapping[str, Any],
-        include_deleted: bool = False,
-        **equals: Any,
-    ) -> int:
-        """One ``UPDATE ... WHERE``: set ``values`` on every matching row; returns the row count.
-
-        ``version`` rises by one and ``updated_at`` moves on every row it
-        touches, so later version-checked saves of copies loaded before it
-        fail as they should. It does not check versions itself (there is no
-        held version for rows never loaded): use the unit of work for
-        read-check-write changes. Soft-deleted rows are skipped unless
-        ``include_deleted=True``.
-        """
-        self._check_deleted_scope(include_deleted, False)
-        return await update_rows(
-            self.session, self.model, self.traits, where, equals, values=values, include_deleted=include_deleted
-        )
-
-    async def delete_many(self, *where: Condition, **equals: Any) -> int:
-        """Delete every matching row in one statement; returns the row count.
-
-        Soft (an ``UPDATE`` setting ``deleted_at``, ``version`` and
-        ``updated_at`` of rows not yet deleted) when the model supports it,
-        a ``DELETE`` otherwise. No per-row version check, as with
-        :meth:`update_many`.
-        """
-        return await delete_rows(self.session, self.model, self.traits, where, equals)
 
     # --- reads ---------------------------------------------------------------
 
@@ -309,33 +249,6 @@ class SqlAlchemyRepository(RepositoryBase[T]):
         stmt = self._query(where, equals, statement, include_deleted, only_deleted)
         order = resolve_order_by(self.model, order_by)
         return await list_with_total(self, stmt.order_by(*order).options(*load), limit, offset)
-
-    async def get_or_create(self, defaults: Mapping[str, Any] | None = None, **keys: Any) -> tuple[T, bool]:
-        """The live entity matching ``keys``, else a new one from ``keys`` and ``defaults``; and whether it was created.
-
-        Safe under concurrency: ``INSERT ... ON CONFLICT DO NOTHING`` then a
-        read, so racing callers get one row, and none an error. ``keys``
-        must be covered by the primary key, a unique constraint or a unique
-        index (else :class:`ConfigurationError`). The new row is written at
-        once (``version`` 1, timestamps set) and the entity is in this unit
-        of work, seen. A soft-deleted row holding the key is not brought
-        back: with a unique index over live rows a new row is made, with a
-        full unique key it is a :class:`ConflictError`.
-        """
-        return await get_or_create(self, defaults, keys)
-
-    async def upsert(self, entity: T, conflict: Sequence[str] | None = None) -> T:
-        """Insert ``entity``'s row, or update the row it conflicts with on ``conflict`` (default: the key).
-
-        One ``INSERT ... ON CONFLICT DO UPDATE``: every column the new
-        ``entity`` sets is written; on update ``version`` rises by one,
-        ``updated_at`` moves, ``created_at`` stays, and a soft-deleted row is
-        restored. Returns the stored entity (loaded in this unit of work,
-        seen); ``entity`` itself stays unsaved. No version check: the last
-        writer wins, as with :meth:`update_many`.
-        """
-        stored: T = await upsert(self, entity, conflict)
-        return stored
 
     async def count(
         self,

@@ -26,24 +26,16 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy import Select
 
-from keel.cross_cutting.error import ConfigurationError, ConflictError, NotFoundError, ValidationError
-from keel.domain.messages import utcnow
+from keel.cross_cutting.error import ConfigurationError, ConflictError, NotFoundError
 from keel.infrastructure.repository import CursorPage, Page
 from keel.infrastructure.repository._base import RepositoryBase, SeenCallback, deleted_mode
-from keel.infrastructure.repository._checks import check_update_values, coerce_identity, identity_list, validate_limit
-from keel.infrastructure.repository._insert_many import (
-    attribute_rows,
-    bulk_shape,
-    carries_related,
-    insert_items,
-    new_from_mapping,
-)
+from keel.infrastructure.repository._checks import coerce_identity, identity_list, validate_limit
 from keel.infrastructure.repository._sorting import OrderByArg
 from keel.infrastructure.repository.filters import Condition, build_conditions
-from keel.infrastructure.repository.memory import _upsert
 from keel.infrastructure.repository.memory._evaluate import compile_where, matches, statement_where
 from keel.infrastructure.repository.memory._paging import cursor_page, offset_page, sort_rows
-from keel.infrastructure.repository.memory._rows import READ_AT, apply_insert_defaults, identity_of, mapper_of
+from keel.infrastructure.repository.memory._rows import READ_AT, identity_of, mapper_of
+from keel.infrastructure.repository.memory._writes import MemoryWrites
 from keel.infrastructure.repository.memory.store import InMemoryStore
 from keel.infrastructure.repository.memory.workspace import Workspace
 from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
@@ -51,7 +43,7 @@ from keel.infrastructure.repository.sqlalchemy import SqlAlchemyRepository
 T = TypeVar("T")
 
 
-class InMemoryRepository(RepositoryBase[T]):
+class InMemoryRepository(MemoryWrites[T]):
     """Repository over a :class:`Workspace`.
 
     Standalone, ``InMemoryRepository(model=Product)`` (or a subclass of
@@ -83,7 +75,7 @@ class InMemoryRepository(RepositoryBase[T]):
     def store(self) -> InMemoryStore:
         return self.workspace.store
 
-    # --- writes --------------------------------------------------------------
+    # --- writes (the set-based ones are in MemoryWrites) ---------------------
 
     def add(self, entity: T) -> T:
         """Add a new entity (stored on commit)."""
@@ -101,35 +93,6 @@ class InMemoryRepository(RepositoryBase[T]):
             self.add(entity)
         return added
 
-    async def insert_many(self, items: Iterable[T] | Iterable[Mapping[str, Any]]) -> int:
-        """Write many new rows now; the entities are not tracked afterwards (as in SQL)."""
-        entities, mappings = insert_items(self, builtins.list(items))
-        if not entities:
-            entities = [new_from_mapping(self.model, row) for row in attribute_rows(self.model, mappings)]
-        keyed = [all(part is not None for part in identity_of(self.model, e)) for e in entities]
-        if any(keyed) and not all(keyed) and self.traits.primary_key:
-            raise ValidationError(
-                f"insert_many needs every {self.traits.entity} with a key, or every one without",
-                errors=[{"loc": ["items"], "msg": "some entities have keys and some do not", "type": "value_error"}],
-            )
-        # Where the SQL repository falls back to add_many plus a flush, the
-        # entities stay tracked there, so they do here.
-        tracked = bool(bulk_shape(self.model).unsupported) or carries_related(self.model, entities)
-        self.workspace.flush()
-        for entity in entities:
-            self.workspace.add(self.model, entity)
-            apply_insert_defaults(self.model, entity)
-            if not tracked:
-                self.workspace.detach(self.model, entity)
-            self.mark_seen(entity)
-        return len(entities)
-
-    async def hard_delete(self, entity: T) -> None:
-        """Delete the row for good (version-checked on commit)."""
-        self._check_type(entity)
-        self.mark_seen(entity)
-        self.workspace.remove(self.model, entity)
-
     def _attach(self, entity: T) -> None:
         # A copy from an earlier unit of work, added back like add() does:
         # saved with a check of the version it was read at.
@@ -137,32 +100,6 @@ class InMemoryRepository(RepositoryBase[T]):
             return  # never stored: not an entity of another unit of work
         if self.workspace.identity.get((self.model, identity_of(self.model, entity))) is not entity:
             self.workspace.add(self.model, entity)
-
-    async def update_many(
-        self,
-        *where: Condition,
-        values: Mapping[str, Any],
-        include_deleted: bool = False,
-        **equals: Any,
-    ) -> int:
-        """Set ``values`` on every matching row; returns how many rows changed."""
-        check_update_values(self.model, self.traits, values)
-        keys = self._matched_keys(where, equals, include_deleted=include_deleted)
-        now = utcnow()
-        for key in keys:
-            self.workspace.set_row(self.model, key, dict(values), now)
-        return len(keys)
-
-    async def delete_many(self, *where: Condition, **equals: Any) -> int:
-        """Delete every matching row (soft when the model supports it); returns the count."""
-        keys = self._matched_keys(where, equals, include_deleted=False)
-        now = utcnow()
-        for key in keys:
-            if self.traits.deleted_at is not None:
-                self.workspace.set_row(self.model, key, {self.traits.deleted_at: now}, now)
-            else:
-                self.workspace.delete_row(self.model, key)
-        return len(keys)
 
     # --- reads ---------------------------------------------------------------
 
@@ -262,15 +199,6 @@ class InMemoryRepository(RepositoryBase[T]):
         start = offset or 0
         rows = rows[start:] if limit is None else rows[start : start + limit]
         return self._hand_out(rows), total
-
-    async def get_or_create(self, defaults: Mapping[str, Any] | None = None, **keys: Any) -> tuple[T, bool]:
-        """The live entity matching ``keys``, else a new one; see :meth:`keel.SqlAlchemyRepository.get_or_create`."""
-        return await _upsert.get_or_create(self, defaults, keys)
-
-    async def upsert(self, entity: T, conflict: Sequence[str] | None = None) -> T:
-        """Insert or update on ``conflict``; see :meth:`keel.SqlAlchemyRepository.upsert`."""
-        result: T = await _upsert.upsert(self, entity, conflict)
-        return result
 
     async def count(
         self,
@@ -410,22 +338,6 @@ class InMemoryRepository(RepositoryBase[T]):
             if all(matches(e, row) for e in evaluators):
                 rows.append(row)
         return rows
-
-    def _matched_keys(
-        self, where: Iterable[Condition], equals: Mapping[str, Any], *, include_deleted: bool
-    ) -> builtins.list[Any]:
-        """Keys of the rows a set-based statement matches: evaluated on the rows, not on held copies."""
-        self._check_deleted_scope(include_deleted, False)
-        evaluators = [compile_where(self.model, c) for c in build_conditions(self.model, where, equals)]
-        self.workspace.flush()
-        keys = []
-        for key in self.workspace.keys(self.model):
-            row = self.workspace.current(self.model, key)
-            if row is None or (not include_deleted and self._is_deleted(row)):
-                continue
-            if all(matches(e, row) for e in evaluators):
-                keys.append(key)
-        return keys
 
     def _hand_out(self, rows: Iterable[Any]) -> builtins.list[T]:
         entities = []
