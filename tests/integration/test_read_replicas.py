@@ -47,6 +47,8 @@ async def router(replicated_postgres: ReplicatedPair, primary: AsyncEngine) -> A
     )
     found = create_replica_router(settings)
     assert found is not None
+    # The primary fixture may have just created the tables: a test must not query the replica before it has them.
+    await replica_caught_up(primary, found)
     yield found
     await found.dispose()
 
