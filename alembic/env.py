@@ -11,17 +11,13 @@ branch), so neither side's tables look like drift to the other.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from logging.config import fileConfig
 from pathlib import Path
 
 from alembic import context
-from sqlalchemy import pool
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from keel.infrastructure.database.migrations import database_settings, render_item, target_metadata
+from keel.infrastructure.database.migrations import run_migrations, target_metadata
 from keel.orm import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,50 +37,4 @@ def import_example_models() -> list[str]:
 
 
 import_example_models()
-TARGET_METADATA = target_metadata(Base.metadata)
-
-
-def configure(**options: object) -> None:
-    context.configure(
-        target_metadata=TARGET_METADATA,
-        render_item=render_item,
-        compare_type=True,
-        **options,
-    )
-
-
-def run_migrations_offline() -> None:
-    """Emit SQL to stdout instead of running it (``alembic upgrade heads --sql``)."""
-    settings = database_settings(config)
-    configure(
-        url=settings.url.render_as_string(hide_password=True),
-        literal_binds=True,
-        dialect_opts={"paramstyle": "named"},
-        render_as_batch=settings.is_sqlite,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-def do_run_migrations(connection: Connection) -> None:
-    # SQLite can ALTER almost nothing in place: batch mode rebuilds the table.
-    configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def run_async_migrations() -> None:
-    # A plain engine, not keel's: no statement_timeout cutting a long
-    # migration short, and no pooled connections left behind.
-    engine = create_async_engine(database_settings(config).effective_url, poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(do_run_migrations)
-    finally:
-        await engine.dispose()
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    asyncio.run(run_async_migrations())
+run_migrations(target_metadata(Base.metadata))

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, MetaData
 from sqlalchemy.engine import URL
 
 from keel.cross_cutting.error import ConfigurationError
+from keel.infrastructure.database.migrations._environment import run_migrations
 from keel.infrastructure.database.migrations._settings import EXPLICIT_URL, database_settings
 from keel.infrastructure.database.orm import keel_metadata
 from keel.infrastructure.database.types import UTCDateTime
@@ -166,6 +167,7 @@ __all__ = [
     "keel_heads",
     "migration_state",
     "render_item",
+    "run_migrations",
     "target_metadata",
     "upgrade",
 ]
