@@ -2,21 +2,36 @@
 
 The example app runs in a uvicorn process of its own on a free loopback port,
 with ``Allocated`` routed to the outbox (``KEEL_OUTBOX__ROUTES``) and keel's
-generic relay (``python -m keel outbox relay``, in-memory bus) beside it.
-``CONNECTIONS`` httpx clients then allocate (and read allocations back) until
-a request count or a time limit is reached, whichever comes first. At the
-end, from the database: no batch is allocated past its size, every order
-answered 202 is allocated at most once and is in the read model exactly when
-it is allocated, an order left unallocated really found too little stock,
-every request was answered, and the outbox drains (one published row per
-allocation). Throughput and p50/p99 latency are reported.
+generic relay (``python -m keel outbox relay``) beside it. ``CONNECTIONS``
+httpx clients then allocate (and read allocations back) until a request
+count or a time limit is reached, whichever comes first. At the end, from
+the database: no batch is allocated past its size, every order answered 202
+is allocated at most once and is in the read model exactly when it is
+allocated, an order left unallocated really found too little stock, every
+request was answered, and the outbox drains with nothing parked.
+Throughput and p50/p99 latency are reported.
+
+With the Pub/Sub emulator (``PUBSUB_EMULATOR_HOST``, or ``--bus pubsub``)
+the relay publishes there, in a project of its own, and the example's
+consumer (``python -m examples.allocation.consumer``) runs too; during the
+load ``change_batch_quantity`` messages resize the batches of two skus the
+clients also order, a third of them published twice with the same
+``event_id`` (the inbox key), and a subscription of the soak's own collects
+``line_allocated``. Then, once drained (polled with a deadline): each
+distinct message has exactly one inbox row, one processed-command record
+and one succeeded audit row (the duplicates were refused), every published
+``line_allocated`` row arrived and every allocation's message is among them
+(redeliveries counted). Without the emulator the relay publishes on the
+in-memory bus and nothing is consumed (``benchmarks/_soak_pubsub.py``).
 
     python -m benchmarks.soak                 # 40 connections, 60 s
     python -m benchmarks.soak --quick         # 20 connections, 10 s
-    python -m benchmarks.soak --seconds 300 --connections 50
+    python -m benchmarks.soak --seconds 300 --connections 50 --bus pubsub
 
 ``KEEL_BENCH_DATABASE_URL`` names the PostgreSQL database (created if absent,
-its example and keel tables re-created). ``tests/soak/`` runs the short form.
+its example and keel tables re-created). ``tests/soak/`` runs the short form
+(20 connections, 15 s or 3,000 requests) and, with ``KEEL_SOAK=1``, the long
+form (50 connections, 300 s).
 """
 
 from __future__ import annotations
