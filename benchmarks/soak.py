@@ -123,7 +123,8 @@ class SoakReport:
             f"change_batch_quantity consumed: {self.messages_published} messages published "
             f"{self.messages_deliveries} times ({self.messages_deliveries - self.messages_published} duplicates), "
             f"{self.messages_applied} applied once each",
-            f"line_allocated received: {self.line_allocated_received} messages, "
+            f"line_allocated received: {self.line_allocated_received} messages "
+            f"({self.outbox_published - self.allocated_orders} beyond one per allocation: reallocations), "
             f"{self.line_allocated_redelivered} delivered more than once",
         ]
 
@@ -365,14 +366,16 @@ async def _soak(
     engine = create_async_engine(url)
     began = time.monotonic()
     try:
+        # All three start at once (the soak's line_allocated subscription exists already); the
+        # change_batch_quantity messages wait for the consumer's subscription, or it would miss them.
+        api = _start([*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"], env, api_log)
+        processes.append((api, api_log))
+        processes.append((_start([sys.executable, "-m", "keel", "outbox", "relay"], env, relay_log), relay_log))
         if pubsub is not None:
             consumer = _start([sys.executable, "-m", "examples.allocation.consumer"], env, consumer_log)
             processes.append((consumer, consumer_log))
             await _wait_for(consumer_log, "consuming", consumer)
             await _wait_until(lambda: pubsub.subscription_exists(CONSUMER), "the consumer's subscription", consumer)
-        processes.append((_start([sys.executable, "-m", "keel", "outbox", "relay"], env, relay_log), relay_log))
-        api = _start([*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"], env, api_log)
-        processes.append((api, api_log))
         await _wait_for(api_log, "Application startup complete", api)
         await _add_batches(base_url)
         report.start_seconds = time.monotonic() - began
