@@ -99,7 +99,7 @@ class SoakReport:
     bus: str = "memory"
     #: Distinct change_batch_quantity messages, how many times they were published in all, how many were applied.
     messages_published: int = 0
-    messages_deliveries: int = 0
+    messages_publications: int = 0
     messages_applied: int = 0
     #: Distinct line_allocated messages the test subscription received, and deliveries beyond the first.
     line_allocated_received: int = 0
@@ -121,7 +121,7 @@ class SoakReport:
             return ["consumed messages: none (in-memory bus; PUBSUB_EMULATOR_HOST runs the consumer on Pub/Sub)"]
         return [
             f"change_batch_quantity consumed: {self.messages_published} messages published "
-            f"{self.messages_deliveries} times ({self.messages_deliveries - self.messages_published} duplicates), "
+            f"{self.messages_publications} times ({self.messages_publications - self.messages_published} duplicates), "
             f"{self.messages_applied} applied once each",
             f"line_allocated received: {self.line_allocated_received} messages "
             f"({self.outbox_published - self.allocated_orders} beyond one per allocation: reallocations), "
