@@ -84,6 +84,8 @@ class Service:
     terminated: bool = field(default=False)
     #: Whether it has started (polled by :meth:`wait_ready`); None: it has no readiness signal.
     ready: Callable[[], bool] | None = None
+    #: How long it took to exit after SIGTERM (set by :func:`stop_all`).
+    stop_seconds: float | None = None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -126,9 +128,19 @@ class Service:
 
 
 def stop_all(services: list[Service]) -> dict[str, int]:
-    """SIGTERM to every one at once (they shut down in parallel), then each one's exit code by name."""
+    """SIGTERM to every one at once (they shut down in parallel), then each one's exit code by name.
+
+    Each one's shutdown time lands in its ``stop_seconds``.
+    """
+    began = time.monotonic()
     for service in services:
         service.terminate()
+    running = list(services)
+    while running and time.monotonic() - began < STOP_TIMEOUT:
+        for service in [s for s in running if s.process.poll() is not None]:
+            service.stop_seconds = time.monotonic() - began
+            running.remove(service)
+        time.sleep(0.05)
     return {service.name: service.stop() for service in services}
 
 

@@ -85,11 +85,11 @@ API_WORKERS = 3
 CLIENTS = 12
 SKUS = 4
 BATCHES = (6, 6)  # two batches per sku: 12 units of stock each
-ORDERS_PER_SKU = 16  # more orders than stock: every batch ends full, some orders find none
+ORDERS_PER_SKU = 14  # more orders than stock: every batch ends full, some orders find none
 RESIZED = (3, 4)  # change_batch_quantity shrinks each batch to this while orders come
 DUPLICATED_BATCH = 0  # the messages resizing each sku's first batch are published twice, same identity
 ACCOUNTS = 6
-DEPOSITS = 12  # per account, each of (account number + 1) * (deposit number + 1)
+DEPOSITS = 8  # per account, each of (account number + 1) * (deposit number + 1)
 START_TIMEOUT = 150.0  # ten Python processes importing at once, on a machine shared with others
 SETTLE_TIMEOUT = 45.0
 BALANCES = BalanceProjection.name
@@ -168,11 +168,16 @@ def shape(tmp_path: Path) -> Iterator[Shape]:
 
 def test_every_role_with_two_processes_loses_nothing_and_applies_nothing_twice(shape: Shape) -> None:
     """API x3, relay x2, consumer x2, projection worker x2 under concurrent load: exactly-once results."""
+    began = time.monotonic()
     load = asyncio.run(drive(shape))
     assert load.statuses == Counter({202: len(load.orders)}), load.statuses
+    driven = time.monotonic()
     received = asyncio.run(settle(shape, load))
+    settled = time.monotonic()
 
     codes = stop_all(shape.services)
+    print(f"load {driven - began:.1f} s, settled {settled - driven:.1f} s at {time.strftime('%H:%M:%S')}, stopped in")
+    print({service.name: round(service.stop_seconds or 0, 1) for service in shape.services})
     assert codes == {service.name: 0 for service in shape.services}, {
         s.name: s.output()[-2000:] for s in shape.services if codes[s.name] != 0
     }
