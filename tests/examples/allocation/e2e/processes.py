@@ -1,9 +1,11 @@
-"""The allocation service as three real processes: uvicorn, ``keel outbox relay`` and the consumer.
+"""The allocation service as real processes: uvicorn, ``keel outbox relay``, the consumer, ``keel events run``.
 
 A fresh PostgreSQL database migrated with ``alembic upgrade heads`` (the
 repository's ``alembic.ini``), the Pub/Sub emulator, and each process started
 on its own with keel's settings in its environment; readiness is polled
-with a deadline, and stopping is SIGTERM with the exit code checked.
+with a deadline (``wait=False`` starts several together, then
+:meth:`Service.wait_ready`), and stopping is SIGTERM with the exit code
+checked (:func:`stop_all` stops several in parallel).
 """
 
 from __future__ import annotations
