@@ -1,9 +1,11 @@
-"""The allocation service as three real processes: uvicorn, ``keel outbox relay`` and the consumer.
+"""The allocation service as real processes: uvicorn, ``keel outbox relay``, the consumer, ``keel events run``.
 
 A fresh PostgreSQL database migrated with ``alembic upgrade heads`` (the
 repository's ``alembic.ini``), the Pub/Sub emulator, and each process started
 on its own with keel's settings in its environment; readiness is polled
-with a deadline, and stopping is SIGTERM with the exit code checked.
+with a deadline (``wait=False`` starts several together, then
+:meth:`Service.wait_ready`), and stopping is SIGTERM with the exit code
+checked (:func:`stop_all` stops several in parallel).
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ class Service:
     log: Path
     url: str | None = None
     stopped: bool = field(default=False)
+    terminated: bool = field(default=False)
+    #: Whether it has started (polled by :meth:`wait_ready`); None: it has no readiness signal.
+    ready: Callable[[], bool] | None = None
+    #: How long it took to exit after SIGTERM (set by :func:`stop_all`).
+    stop_seconds: float | None = None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -90,10 +97,21 @@ class Service:
             f"{self.name} exited with {self.process.returncode}:\n{self.output()[-4000:]}"
         )
 
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> Service:
+        """Poll its readiness with a deadline (failing at once if it exits); itself."""
+        if self.ready is not None:
+            wait_until(self.ready, f"the start of {self.name}", self, timeout)
+        return self
+
+    def terminate(self) -> None:
+        """SIGTERM, once, if it is still running (:meth:`stop` then waits for it)."""
+        if self.process.poll() is None and not self.terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
+
     def stop(self) -> int:
         """SIGTERM, then its exit code (killed after the deadline: then the test fails)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             code = self.process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -109,6 +127,23 @@ class Service:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
         self.stopped = True
+
+
+def stop_all(services: list[Service]) -> dict[str, int]:
+    """SIGTERM to every one at once (they shut down in parallel), then each one's exit code by name.
+
+    Each one's shutdown time lands in its ``stop_seconds``.
+    """
+    began = time.monotonic()
+    for service in services:
+        service.terminate()
+    running = list(services)
+    while running and time.monotonic() - began < STOP_TIMEOUT:
+        for service in [s for s in running if s.process.poll() is not None]:
+            service.stop_seconds = time.monotonic() - began
+            running.remove(service)
+        time.sleep(0.05)
+    return {service.name: service.stop() for service in services}
 
 
 def wait_until(
@@ -132,14 +167,25 @@ def start(name: str, command: list[str], env: dict[str, str], logs: Path) -> Ser
     return Service(name, process, log)
 
 
-def start_api(env: dict[str, str], logs: Path) -> Service:
-    """``uvicorn examples.allocation.api:create_app --factory`` on a free port, once it has started."""
+def start_api(env: dict[str, str], logs: Path, workers: int = 1, *, wait: bool = True) -> Service:
+    """``uvicorn examples.allocation.api:create_app --factory`` on a free port, once every worker has started.
+
+    With ``workers`` above 1 it is ``--workers N``: a supervisor process and
+    N worker processes listening on the one port (on SIGTERM the supervisor
+    stops its workers and exits 0). ``wait=False`` returns at
+    once (then :meth:`Service.wait_ready`), so that several processes start together.
+    """
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "examples.allocation.api:create_app", "--factory"]
-    service = start("api", [*command, "--host", "127.0.0.1", "--port", str(port)], env, logs)
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        # The supervisor kills a worker that does not answer its health check in time (5 s by default):
+        # on a loaded machine a worker still importing the application can miss it.
+        command += ["--workers", str(workers), "--timeout-worker-healthcheck", "30"]
+    service = start("api", command, env, logs)
     service.url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: "Application startup complete" in service.output(), "the API's startup", service)
-    return service
+    service.ready = lambda: service.output().count("Application startup complete") >= workers
+    return service.wait_ready() if wait else service
 
 
 def start_relay(env: dict[str, str], logs: Path, name: str = "relay") -> Service:
@@ -147,11 +193,27 @@ def start_relay(env: dict[str, str], logs: Path, name: str = "relay") -> Service
     return start(name, [sys.executable, "-m", "keel", "outbox", "relay"], env, logs)
 
 
-def start_consumer(env: dict[str, str], logs: Path, subscription_exists: Callable[[], bool]) -> Service:
+def start_consumer(
+    env: dict[str, str],
+    logs: Path,
+    subscription_exists: Callable[[], bool],
+    name: str = "consumer",
+    *,
+    wait: bool = True,
+) -> Service:
     """``python -m examples.allocation.consumer``, once its subscription exists (what it publishes to then counts)."""
-    service = start("consumer", [sys.executable, "-m", "examples.allocation.consumer"], env, logs)
-    wait_until(lambda: "consuming" in service.output() and subscription_exists(), "the consumer's start", service)
-    return service
+    service = start(name, [sys.executable, "-m", "examples.allocation.consumer"], env, logs)
+    service.ready = lambda: "consuming" in service.output() and subscription_exists()
+    return service.wait_ready() if wait else service
+
+
+def start_projection_worker(
+    env: dict[str, str], logs: Path, name: str = "projections", *, wait: bool = True
+) -> Service:
+    """``python -m keel events run`` (``KEEL_EVENT_STORE__PROJECTIONS`` in ``env``), once it says what it runs."""
+    service = start(name, [sys.executable, "-m", "keel", "events", "run"], {**env, "PYTHONUNBUFFERED": "1"}, logs)
+    service.ready = lambda: "projection(s)" in service.output()
+    return service.wait_ready() if wait else service
 
 
 @contextmanager
@@ -204,9 +266,12 @@ def subscription_exists(subscriber: Any, project: str, name: str) -> Callable[[]
     return check
 
 
-def publish_json(publisher: Any, project: str, topic: str, body: dict[str, Any]) -> str:
+def publish_json(
+    publisher: Any, project: str, topic: str, body: dict[str, Any], attributes: dict[str, str] | None = None
+) -> str:
+    """Publish ``body`` as JSON (with ``attributes``, e.g. an ``event_id``); the broker's message id."""
     path = ensure_topic(publisher, project, topic)
-    return str(publisher.publish(path, json.dumps(body).encode()).result(timeout=30))
+    return str(publisher.publish(path, json.dumps(body).encode(), **(attributes or {})).result(timeout=30))
 
 
 def pull_json(

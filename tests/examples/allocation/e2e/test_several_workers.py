@@ -1,8 +1,8 @@
 """Several API processes on one database: uvicorn --workers 3, concurrent clients, nothing lost or doubled.
 
-The deployment shape of docs/scaling.md for the stateless API role. When the
-outbox relay, the consumers and the projection workers land, this test grows
-a second process of each (see ``test_three_api_workers_allocate_each_unit_of_stock_once``).
+The deployment shape of docs/scaling.md for the stateless API role alone;
+``test_deployment_shape.py`` runs it together with two outbox relays, two
+consumers and two projection workers.
 """
 
 from __future__ import annotations
