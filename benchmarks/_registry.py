@@ -199,6 +199,14 @@ BENCHMARKS: tuple[Benchmark, ...] = (
             ("allocation API under load, p99", r"latency: p50 [\d.]+ ms, p99 (?P<v>[\d.]+) ms", " ms"),
         ),
     ),
+    Benchmark(
+        "api_throughput",
+        ("--rounds", "3", "--connections", "20", "--seconds", "15"),
+        figures=(
+            ("allocation API req/s: keel / hand-written FastAPI", _ratio("throughput: keel / hand-written"), "x"),
+            ("allocation API p99: keel / hand-written FastAPI", _ratio("p99 latency: keel / hand-written"), "x"),
+        ),
+    ),
 )
 
 #: The side after the baseline in ``benchmarks.instructions``' report: its "/ first" ratio.

@@ -57,7 +57,11 @@ async def allocate(cmd: Allocate, uow: AllocationUnitOfWork) -> str | None:
     """The reference of the batch the line went to, or None when out of stock."""
     line = OrderLine(cmd.orderid, cmd.sku, cmd.qty)
     async with uow:
-        product = await uow.products.get_or_none(line.sku)
+        # A product's stock is a hot row: every order for the sku writes it. Locking it on
+        # read (SELECT ... FOR UPDATE) makes concurrent allocations wait their turn instead
+        # of all doing the work, all but one failing the version check at commit, and
+        # retrying (docs/repositories.md, "When to lock"). The version check stays on.
+        product = await uow.products.get_or_none(line.sku, for_update=True)
         if product is None:
             raise InvalidSku(f"Invalid sku {line.sku}", sku=line.sku)
         batchref = product.allocate(line)
