@@ -80,24 +80,36 @@ async def change_batch_quantity(cmd: ChangeBatchQuantity, uow: AllocationUnitOfW
 # --- events (registration order is call order) ------------------------------------
 
 
+async def follow_allocation(orderid: str, sku: str, uow: AllocationUnitOfWork) -> None:
+    """Make ``allocations_view``'s row for (orderid, sku) say what the product holds now.
+
+    Handlers of one product's events run in several processes after their
+    commits, in no guaranteed order: an ``Allocated`` to batch 1 can be handled
+    after the ``Deallocated`` and re-``Allocated`` to batch 2 that followed it.
+    Copying the event's batch would then leave batch 1 in the view for good;
+    reading the write model under the product's row lock leaves the truth.
+    """
+    async with uow:
+        batchref = await uow.products.allocated_batchref(orderid, sku)
+        row = await uow.allocations_view.get_or_none((orderid, sku))
+        if batchref is None:
+            if row is not None:
+                await uow.allocations_view.hard_delete(row)
+        elif row is None:
+            uow.allocations_view.add(AllocationRow(orderid, sku, batchref))
+        else:
+            row.batchref = batchref
+        await uow.commit()
+
+
 @handlers.register
 async def add_allocation_to_read_model(event: Allocated, uow: AllocationUnitOfWork) -> None:
-    async with uow:
-        row = await uow.allocations_view.get_or_none((event.orderid, event.sku))
-        if row is None:
-            uow.allocations_view.add(AllocationRow(event.orderid, event.sku, event.batchref))
-        else:
-            row.batchref = event.batchref
-        await uow.commit()
+    await follow_allocation(event.orderid, event.sku, uow)
 
 
 @handlers.register
 async def remove_allocation_from_read_model(event: Deallocated, uow: AllocationUnitOfWork) -> None:
-    async with uow:
-        row = await uow.allocations_view.get_or_none((event.orderid, event.sku))
-        if row is not None:
-            await uow.allocations_view.hard_delete(row)
-        await uow.commit()
+    await follow_allocation(event.orderid, event.sku, uow)
 
 
 @handlers.register

@@ -32,7 +32,8 @@ def test_the_demo_migrates_allocates_cascades_and_retries_a_conflict(tmp_path: P
         "event Allocated: order-2 LAMP x5 -> SHIPMENT-1",
         "allocations_view[order-2]: LAMP -> SHIPMENT-1",
         "notification to stock@example.com: Out of stock for LAMP",
-        "retry: examples.allocation.handlers.allocate Allocate failed ([concurrency_conflict]",
+        "retry: examples.allocation.handlers.change_batch_quantity ChangeBatchQuantity failed ([concurrency_conflict]",
+        "both restocks applied (WAREHOUSE-1=20, SHIPMENT-1=30)",
         "conflicts caught and retried: 1",
         "0 failed event handlers",
     ]

@@ -20,7 +20,8 @@ the same ``event_id``, the message identity the inbox keys on), and bank
 deposits. Then, polling with a deadline, until everything has settled:
 
 - every unit of stock is allocated once: each batch holds exactly its final
-  size (never more), no order is allocated twice;
+  size (never more), no order is allocated twice, and the read model
+  ``allocations_view`` holds exactly those allocations with their batches;
 - the outbox drained: every row published, none parked; each row arrived on a
   test subscription of ``line_allocated`` (Pub/Sub is at-least-once: the
   message identity deduplicates, the duplicates are counted), and the last
@@ -349,6 +350,22 @@ async def check_allocations(conn: Any, load: Load) -> None:
     assert max(per_order.values()) == 1, "no order is allocated twice"
     assert set(per_order) <= set(load.orders)
     assert sum(per_order.values()) == sum(resized.values())
+    # The read model, written after the commits by handlers in several processes in no set order,
+    # says what the write model holds (examples/allocation/handlers.py, follow_allocation).
+    truth = {
+        (str(orderid), str(sku), str(ref))
+        for orderid, sku, ref in await conn.execute(
+            text(
+                "SELECT l.orderid, l.sku, b.reference FROM allocations a JOIN order_lines l ON l.id = a.orderline_id "
+                "JOIN batches b ON b.id = a.batch_id"
+            )
+        )
+    }
+    view = {
+        (str(o), str(s), str(r))
+        for o, s, r in await conn.execute(text("SELECT orderid, sku, batchref FROM allocations_view"))
+    }
+    assert view == truth, "allocations_view holds exactly the allocations, each with its batch"
 
 
 async def check_outbox(conn: Any, received: dict[str, list[dict[str, Any]]]) -> None:

@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 from examples.allocation.domain.commands import Allocate, ChangeBatchQuantity, CreateBatch
+from examples.allocation.domain.events import Allocated, Deallocated
 from examples.allocation.domain.model import Batch, InvalidSku, OrderLine, Product
-from examples.allocation.handlers import handlers
+from examples.allocation.handlers import add_allocation_to_read_model, handlers, remove_allocation_from_read_model
 from examples.allocation.notifications import RecordingNotifications
 from examples.allocation.repositories import ProductRepository
 from examples.allocation.unit_of_work import AllocationUnitOfWork
@@ -28,6 +29,12 @@ class FakeProductRepository(InMemoryRepository[Product], ProductRepository):
             if any(batch.reference == ref for batch in product.batches):
                 return product
         raise NotFoundError(entity="Batch", id=ref)
+
+    async def allocated_batchref(self, orderid: str, sku: str) -> str | None:
+        product = await self.get_or_none(sku)
+        batches = product.batches if product is not None else []
+        held = (b for b in batches if any(line.orderid == orderid for line in b.allocations))
+        return next((b.reference for b in held), None)
 
 
 class FakeUnitOfWork(InMemoryUnitOfWork, AllocationUnitOfWork):
@@ -76,6 +83,25 @@ async def test_allocate_returns_the_batch_and_updates_the_read_model(bus: Messag
     await bus.handle(CreateBatch(ref="batch1", sku="COMPLICATED-LAMP", qty=100))
     assert await bus.handle(Allocate(orderid="o1", sku="COMPLICATED-LAMP", qty=10)) == "batch1"
     assert await views.allocations("o1", FakeUnitOfWork(store)) == [{"sku": "COMPLICATED-LAMP", "batchref": "batch1"}]
+
+
+async def test_a_late_allocated_event_does_not_overwrite_the_view_with_its_old_batch(
+    bus: MessageBus, store: InMemoryStore
+) -> None:
+    """An Allocated handled after the line moved on: the view keeps the batch that holds the line now."""
+    await bus.handle(CreateBatch(ref="first", sku="LAMP", qty=10))
+    await bus.handle(Allocate(orderid="o1", sku="LAMP", qty=10))
+    await bus.handle(CreateBatch(ref="second", sku="LAMP", qty=10))
+    await bus.handle(ChangeBatchQuantity(ref="first", qty=5))  # o1 is deallocated, then reallocated to "second"
+    assert await views.allocations("o1", FakeUnitOfWork(store)) == [{"sku": "LAMP", "batchref": "second"}]
+    # Another process handles the first Allocated only now.
+    await add_allocation_to_read_model(
+        Allocated(orderid="o1", sku="LAMP", qty=10, batchref="first"), FakeUnitOfWork(store)
+    )
+    assert await views.allocations("o1", FakeUnitOfWork(store)) == [{"sku": "LAMP", "batchref": "second"}]
+    # And a late Deallocated of the old batch does not remove the row of the new one.
+    await remove_allocation_from_read_model(Deallocated(orderid="o1", sku="LAMP", qty=10), FakeUnitOfWork(store))
+    assert await views.allocations("o1", FakeUnitOfWork(store)) == [{"sku": "LAMP", "batchref": "second"}]
 
 
 async def test_allocating_an_unknown_sku_is_invalid_sku(bus: MessageBus) -> None:
