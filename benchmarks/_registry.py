@@ -100,7 +100,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         "event_store_append",
-        ("--rounds", "3", "--streams", "100", "--singles", "100"),
+        ("--rounds", "9", "--streams", "50", "--singles", "200"),
         (
             Target(
                 "streams x 10 events: keel / eventsourcing",
@@ -122,7 +122,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         "event_store_batch",
-        ("--rounds", "3", "--events", "10000"),
+        ("--rounds", "5", "--events", "10000"),
         (Target("append_many / asyncpg COPY", _ratio("keel append_many / asyncpg COPY"), ">=", 0.5, "x", "#9"),),
     ),
     Benchmark(
