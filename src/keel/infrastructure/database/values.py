@@ -16,6 +16,7 @@ new or changed entities.
 from __future__ import annotations
 
 import decimal
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -137,11 +138,12 @@ def _text_problem(impl: Any, value: str, *, check_length: bool) -> str | None:
 
 
 @cache
-def _checked_columns(mapper: Mapper[Any]) -> tuple[tuple[str, str, Any, int | None], ...]:
-    """(attribute, column name, column type, integer bound) of the columns whose values need a check.
+def _checked_columns(mapper: Mapper[Any]) -> tuple[tuple[str, str, Any, int | None, int | None], ...]:
+    """(attribute, column name, column type, integer bound, text limit) of the columns whose values need a check.
 
-    The bound (integer columns only) lets the flush check a plain ``int``, the
-    commonest changed value, without going through :func:`storable_problem`.
+    The bound (integer columns) and the limit (text columns: their length, or
+    no limit) let the flush pass a plain ``int`` or ASCII ``str``, the
+    commonest values, without going through :func:`storable_problem`.
     """
     checked = []
     for prop in mapper.column_attrs:
@@ -149,7 +151,9 @@ def _checked_columns(mapper: Mapper[Any]) -> tuple[tuple[str, str, Any, int | No
         impl = _impl(column.type)
         if isinstance(impl, Integer | Numeric | String) or _python_type(column.type) is datetime:
             integer = _integer_bound(impl)
-            checked.append((prop.key, str(column.name), column.type, integer[1] if integer else None))
+            text = isinstance(impl, String) and not isinstance(impl, Enum)
+            limit = (impl.length or sys.maxsize) if text else None
+            checked.append((prop.key, str(column.name), column.type, integer[1] if integer else None, limit))
     return tuple(checked)
 
 
@@ -168,14 +172,20 @@ def check_entity_values(entity: object, *, changed_only: bool) -> None:
 def _check_state_values(state: InstanceState[Any], *, changed_only: bool) -> None:
     values = state.dict
     keys = state.committed_state if changed_only else values
-    for key, name, column_type, bound in _checked_columns(state.mapper):
+    for key, name, column_type, bound, limit in _checked_columns(state.mapper):
         if key not in keys:
             continue
         value = values.get(key)
         if value is None:
             continue
-        if bound is not None and type(value) is int and -bound <= value < bound:
-            continue  # the common case, decided as storable_problem would
+        # The common cases, decided as storable_problem would (ASCII is always valid UTF-8).
+        if bound is not None:
+            if type(value) is int and -bound <= value < bound:
+                continue
+        elif (
+            limit is not None and type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value
+        ):
+            continue
         if isinstance(value, ClauseElement):
             continue
         problem = storable_problem(column_type, value)
