@@ -88,8 +88,7 @@ async def keyset_page(
     stmt = stmt.order_by(*(k.clause(model) for k in plan.read_keys)).limit(plan.fetch)
     rows = await fetch(repo.session, repo.traits.entity, stmt)
     result = plan.page(rows, lambda row: tuple(getattr(row, k.name) for k in keys))
-    for entity in result.items:
-        repo.mark_seen(entity)
+    repo._mark_all_seen(result.items)
     return result
 
 
@@ -160,8 +159,7 @@ async def windowed_list(
         # Past the end no row carries the total: count it.
         return [], await count_rows(repo.session, repo.traits.entity, stmt)
     entities = [row[0] for row in rows]
-    for entity in entities:
-        repo.mark_seen(entity)
+    repo._mark_all_seen(entities)
     return entities, int(rows[0][1]) if rows else 0
 
 
@@ -182,8 +180,7 @@ async def load_many(
         ):
             by_key[tuple(getattr(entity, name) for name in primary_key)] = entity
     found = [by_key[k] for k in keys if k in by_key]
-    for entity in found:
-        repo.mark_seen(entity)
+    repo._mark_all_seen(found)
     return found
 
 
