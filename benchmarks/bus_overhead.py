@@ -16,8 +16,10 @@ The keel side runs on keel's engine and the container's session factory; the
 hand-written side on a plain ``create_async_engine`` + ``async_sessionmaker``
 (same pool settings), so it pays none of keel's session listeners, and bumps
 the product's version itself (as Cosmic Python's hand-written code does),
-where keel's aggregate-wide locking does it for the bus. Both use the same
-mapping and domain code. Allocations are cleared between rounds (untimed), so
+where keel's aggregate-wide locking does it for the bus, and writes the
+``Allocated`` event's outbox row (topic ``line_allocated``, with the relays'
+NOTIFY) in the same transaction, as the example's routing has keel do. Both
+use the same mapping and domain code. Allocations are cleared between rounds (untimed), so
 every round starts from the same data.
 
 The container records every command in ``keel_processed_commands``
@@ -35,16 +37,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from dependency_injector import providers
 from examples.allocation.container import AllocationContainer
 from examples.allocation.domain.commands import Allocate
+from examples.allocation.domain.events import Allocated
 from examples.allocation.domain.model import Batch, InvalidSku, OrderLine, Product
 from examples.allocation.handlers import allocate
 from examples.allocation.notifications import RecordingNotifications
@@ -75,6 +80,13 @@ def sku_of(n: int) -> str:
 # --- the hand-written side --------------------------------------------------------------
 
 
+#: The outbox row of a ``line_allocated`` message and the relays' wake-up, in one statement (as keel writes it).
+OUTBOX_INSERT = (
+    "WITH written AS (INSERT INTO keel_outbox (id, topic, ordering_key, payload, attributes, status, created_at, "
+    "available_at, attempts) VALUES ($1, $2, $3, $4, $5::json, $6, $7, $8, $9)) SELECT pg_notify($10, '')"
+)
+
+
 def by_hand(session_factory: async_sessionmaker[AsyncSession], *, read_model: bool) -> Operation:
     async def operation(n: int) -> None:
         orderid, sku = f"order-{n}", sku_of(n)
@@ -86,6 +98,11 @@ def by_hand(session_factory: async_sessionmaker[AsyncSession], *, read_model: bo
             # The aggregate root's version bump (and so its version check), which keel's
             # flush listener does for the bus: Cosmic Python's hand-written `version_number += 1`.
             product.version += 1
+            # The Allocated event leaves through the outbox, in this transaction, as the
+            # example's routing makes keel do (topic line_allocated, ordered per sku).
+            for event in product.pull_events():
+                if isinstance(event, Allocated):
+                    await write_outbox_row(session, event)
         if read_model and batchref is not None:
             async with session_factory() as session, session.begin():
                 row = await session.get(AllocationRow, (orderid, sku))
@@ -95,6 +112,29 @@ def by_hand(session_factory: async_sessionmaker[AsyncSession], *, read_model: bo
                     row.batchref = batchref
 
     return operation
+
+
+async def write_outbox_row(session: AsyncSession, event: Allocated) -> None:
+    """What a hand-written transactional outbox writes for one ``Allocated`` (PostgreSQL)."""
+    event_id, now = str(event.event_id), datetime.now(UTC)
+    body = {"orderid": event.orderid, "sku": event.sku, "qty": event.qty, "batchref": event.batchref}
+    attributes = {"event_type": "Allocated", "event_id": event_id, "schema_version": "1", "correlation_id": event_id}
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        OUTBOX_INSERT,
+        (
+            event_id,
+            "line_allocated",
+            event.sku,
+            json.dumps(body, separators=(",", ":")),
+            json.dumps(attributes, separators=(",", ":")),
+            "pending",
+            now,
+            now,
+            0,
+            "keel_outbox",
+        ),
+    )
 
 
 # --- the keel side ------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 One operation = load a row by primary key, change it, commit. The keel side
 runs on keel's engine and session factory; the hand-written side on a plain
 ``create_async_engine`` + ``async_sessionmaker`` with the same pool settings
-(pre-ping included), so it pays none of keel's session listeners or hooks.
+(pre-ping included) and driver timeouts, so it pays none of keel's session
+listeners or hooks.
 Both use the same versioned model, so the difference is keel's own code
 (unit of work, repository, session listeners, event collection, error
 translation). Rounds alternate between the variants (and which goes first)
@@ -78,8 +79,28 @@ def through_keel(session_factory: async_sessionmaker[AsyncSession]) -> Operation
 
 
 def plain_engine(url: str) -> AsyncEngine:
-    """The hand-written side's engine: SQLAlchemy's own, with keel's pool settings and no keel listeners."""
-    engine = create_async_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+    """The hand-written side's engine: SQLAlchemy's own, with keel's pool settings and no keel listeners.
+
+    On asyncpg it passes the driver the same timeouts keel's engine does
+    (``command_timeout``, ``timeout``, the server's ``statement_timeout``):
+    a service written by hand that must not hang on a frozen server sets
+    them too, and asyncpg arms a timer per command for ``command_timeout``,
+    which is the driver's cost, not keel's.
+    """
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "asyncpg":
+        db = DatabaseSettings(url=url)
+        connect_args = {
+            "timeout": db.connect_timeout,
+            "command_timeout": db.command_timeout,
+            "server_settings": {
+                "application_name": "hand-written",
+                "statement_timeout": str(round(db.statement_timeout * 1000)),
+            },
+        }
+    engine = create_async_engine(
+        url, pool_size=2, max_overflow=2, pool_pre_ping=True, pool_recycle=1800, connect_args=connect_args
+    )
     if engine.dialect.name == "postgresql":
         event.listen(engine.sync_engine, "connect", _no_synchronous_commit)
     return engine

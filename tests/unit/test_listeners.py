@@ -58,7 +58,30 @@ def test_importing_keel_registers_no_session_listener_until_install_runs() -> No
     )
     before, after = out.splitlines()
     assert before == "{'before_flush': 0, 'do_orm_execute': 0, 'before_delete': 0} False"
-    assert after == "{'before_flush': 3, 'do_orm_execute': 1, 'before_delete': 1} True"
+    # No soft-deletable class is mapped yet: the read filter could hide nothing, so it waits.
+    assert after == "{'before_flush': 3, 'do_orm_execute': 0, 'before_delete': 1} True"
+
+
+@pytest.mark.parametrize("mapped_first", [True, False])
+def test_the_soft_delete_filter_is_registered_once_a_soft_deletable_class_is_mapped(mapped_first: bool) -> None:
+    """Mapped before install() or after it, a soft-deletable class gets its read filter before it loads a row."""
+    define = """
+        from sqlalchemy.orm import Mapped, mapped_column
+        from keel.orm import Base, SoftDeleteMixin
+
+        class Hidden(Base, SoftDeleteMixin):
+            __tablename__ = "listener_test_hidden"
+            id: Mapped[int] = mapped_column(primary_key=True)
+        """
+    out = _run(
+        (define if mapped_first else "")
+        + """
+        listeners.install()
+        print(keel_listeners()["do_orm_execute"], listeners.installed())
+        """
+        + ("" if mapped_first else define + 'print(keel_listeners()["do_orm_execute"], listeners.installed())\n')
+    )
+    assert out.splitlines()[-1] == "1 True"
 
 
 def test_install_twice_registers_each_listener_once() -> None:
@@ -67,6 +90,8 @@ def test_install_twice_registers_each_listener_once() -> None:
         """
         listeners.install()
         listeners.install()
+        listeners.install.__wrapped__()
+        from tests.contract.models import Item  # soft-deletable: the read filter is registered too
         listeners.install.__wrapped__()
         print(keel_listeners())
         """

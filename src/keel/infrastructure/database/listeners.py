@@ -16,7 +16,8 @@ The listeners, in the order they run:
   column-value check (:mod:`~keel.infrastructure.database.values`);
 * ``before_delete`` (every mapper): the stale-delete version check;
 * ``do_orm_execute``: the soft-delete filter
-  (:mod:`~keel.infrastructure.repository.soft_delete`).
+  (:mod:`~keel.infrastructure.repository.soft_delete`), from the moment a
+  soft-deletable class is mapped.
 
 :func:`install_engine` adds the per-engine ones (connect errors, SQLite
 pragmas, in-memory SQLite cancellation, asyncpg timeouts).
@@ -63,15 +64,30 @@ def _session_listeners() -> list[tuple[Any, str, Callable[..., Any]]]:
 
 @functools.cache
 def install() -> None:
-    """Register keel's session, flush and mapper listeners (idempotent: the first call does it)."""
+    """Register keel's session, flush and mapper listeners (idempotent: the first call does it).
+
+    The soft-delete filter (``do_orm_execute``) is registered once a
+    soft-deletable class is mapped, now or later: until then it could hide
+    nothing, and its mere presence makes SQLAlchemy build an execution state
+    for every ORM statement of every session.
+    """
+    from keel.infrastructure.repository.soft_delete import filter_reads_once_needed
+
     for target, name, listener in _session_listeners():
-        if not event.contains(target, name, listener):
+        if name != "do_orm_execute" and not event.contains(target, name, listener):
             event.listen(target, name, listener)
+    filter_reads_once_needed()
 
 
 def installed() -> bool:
-    """Whether :func:`install` has registered the listeners in this process."""
-    return all(event.contains(target, name, listener) for target, name, listener in _session_listeners())
+    """Whether :func:`install` has registered the listeners in this process (the soft-delete filter when needed)."""
+    from keel.infrastructure.repository.soft_delete import filtering_reads_when_needed
+
+    return filtering_reads_when_needed() and all(
+        event.contains(target, name, listener)
+        for target, name, listener in _session_listeners()
+        if name != "do_orm_execute"
+    )
 
 
 def install_engine(engine: AsyncEngine, *, sqlite: bool, memory_sqlite: bool, asyncpg: bool) -> None:

@@ -16,6 +16,7 @@ new or changed entities.
 from __future__ import annotations
 
 import decimal
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Enum, Float, Integer, Numeric, SmallInteger, String
 from sqlalchemy.orm import Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql.elements import ClauseElement
 
 from keel.cross_cutting.error import ValidationError
@@ -73,11 +75,21 @@ def storable_problem(column_type: Any, value: Any, *, check_length: bool = True)
     return None
 
 
-def _number_problem(impl: Any, value: int | float | Decimal) -> str | None:
-    if isinstance(value, int) and isinstance(impl, Integer):
+def _integer_bound(impl: Any) -> tuple[type[Any], int] | None:
+    """(the most specific integer type, its bound) of an integer column type, else None."""
+    if isinstance(impl, Integer):
         for kind, bound in _INTEGER_BOUNDS:
             if isinstance(impl, kind):
-                return None if -bound <= value < bound else f"integer out of range for {kind.__name__}"
+                return kind, bound
+    return None
+
+
+def _number_problem(impl: Any, value: int | float | Decimal) -> str | None:
+    if isinstance(value, int):
+        integer = _integer_bound(impl)
+        if integer is not None:
+            kind, bound = integer
+            return None if -bound <= value < bound else f"integer out of range for {kind.__name__}"
     if isinstance(impl, Numeric) and not isinstance(impl, Float):
         return _numeric_problem(impl, value)
     return None
@@ -126,14 +138,22 @@ def _text_problem(impl: Any, value: str, *, check_length: bool) -> str | None:
 
 
 @cache
-def _checked_columns(mapper: Mapper[Any]) -> tuple[tuple[str, str, Any], ...]:
-    """(attribute, column name, column type) of the columns whose values need a check."""
+def _checked_columns(mapper: Mapper[Any]) -> tuple[tuple[str, str, Any, int | None, int | None], ...]:
+    """(attribute, column name, column type, integer bound, text limit) of the columns whose values need a check.
+
+    The bound (integer columns) and the limit (text columns: their length, or
+    no limit) let the flush pass a plain ``int`` or ASCII ``str``, the
+    commonest values, without going through :func:`storable_problem`.
+    """
     checked = []
     for prop in mapper.column_attrs:
         column = prop.columns[0]
         impl = _impl(column.type)
         if isinstance(impl, Integer | Numeric | String) or _python_type(column.type) is datetime:
-            checked.append((prop.key, str(column.name), column.type))
+            integer = _integer_bound(impl)
+            text = isinstance(impl, String) and not isinstance(impl, Enum)
+            limit = (impl.length or sys.maxsize) if text else None
+            checked.append((prop.key, str(column.name), column.type, integer[1] if integer else None, limit))
     return tuple(checked)
 
 
@@ -146,18 +166,31 @@ def _python_type(column_type: Any) -> Any:
 
 def check_entity_values(entity: object, *, changed_only: bool) -> None:
     """Raise :class:`ValidationError` naming the first column ``entity`` holds an unstorable value for."""
-    state = instance_state(entity)
+    _check_state_values(instance_state(entity), changed_only=changed_only)
+
+
+def _check_state_values(state: InstanceState[Any], *, changed_only: bool) -> None:
     values = state.dict
     keys = state.committed_state if changed_only else values
-    for key, name, column_type in _checked_columns(state.mapper):
+    for key, name, column_type, bound, limit in _checked_columns(state.mapper):
         if key not in keys:
             continue
         value = values.get(key)
-        if value is None or isinstance(value, ClauseElement):
+        if value is None:
+            continue
+        # The common cases, decided as storable_problem would (ASCII is always valid UTF-8).
+        if bound is not None:
+            if type(value) is int and -bound <= value < bound:
+                continue
+        elif (
+            limit is not None and type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value
+        ):
+            continue
+        if isinstance(value, ClauseElement):
             continue
         problem = storable_problem(column_type, value)
         if problem:
-            entity_name = type(entity).__name__
+            entity_name = state.class_.__name__
             raise ValidationError(
                 f"{entity_name}.{key}: {problem}",
                 errors=[{"loc": [entity_name, key], "msg": problem, "type": "value_error"}],
@@ -173,8 +206,11 @@ def check_flushed_values(session: Session, _flush_context: UOWTransaction, _inst
         return
     # Before any SQL, so a value one backend would refuse (and another would
     # store) fails alike everywhere, with the column named, and the session
-    # stays usable.
-    for entity in session.new:
-        check_entity_values(entity, changed_only=False)
-    for entity in session.dirty:
-        check_entity_values(entity, changed_only=True)
+    # stays usable. The session's own pending and modified states, rather than
+    # ``session.new`` and ``session.dirty``, which build an identity set each per flush.
+    for state in session._new:
+        _check_state_values(state, changed_only=False)
+    deleted = session._deleted
+    for state in session.identity_map._modified:
+        if state not in deleted:
+            _check_state_values(state, changed_only=True)

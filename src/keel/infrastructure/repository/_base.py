@@ -8,7 +8,7 @@ storing the change is the concrete repository's business).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, get_args, get_origin
 
 from sqlalchemy import Select, select
@@ -62,6 +62,21 @@ class RepositoryBase(Generic[T]):
         """
         self._seen_callback(entity)
         return entity
+
+    def _mark_all_seen(self, entities: Iterable[T]) -> None:
+        """:meth:`mark_seen` for each of ``entities`` (the multi-row reads' loop).
+
+        Calls the unit of work's callback directly unless a subclass overrides
+        :meth:`mark_seen`, and nothing at all without a unit of work.
+        """
+        if type(self).mark_seen is not RepositoryBase.mark_seen:
+            for entity in entities:
+                self.mark_seen(entity)
+            return
+        callback = self._seen_callback
+        if callback is not _ignore:
+            for entity in entities:
+                callback(entity)
 
     @property
     def traits(self) -> ModelTraits:

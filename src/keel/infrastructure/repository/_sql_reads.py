@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, inspect, select
-from sqlalchemy.exc import MultipleResultsFound
+from sqlalchemy.exc import MultipleResultsFound, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.cross_cutting.error import ConflictError
@@ -88,8 +88,7 @@ async def keyset_page(
     stmt = stmt.order_by(*(k.clause(model) for k in plan.read_keys)).limit(plan.fetch)
     rows = await fetch(repo.session, repo.traits.entity, stmt)
     result = plan.page(rows, lambda row: tuple(getattr(row, k.name) for k in keys))
-    for entity in result.items:
-        repo.mark_seen(entity)
+    repo._mark_all_seen(result.items)
     return result
 
 
@@ -102,28 +101,38 @@ async def load_one(
     lock: dict[str, bool] | None,
 ) -> Any:
     """The body of :meth:`SqlAlchemyRepository.get_or_none` (documented at ``get``)."""
-    key = coerce_identity(repo.model, id)
-    options = {INCLUDE_DELETED: True} if include_deleted else {}
-    fetch_one = functools.partial(
-        repo.session.get,
-        repo.model,
-        key,
-        execution_options=options,
-        options=list(load) or None,
-        with_for_update=lock,
-        # A locked read refreshes the copy already held: its values must be the locked row's.
-        populate_existing=lock is not None,
-    )
+    session, model = repo.session, repo.model
+    key = coerce_identity(model, id)
     if lock is not None:
-        await lock_database_for_update(repo.session, repo.model)
-    with translating(entity=repo.traits.entity):
-        if repo.cache_ttl is None or include_deleted or lock is not None or load:
-            entity = await fetch_one()
+        await lock_database_for_update(session, model)
+    try:
+        if lock is None and not load and not include_deleted:
+            # The common read: SQLAlchemy's defaults for everything else, which
+            # skip its option merging, as a hand-written session.get does.
+            if repo.cache_ttl is None:
+                entity = await session.get(model, key)
+            else:
+                entity = await read_through(repo, key, functools.partial(session.get, model, key))
         else:
-            entity = await read_through(repo, key, fetch_one)
+            entity = await session.get(
+                model,
+                key,
+                execution_options={INCLUDE_DELETED: True} if include_deleted else {},
+                options=list(load) or None,
+                with_for_update=lock,
+                # A locked read refreshes the copy already held: its values must be the locked row's.
+                populate_existing=lock is not None,
+            )
+    except SQLAlchemyError:
+        # Translated here rather than under `with translating(...)` around the
+        # read: a context manager per get costs more than the rest of this function.
+        with translating(entity=repo.traits.entity):
+            raise
     # session.get answers from the identity map without a flush, so a row
     # deleted in this unit of work but not flushed yet is still there.
-    if entity is None or entity in repo.session.deleted or (not include_deleted and repo._is_deleted(entity)):
+    if entity is None or (session.sync_session._deleted and entity in session.deleted):
+        return None
+    if not include_deleted and repo._is_deleted(entity):
         return None
     repo.mark_seen(entity)
     return entity
@@ -160,8 +169,7 @@ async def windowed_list(
         # Past the end no row carries the total: count it.
         return [], await count_rows(repo.session, repo.traits.entity, stmt)
     entities = [row[0] for row in rows]
-    for entity in entities:
-        repo.mark_seen(entity)
+    repo._mark_all_seen(entities)
     return entities, int(rows[0][1]) if rows else 0
 
 
@@ -182,8 +190,7 @@ async def load_many(
         ):
             by_key[tuple(getattr(entity, name) for name in primary_key)] = entity
     found = [by_key[k] for k in keys if k in by_key]
-    for entity in found:
-        repo.mark_seen(entity)
+    repo._mark_all_seen(found)
     return found
 
 

@@ -41,6 +41,7 @@ from sqlalchemy.orm import (
     RelationshipProperty,
     Session,
     UserDefinedOption,
+    mapperlib,
     with_loader_criteria,
     with_parent,
 )
@@ -104,11 +105,57 @@ def hide_soft_deleted(session: Session | AsyncSession) -> None:
     session.info.setdefault(HIDE_SOFT_DELETED, True)
 
 
-# A mapping hook, registered on import: it must see every mapper, however
+#: Whether ``listeners.install`` asked for the read filter, and whether it is registered.
+_FILTER = {"wanted": False, "registered": False}
+
+
+def filter_reads_once_needed() -> None:
+    """Register :func:`hide_soft_deleted_rows` now if a soft-deletable class is mapped, else when one is.
+
+    Called by ``listeners.install``. Without any soft-deletable class no read
+    can return a soft-deleted row, so the listener would change nothing, yet
+    cost every ORM statement of every session an ``ORMExecuteState``.
+    """
+    _FILTER["wanted"] = True
+    if any(_maps_soft_delete(m) for registry in mapperlib._all_registries() for m in registry.mappers):
+        _register_filter()
+
+
+def filtering_reads_when_needed() -> bool:
+    """Whether the read filter is registered, or not needed yet (no soft-deletable class is mapped)."""
+    if not _FILTER["wanted"]:
+        return False
+    registered = event.contains(Session, "do_orm_execute", hide_soft_deleted_rows)
+    return registered or not any(_maps_soft_delete(m) for r in mapperlib._all_registries() for m in r.mappers)
+
+
+def _register_filter() -> None:
+    if not _FILTER["registered"]:
+        _FILTER["registered"] = True
+        if not event.contains(Session, "do_orm_execute", hide_soft_deleted_rows):
+            event.listen(Session, "do_orm_execute", hide_soft_deleted_rows)
+
+
+def _maps_soft_delete(mapper: Mapper[Any]) -> bool:
+    """Whether ``mapper``'s rows can be soft-deleted (the rule of ``model_traits(...).deleted_at``)."""
+    if issubclass(mapper.class_, SoftDeleteMixin):
+        return True
+    return any(column.info.get("keel") == DELETED_AT for column in mapper.columns)
+
+
+# Mapping hooks, registered on import: they must see every mapper, however
 # early it is configured (``listeners.install`` runs later, with the first engine).
+@event.listens_for(Mapper, "after_mapper_constructed")
+def _filter_for(mapper: Mapper[Any], cls: type[Any]) -> None:
+    # Before the mapper can load a row: a class mapped after install() gets its filter here.
+    if _FILTER["wanted"] and not _FILTER["registered"] and _maps_soft_delete(mapper):
+        _register_filter()
+
+
 @event.listens_for(Mapper, "mapper_configured")
 def _register(mapper: Mapper[Any], cls: type[Any]) -> None:
     _REACHES.clear()  # a new mapper may make a known one reach a soft-deletable class
+    _filter_for(mapper, cls)
     if issubclass(cls, SoftDeleteMixin):
         return
     for prop in mapper.column_attrs:

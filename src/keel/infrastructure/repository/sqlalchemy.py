@@ -357,8 +357,7 @@ class SqlAlchemyRepository(SqlWrites[T]):
         rule to every ORM query).
         """
         entities = await fetch(self.session, self.traits.entity, statement)
-        for entity in entities:
-            self.mark_seen(entity)
+        self._mark_all_seen(entities)
         return entities
 
     async def one_or_none(self, statement: Select[Any]) -> T | None:
